@@ -1,0 +1,172 @@
+//! The LVS-DR lab: a bridge segment with a client, a director holding the VIP on its NIC,
+//! and real servers. The kernel has no IPVS, so the director is emulated with nftables on
+//! the netdev ingress hook: rewrite the destination MAC to a real server chosen per
+//! connection on the SYN, and send the frame back out of the same NIC.
+
+use crate::netns::{unique_prefix, Netns};
+use std::net::Ipv4Addr;
+
+pub const VIP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 100);
+pub const VIP6: &str = "2001:db8::100";
+pub const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+pub const DIRECTOR_IP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
+
+pub struct Host {
+    pub ns: Netns,
+    pub ip: Ipv4Addr,
+    pub ip6: String,
+    pub mac: String,
+}
+
+impl Host {
+    pub fn ok(&self, cmd: &str) -> String {
+        self.ns.ok(cmd)
+    }
+}
+
+/// Options for building the lab.
+#[derive(Clone)]
+pub struct LabOpts {
+    pub reals: usize,
+    pub ipv6: bool,
+    /// TCP ports the director balances.
+    pub ports: Vec<u16>,
+}
+
+impl Default for LabOpts {
+    fn default() -> Self {
+        LabOpts {
+            reals: 2,
+            ipv6: false,
+            ports: vec![2811],
+        }
+    }
+}
+
+pub struct DrLab {
+    pub prefix: String,
+    pub client: Host,
+    pub director: Host,
+    pub reals: Vec<Host>,
+    pub ports: Vec<u16>,
+    // Dropped last: every host's veth dies with its namespace, then the bridge.
+    pub bridge: Netns,
+}
+
+pub fn real_ip(i: usize) -> Ipv4Addr {
+    Ipv4Addr::new(192, 0, 2, 11 + i as u8)
+}
+
+fn mac(n: usize) -> String {
+    format!("02:00:00:00:00:{:02x}", n)
+}
+
+impl DrLab {
+    pub fn build(tag: &str, opts: LabOpts) -> DrLab {
+        crate::netns::require_root();
+        let prefix = unique_prefix(tag);
+        let bridge = Netns::new(&format!("{prefix}br"));
+        bridge.ok("ip link add br0 type bridge && ip link set br0 up");
+        let mut port = 0usize;
+        let mut mk = |role: &str, ip: Ipv4Addr, n: usize| -> Host {
+            port += 1;
+            let ns = Netns::new(&format!("{prefix}{role}"));
+            if !opts.ipv6 {
+                ns.disable_ipv6();
+            } else {
+                // DAD only slows the lab down; the IPv6 test checks our own nodad flag.
+                ns.ok("sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0");
+            }
+            let m = mac(n);
+            let out = crate::netns::host(&format!(
+                "ip link add name eth0 netns {ns} address {m} type veth peer name p{port} netns {br}",
+                ns = ns.name,
+                br = bridge.name
+            ));
+            assert!(
+                out.status.success(),
+                "veth: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            bridge.ok(&format!("ip link set p{port} master br0 up"));
+            ns.ok(&format!("ip addr add {ip}/24 dev eth0 && ip link set eth0 up"));
+            let ip6 = format!("2001:db8::{}", n);
+            if opts.ipv6 {
+                ns.ok(&format!("ip -6 addr add {ip6}/64 dev eth0 nodad"));
+            }
+            Host { ns, ip, ip6, mac: m }
+        };
+        let client = mk("cl", CLIENT_IP, 1);
+        let director = mk("dir", DIRECTOR_IP, 2);
+        let reals: Vec<Host> = (0..opts.reals)
+            .map(|i| mk(&format!("rs{}", i + 1), real_ip(i), 11 + i))
+            .collect();
+        director.ok(&format!("ip addr add {VIP}/32 dev eth0"));
+        if opts.ipv6 {
+            director.ok(&format!("ip -6 addr add {VIP6}/128 dev eth0 nodad"));
+        }
+        let lab = DrLab {
+            prefix,
+            client,
+            director,
+            reals,
+            ports: opts.ports.clone(),
+            bridge,
+        };
+        let all: Vec<usize> = (0..lab.reals.len()).collect();
+        lab.set_backends(&all);
+        lab
+    }
+
+    /// (Re)writes the director's forwarding table so new connections are spread
+    /// round-robin over `backends` (indexes into `reals`). One nft transaction.
+    pub fn set_backends(&self, backends: &[usize]) {
+        let ports: Vec<String> = self.ports.iter().map(|p| p.to_string()).collect();
+        let ports = ports.join(", ");
+        let mut rules = String::new();
+        if !backends.is_empty() {
+            let elems: Vec<String> = backends
+                .iter()
+                .enumerate()
+                .map(|(k, &i)| format!("{k} : {}", self.reals[i].mac))
+                .collect();
+            rules = format!(
+                "ip daddr {VIP} tcp dport {{ {ports} }} tcp flags syn / syn,ack update @conn {{ ip saddr . tcp sport : numgen inc mod {n} }}\n\
+                 ip daddr {VIP} tcp dport {{ {ports} }} meta mark set ip saddr . tcp sport map @conn ether saddr set {dmac} ether daddr set meta mark map {{ {elems} }} fwd to \"eth0\"\n",
+                n = backends.len(),
+                dmac = self.director.mac,
+                elems = elems.join(", "),
+            );
+        }
+        let script = format!(
+            "table netdev lvsdr\ndelete table netdev lvsdr\ntable netdev lvsdr {{\n\
+             map conn {{ type ipv4_addr . inet_service : mark; flags dynamic,timeout; timeout 10m; }}\n\
+             chain in {{ type filter hook ingress device \"eth0\" priority 0; policy accept;\n{rules}}}\n}}\n"
+        );
+        let path = std::env::temp_dir().join(format!("{}-dir.nft", self.prefix));
+        std::fs::write(&path, script).unwrap();
+        self.director.ok(&format!("nft -f {}", path.display()));
+        let _ = std::fs::remove_file(path);
+    }
+
+    /// MACs that answer ARP for `ip` as seen by the client with real arping.
+    pub fn arp_answers(&self, ip: &str) -> Vec<String> {
+        let out = self
+            .client
+            .ns
+            .run(&format!("arping -c 3 -w 3 -i 0.1 -I eth0 {ip}"));
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut macs: Vec<String> = text
+            .lines()
+            .filter(|l| l.contains("reply from"))
+            .filter_map(|l| {
+                let a = l.find('[')?;
+                let b = l.find(']')?;
+                Some(l[a + 1..b].to_lowercase())
+            })
+            .collect();
+        macs.sort();
+        macs.dedup();
+        macs
+    }
+}

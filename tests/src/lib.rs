@@ -1,0 +1,9 @@
+//! The LVS-DR lab built from network namespaces, shared by the integration tests.
+//! Every test builds its own uniquely named namespaces and removes them on drop.
+
+pub mod bins;
+pub mod dr;
+pub mod netns;
+
+pub use dr::{DrLab, LabOpts};
+pub use netns::{require_root, wait_for, Netns};
