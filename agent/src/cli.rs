@@ -1,0 +1,123 @@
+//! Command-line interface. Exit codes: 0 success; 1 failure while applying (rolled back);
+//! 2 bad config or usage (nothing changed); 3 `status`: the host drifts from the config.
+
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_FAIL: u8 = 1;
+pub const EXIT_USAGE: u8 = 2;
+pub const EXIT_DRIFT: u8 = 3;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "lvs-node",
+    version,
+    about = "LVS direct-routing real-server agent: VIPs, ARP suppression, health and weight",
+    long_about = "Puts the virtual IPs of an LVS-DR pool on this real server, hides them from ARP, \
+                  keeps the node converged and reports its health and weight to keepalived and \
+                  HAProxy directors."
+)]
+pub struct Cli {
+    /// Config file.
+    #[arg(
+        short,
+        long,
+        global = true,
+        default_value = lvs_shared::config::DEFAULT_PATH,
+        env = "LVS_NODE_CONFIG"
+    )]
+    pub config: PathBuf,
+    /// More log output (-v info, -vv debug).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Install ARP suppression, then the VIPs (idempotent).
+    Up(ApplyArgs),
+    /// Remove the VIPs, then the ARP suppression, restoring the host as it was.
+    Down(ApplyArgs),
+    /// Show desired vs actual state; exit 3 when the host drifts from the config.
+    Status(StatusArgs),
+    /// Run the agent: converge, repair drift, check services, report health and weight.
+    Run,
+    /// Take the node out of rotation without cutting running transfers.
+    Drain(DrainArgs),
+    /// Put a drained node back in rotation.
+    Resume,
+    /// keepalived MISC_CHECK helper: ask an agent for health and weight.
+    Probe(ProbeArgs),
+    /// Print this node's keepalived real_server stanza or HAProxy server line.
+    DirectorConfig(DirectorConfigArgs),
+    /// Serve /.well-known/acme-challenge/ from a shared webroot (no daemon needed).
+    ServeChallenges(ServeChallengesArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ApplyArgs {
+    /// Print the ordered plan and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct DrainArgs {
+    /// Why the node is drained (shown in status and to directors).
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Block until established sessions on the VIP service ports reach zero.
+    #[arg(long)]
+    pub wait: bool,
+    /// Give up waiting after this long (e.g. 30m).
+    #[arg(long, value_parser = parse_duration)]
+    pub timeout: Option<std::time::Duration>,
+}
+
+#[derive(Args, Debug)]
+pub struct ProbeArgs {
+    /// The agent's HTTP endpoint, e.g. http://192.0.2.11:8080
+    #[arg(long)]
+    pub agent: String,
+    /// Fail closed after this long.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
+}
+
+#[derive(Args, Debug)]
+pub struct DirectorConfigArgs {
+    /// keepalived real_server stanza (default).
+    #[arg(long, conflicts_with = "haproxy")]
+    pub keepalived: bool,
+    /// HAProxy server line with agent-check.
+    #[arg(long)]
+    pub haproxy: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ServeChallengesArgs {
+    /// The shared webroot (the directory holding .well-known/acme-challenge/).
+    #[arg(long)]
+    pub webroot: PathBuf,
+    /// Address to listen on, e.g. 192.0.2.100:80 (repeatable).
+    #[arg(long, required = true)]
+    pub listen: Vec<SocketAddr>,
+}
+
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    lvs_shared::duration::parse(s)
+}
