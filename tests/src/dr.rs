@@ -154,7 +154,7 @@ impl DrLab {
         let out = self
             .client
             .ns
-            .run(&format!("arping -c 3 -w 3 -i 0.1 -I eth0 {ip}"));
+            .run(&format!("arping -c 2 -w 2 -I eth0 {ip}"));
         let text = String::from_utf8_lossy(&out.stdout);
         let mut macs: Vec<String> = text
             .lines()

@@ -74,7 +74,7 @@ struct RawVip {
 }
 
 /// One virtual IP as the agent manages it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Vip {
     pub address: IpAddr,
     pub prefix: u8,
