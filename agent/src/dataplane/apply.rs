@@ -8,8 +8,10 @@ use super::plan::{inverse, Op, Plan};
 use super::{state, sysctl, ApplyError};
 use std::path::Path;
 
-/// Test hook: `LVS_NODE_FAIL_AT_STEP=N` makes step N (1-based) fail, to prove rollback.
+/// Test hooks: `LVS_NODE_FAIL_AT_STEP=N` makes step N (1-based) fail, to prove rollback;
+/// `LVS_NODE_CRASH_AT_STEP=N` exits at once before step N, like a kill -9 between steps.
 const FAIL_ENV: &str = "LVS_NODE_FAIL_AT_STEP";
+const CRASH_ENV: &str = "LVS_NODE_CRASH_AT_STEP";
 
 pub async fn execute(
     nl: &Netlink,
@@ -28,8 +30,13 @@ pub async fn execute(
         state::save(state_dir, &plan.intent)?;
     }
     let fail_at: Option<usize> = std::env::var(FAIL_ENV).ok().and_then(|v| v.parse().ok());
+    let crash_at: Option<usize> = std::env::var(CRASH_ENV).ok().and_then(|v| v.parse().ok());
     let mut done: Vec<&Op> = Vec::new();
     for (i, op) in plan.steps.iter().enumerate() {
+        if crash_at == Some(i + 1) {
+            eprintln!("{CRASH_ENV}: exiting before step {}", i + 1);
+            std::process::exit(137);
+        }
         let res = if fail_at == Some(i + 1) {
             Err(ApplyError(format!("injected failure at step {} ({FAIL_ENV})", i + 1)))
         } else {
@@ -49,6 +56,12 @@ pub async fn execute(
                         if let Err(e) = run(nl, actual, &inv).await {
                             rollback_errors.push(format!("{}: {}", inv.describe(), e.0));
                         }
+                    }
+                }
+                // arptables-nft created `table arp filter` in this run: take it away too.
+                if plan.intent.arp_filter_table && !owned.arp_filter_table {
+                    if let Err(e) = arptables::drop_filter_table_if_empty() {
+                        rollback_errors.push(format!("drop empty arp filter table: {}", e.0));
                     }
                 }
                 if rollback_errors.is_empty() {
