@@ -98,9 +98,21 @@ pub struct Prepared {
     _lock: Option<state::Lock>,
 }
 
-/// Observes the host and builds the plan. `lock`: hold the state lock (apply runs).
+/// Observes the host and builds the plan. `lock`: this run will apply, so take the state
+/// lock, but only once the config has passed preflight (a refused config creates
+/// nothing, not even state_dir), then observe again under the lock.
 pub async fn prepare(cfg: &NodeConfig, mode: Mode, lock: bool) -> Result<Prepared, Failure> {
-    let lock = if lock { Some(state::lock(&cfg.state_dir)?) } else { None };
+    let first = prepare_unlocked(cfg, mode).await?;
+    if !lock || (first.plan.steps.is_empty() && first.plan.done == first.owned) {
+        return Ok(first);
+    }
+    let l = state::lock(&cfg.state_dir)?;
+    let mut p = prepare_unlocked(cfg, mode).await?;
+    p._lock = Some(l);
+    Ok(p)
+}
+
+async fn prepare_unlocked(cfg: &NodeConfig, mode: Mode) -> Result<Prepared, Failure> {
     let nl = netlink::Netlink::connect()?;
     let owned = state::load(&cfg.state_dir)?;
     let mut actual = observe::links_and_addrs(&nl).await?;
@@ -110,7 +122,7 @@ pub async fn prepare(cfg: &NodeConfig, mode: Mode, lock: bool) -> Result<Prepare
     };
     observe::tools(&mut actual, &desired.items, &owned)?;
     let plan = plan::build(&desired.items, &actual, &owned);
-    Ok(Prepared { nl, actual, owned, desired, plan, _lock: lock })
+    Ok(Prepared { nl, actual, owned, desired, plan, _lock: None })
 }
 
 impl Prepared {

@@ -64,12 +64,12 @@ pub fn run_tool(
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// Finds a program in PATH (and the sbin directories, which sudo/cron PATHs may lack).
+/// Finds a program in PATH, where `run_tool` will look for it too.
 pub fn find_tool(prog: &str) -> Option<std::path::PathBuf> {
     let path = std::env::var("PATH").unwrap_or_default();
     let found = path
         .split(':')
-        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"])
+        .filter(|d| !d.is_empty())
         .map(|d| std::path::Path::new(d).join(prog))
         .find(|p| p.is_file());
     found
