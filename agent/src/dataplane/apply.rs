@@ -79,7 +79,11 @@ pub async fn execute(
             }
         }
     }
-    state::save(state_dir, &plan.done)?;
+    // One durable write per run where possible: when nothing is removed, the intent
+    // already equals the final record.
+    if plan.done != plan.intent {
+        state::save(state_dir, &plan.done)?;
+    }
     Ok(plan.steps.iter().map(Op::describe).collect())
 }
 

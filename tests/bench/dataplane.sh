@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Benchmark: `lvs-node up` + `down` wall time for 1, 16 and 256 VIPs against the seeds' hand
+# procedure as a shell script (ip addr add per VIP, then sysctl -w or arptables rules +
+# arptables-save), side by side in the same run, inside a throwaway network namespace.
+# Usage: tests/bench/dataplane.sh [RUNS]     (needs root; builds the release binary)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+RUNS=${1:-20}
+[ -n "${LVS_BENCH_INNER:-}" ] || cargo build --release -q -p lvs-node
+BIN=$PWD/target/release/lvs-node
+NS=lvsbench$$
+if [ -n "${LVS_BENCH_INNER:-}" ]; then WORK=$LVS_BENCH_WORK; else
+WORK=$(mktemp -d)
+cleanup() { ip netns del "$NS" 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+ip netns add "$NS"
+ip -n "$NS" link set lo up
+ip -n "$NS" link add eth0 type veth peer name eth1; ip -n "$NS" link set eth1 up
+ip -n "$NS" addr add 192.0.2.11/24 dev eth0
+ip -n "$NS" link set eth0 up
+fi
+# Timed commands run inside the namespace the way an admin runs them on a host: the
+# `ip netns exec` cost is paid once for the whole loop, not per command.
+X() { "$@"; }
+if [ -z "${LVS_BENCH_INNER:-}" ]; then
+  export LVS_BENCH_INNER=1 LVS_BENCH_WORK=$WORK
+  ip netns exec "$NS" bash "$0" "$RUNS"
+  exit $?
+fi
+
+vips() { # N -> list of VIPs 10.1.x.y (inside the namespace only)
+  local n=$1 i
+  for ((i = 0; i < n; i++)); do echo "10.1.$((i / 250)).$((i % 250 + 1))"; done
+}
+
+write_cfg() { # N method device
+  local f=$WORK/node-$1-$2.toml
+  { echo "interface = \"eth0\""; echo "state_dir = \"$WORK/state\""; echo "[arp]"; echo "method = \"$2\"";
+    for v in $(vips "$1"); do printf '[[vip]]\naddress = "%s"\ndevice = "%s"\n' "$v" "$3"; done; } > "$f"
+  echo "$f"
+}
+
+# The seeds' procedure (INFN sysctl variant / OSG arptables variant), as a script.
+write_script() { # N method device
+  local up=$WORK/up-$1-$2.sh down=$WORK/down-$1-$2.sh v
+  { echo "set -e"
+    if [ "$2" = sysctl ]; then
+      echo "sysctl -qw net.ipv4.conf.all.arp_ignore=1 >/dev/null; sysctl -qw net.ipv4.conf.all.arp_announce=2 >/dev/null"
+      echo "sysctl -qw net.ipv4.conf.eth0.arp_ignore=1 >/dev/null; sysctl -qw net.ipv4.conf.eth0.arp_announce=2 >/dev/null"
+    else
+      for v in $(vips "$1"); do echo "arptables -A INPUT -d $v -j DROP"; echo "arptables -A OUTPUT -s $v -j mangle --mangle-ip-s 192.0.2.11"; done
+      echo "arptables-save > $WORK/arptables.saved"
+    fi
+    for v in $(vips "$1"); do echo "ip addr add $v/32 dev $3"; done; } > "$up"
+  { echo "set -e"
+    for v in $(vips "$1"); do echo "ip addr del $v/32 dev $3"; done
+    if [ "$2" = sysctl ]; then
+      echo "sysctl -qw net.ipv4.conf.all.arp_ignore=0 >/dev/null; sysctl -qw net.ipv4.conf.all.arp_announce=0 >/dev/null"
+      echo "sysctl -qw net.ipv4.conf.eth0.arp_ignore=0 >/dev/null; sysctl -qw net.ipv4.conf.eth0.arp_announce=0 >/dev/null"
+    else
+      for v in $(vips "$1"); do echo "arptables -D INPUT -d $v -j DROP"; echo "arptables -D OUTPUT -s $v -j mangle --mangle-ip-s 192.0.2.11"; done
+    fi; } > "$down"
+  echo "$up $down"
+}
+
+now() { date +%s%N; }
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+printf '%-10s %5s | %12s %12s | %12s %12s | %7s %7s\n' method vips "lvs-node up" "script up" "lvs-node down" "script down" "up x" "down x"
+for method in sysctl arptables; do
+  dev=lo
+  for n in 1 16 256; do
+    cfg=$(write_cfg $n $method $dev); read -r sup sdown < <(write_script $n $method $dev)
+    tu=(); td=(); su=(); sd=()
+    for ((r = 0; r < RUNS; r++)); do
+      a=$(now); X "$BIN" -q --config "$cfg" up >/dev/null; b=$(now); X "$BIN" -q --config "$cfg" down >/dev/null; c=$(now)
+      tu+=($((b - a))); td+=($((c - b)))
+      a=$(now); X sh "$sup"; b=$(now); X sh "$sdown"; c=$(now)
+      su+=($((b - a))); sd+=($((c - b)))
+    done
+    mu=$(printf '%s\n' "${tu[@]}" | median); md=$(printf '%s\n' "${td[@]}" | median)
+    ms=$(printf '%s\n' "${su[@]}" | median); msd=$(printf '%s\n' "${sd[@]}" | median)
+    printf '%-10s %5d | %10.2fms %10.2fms | %10.2fms %10.2fms | %6.1fx %6.1fx\n' $method $n \
+      "$(echo "$mu/1000000" | bc -l)" "$(echo "$ms/1000000" | bc -l)" "$(echo "$md/1000000" | bc -l)" "$(echo "$msd/1000000" | bc -l)" \
+      "$(echo "$ms/$mu" | bc -l)" "$(echo "$msd/$md" | bc -l)"
+  done
+done
