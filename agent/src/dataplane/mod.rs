@@ -102,6 +102,13 @@ pub struct Prepared {
 /// lock, but only once the config has passed preflight (a refused config creates
 /// nothing, not even state_dir), then observe again under the lock.
 pub async fn prepare(cfg: &NodeConfig, mode: Mode, lock: bool) -> Result<Prepared, Failure> {
+    if lock && cfg.state_dir.is_dir() {
+        // A previous run created state_dir: lock first and observe once.
+        let l = state::lock(&cfg.state_dir)?;
+        let mut p = prepare_unlocked(cfg, mode).await?;
+        p._lock = Some(l);
+        return Ok(p);
+    }
     let first = prepare_unlocked(cfg, mode).await?;
     if !lock || (first.plan.steps.is_empty() && first.plan.done == first.owned) {
         return Ok(first);
