@@ -67,7 +67,9 @@ fn deleted_vip_is_repaired_and_timed() {
            t1=$(date +%s%N); echo $(( (t1 - t0) / 1000 )); sleep 0.2; \
          done"
     );
-    let out = rs.ok(&format!("timeout 60 sh -c \"{script}\""));
+    let file = _dir.join("drift.sh");
+    std::fs::write(&file, script).unwrap();
+    let out = rs.ok(&format!("timeout 60 sh {}", file.display()));
     let mut us: Vec<u64> = out.lines().filter_map(|l| l.trim().parse().ok()).collect();
     assert_eq!(us.len(), 20, "not every deletion was repaired: {out}");
     us.sort();
