@@ -5,22 +5,38 @@
 use super::{Check, CheckResult};
 use lvs_shared::config::daemon::MinFree;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 pub struct Filesystem {
     pub path: PathBuf,
     pub min_free: MinFree,
     pub writable: bool,
+    /// Set while a probe thread runs: a hung mount must not pile up one blocked thread per
+    /// interval.
+    pub busy: Arc<AtomicBool>,
 }
 
 impl Check for Filesystem {
     async fn run(&self) -> CheckResult {
         let path = self.path.clone();
         let (min_free, writable) = (self.min_free, self.writable);
+        if self.busy.swap(true, Ordering::AcqRel) {
+            return Err(format!(
+                "{} hangs (previous probe still blocked)",
+                path.display()
+            ));
+        }
+        let busy = self.busy.clone();
         // Blocking syscalls; a hung NFS mount stalls only this worker thread, and the
         // runner's timeout still reports the check as failed.
-        tokio::task::spawn_blocking(move || probe(&path, min_free, writable))
-            .await
-            .map_err(|e| e.to_string())?
+        tokio::task::spawn_blocking(move || {
+            let r = probe(&path, min_free, writable);
+            busy.store(false, Ordering::Release);
+            r
+        })
+        .await
+        .map_err(|e| e.to_string())?
     }
 }
 

@@ -44,6 +44,7 @@ pub fn spawn(spec: CheckSpec, health: Arc<Health>) -> tokio::task::JoinHandle<()
                 path,
                 min_free,
                 writable,
+                busy: Default::default(),
             },
             health,
         ),
