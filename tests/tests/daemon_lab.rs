@@ -503,3 +503,74 @@ fn admin_state_persists_and_sighup_reloads() {
     assert_eq!(health(d, rs.ip, 8090).0, 503, "agent died on a bad reload");
     assert_eq!(rs.ns.wait(agent, Duration::from_millis(10)), None);
 }
+
+#[test]
+fn endpoints_bound_slow_clients_and_connections() {
+    let lab = DrLab::build(
+        "slw",
+        LabOpts {
+            reals: 1,
+            ..LabOpts::default()
+        },
+    );
+    let dir = TestDir::new(&lab.prefix);
+    let rs = &lab.reals[0];
+    prepare_real_by_hand(rs);
+    let cfg = write_config(
+        rs,
+        &dir.join("rs0"),
+        &NodeOpts {
+            report_extra: "max_connections = 20",
+            ..NodeOpts::default()
+        },
+    );
+    let agent = start_agent(rs, &cfg, &dir.join("agent.log"), HTTP_PORT);
+    let script = dir.join("slow.py");
+    std::fs::write(
+        &script,
+        format!(
+            r#"
+import socket, time
+ip = "{ip}"
+def req():
+    x = socket.create_connection((ip, {HTTP_PORT}), timeout=3)
+    x.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    return x.recv(200)
+held = [socket.create_connection((ip, {HTTP_PORT})) for _ in range(20)]
+held[0].sendall(b"GET /health HTTP/1.1\r\n")  # a slowloris head
+time.sleep(0.3)
+try:
+    r = req(); print("overflow answered", r[:20])
+except OSError as e:
+    print("overflow refused")
+t = time.time()
+for s in held:
+    s.settimeout(15)
+    try: s.recv(100)
+    except OSError: pass
+print("held closed after %.1f" % (time.time() - t))
+print("after", req().split(b"\r\n")[0].decode())
+"#,
+            ip = rs.ip
+        ),
+    )
+    .unwrap();
+    let out = lab.director.ok(&format!("python3 {}", script.display()));
+    eprintln!("{out}");
+    assert!(out.contains("overflow refused"), "{out}");
+    let secs: f64 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("held closed after "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("held connections never closed");
+    assert!(secs <= 7.0, "idle/slow connections held {secs}s");
+    assert!(out.contains("after HTTP/1.1 503"), "{out}");
+    // The agent stays small under this.
+    // spawn() execs, so the PID is the agent itself.
+    let kb: u64 = rs
+        .ok(&format!("awk '/VmRSS/{{print $2}}' /proc/{agent}/status"))
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    assert!(kb > 0 && kb < 64 * 1024, "agent RSS {kb} KiB (debug build)");
+}
