@@ -574,3 +574,53 @@ print("after", req().split(b"\r\n")[0].decode())
         .unwrap_or(0);
     assert!(kb > 0 && kb < 64 * 1024, "agent RSS {kb} KiB (debug build)");
 }
+
+#[test]
+fn sd_notify_ready_and_watchdog() {
+    let lab = DrLab::build(
+        "sdn",
+        LabOpts {
+            reals: 1,
+            ..LabOpts::default()
+        },
+    );
+    let dir = TestDir::new(&lab.prefix);
+    let rs = &lab.reals[0];
+    prepare_real_by_hand(rs);
+    let cfg = write_config(rs, &dir.join("rs0"), &NodeOpts::default());
+    let sock_path = dir.join("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let pid = rs.ns.spawn_logged(
+        &format!(
+            "env NOTIFY_SOCKET={} WATCHDOG_USEC=200000 {} -c {} run",
+            sock_path.display(),
+            lab::bins::lvs_node().display(),
+            cfg.display()
+        ),
+        &dir.join("agent.log"),
+    );
+    let mut got = Vec::new();
+    let mut buf = [0u8; 512];
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(5) {
+        let Ok(n) = sock.recv(&mut buf) else { break };
+        got.push(String::from_utf8_lossy(&buf[..n]).to_string());
+        if got.iter().filter(|m| m.contains("WATCHDOG=1")).count() >= 3 {
+            break;
+        }
+    }
+    assert!(
+        got.first().is_some_and(|m| m.contains("READY=1")),
+        "{got:?}"
+    );
+    // By READY the agent already answers (it binds before notifying).
+    assert_ne!(health(&lab.director.ns, rs.ip, HTTP_PORT).0, 0);
+    assert!(
+        got.iter().filter(|m| m.contains("WATCHDOG=1")).count() >= 3,
+        "{got:?}"
+    );
+    rs.ns.signal(pid, nix::sys::signal::Signal::SIGTERM);
+    let _ = sock.recv(&mut buf);
+}
