@@ -86,6 +86,9 @@ pub struct DrainArgs {
     /// Give up waiting after this long (e.g. 30m).
     #[arg(long, value_parser = parse_duration)]
     pub timeout: Option<std::time::Duration>,
+    /// Maintenance instead of drain: directors mark the node MAINT (HAProxy) or remove it.
+    #[arg(long)]
+    pub maint: bool,
 }
 
 #[derive(Args, Debug)]
@@ -106,6 +109,9 @@ pub struct DirectorConfigArgs {
     /// HAProxy server line with agent-check.
     #[arg(long)]
     pub haproxy: bool,
+    /// keepalived MISC_CHECK (misc_dynamic, via `lvs-node probe`) instead of HTTP_GET.
+    #[arg(long, conflicts_with = "haproxy")]
+    pub misc_check: bool,
 }
 
 #[derive(Args, Debug)]

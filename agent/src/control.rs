@@ -1,14 +1,304 @@
-//! The root-only control socket: drain and resume.
+//! The root-only control socket (drain, maint, resume) and the admin state it persists in
+//! `state_dir/admin.json`, so a drained node stays drained across agent restarts.
+//!
+//! Protocol: one JSON request line, one JSON reply line, then close.
 
 use crate::cli::DrainArgs;
-use std::path::Path;
+use crate::health::{Admin, AdminState, Health};
+use lvs_shared::config::NodeConfig;
+use serde::{Deserialize, Serialize};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
 
-pub async fn drain_command(_config: &Path, _args: DrainArgs) -> u8 {
-    eprintln!("drain: not implemented yet");
-    1
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "lowercase")]
+pub enum Request {
+    Drain { reason: Option<String> },
+    Maint { reason: Option<String> },
+    Resume,
+    Status,
 }
 
-pub async fn resume_command(_config: &Path) -> u8 {
-    eprintln!("resume: not implemented yet");
-    1
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Reply {
+    pub ok: bool,
+    #[serde(default)]
+    pub admin: Option<AdminState>,
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+pub fn admin_path(state_dir: &Path) -> PathBuf {
+    state_dir.join("admin.json")
+}
+
+/// The persisted admin state; a missing or unreadable file means ready (logged).
+pub fn load_admin(state_dir: &Path) -> AdminState {
+    let p = admin_path(state_dir);
+    match std::fs::read(&p) {
+        Ok(b) => serde_json::from_slice(&b).unwrap_or_else(|e| {
+            tracing::warn!(file = %p.display(), error = %e, "ignoring unreadable admin state");
+            AdminState::default()
+        }),
+        Err(_) => AdminState::default(),
+    }
+}
+
+pub fn save_admin(state_dir: &Path, a: &AdminState) -> std::io::Result<()> {
+    std::fs::create_dir_all(state_dir)?;
+    let data = serde_json::to_vec_pretty(a).map_err(std::io::Error::other)?;
+    lvs_shared::atomic::write(&admin_path(state_dir), &data, 0o644)
+}
+
+/// Binds the socket with mode 0600 in a directory only root can enter.
+pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
+    if let Some(dir) = path.parent() {
+        if !dir.exists() {
+            std::fs::create_dir_all(dir)?;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        }
+    }
+    // A stale socket from a killed agent would make bind fail.
+    if path.exists() {
+        std::fs::remove_file(path)?;
+    }
+    let l = UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(l)
+}
+
+pub async fn serve(listener: UnixListener, health: Arc<Health>, state_dir: PathBuf) {
+    let me = nix::unistd::Uid::effective().as_raw();
+    loop {
+        let Ok((s, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        // Defence in depth beside the 0600 mode: only root (or the agent's own user).
+        match s.peer_cred() {
+            Ok(c) if c.uid() == 0 || c.uid() == me => {}
+            _ => continue,
+        }
+        let health = health.clone();
+        let state_dir = state_dir.clone();
+        tokio::spawn(async move {
+            let _ =
+                tokio::time::timeout(Duration::from_secs(5), handle(s, &health, &state_dir)).await;
+        });
+    }
+}
+
+async fn handle(s: UnixStream, health: &Health, state_dir: &Path) -> std::io::Result<()> {
+    let (r, mut w) = s.into_split();
+    let mut line = String::new();
+    BufReader::new(r.take(4096)).read_line(&mut line).await?;
+    let reply = match serde_json::from_str::<Request>(&line) {
+        Err(e) => Reply {
+            ok: false,
+            admin: None,
+            error: Some(format!("bad request: {e}")),
+        },
+        Ok(req) => apply(req, health, state_dir),
+    };
+    let mut out = serde_json::to_vec(&reply).unwrap_or_default();
+    out.push(b'\n');
+    w.write_all(&out).await
+}
+
+fn apply(req: Request, health: &Health, state_dir: &Path) -> Reply {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let next = match req {
+        Request::Status => {
+            return Reply {
+                ok: true,
+                admin: Some(health.admin()),
+                error: None,
+            }
+        }
+        Request::Drain { reason } => AdminState {
+            admin: Admin::Drain,
+            reason,
+            since: now,
+        },
+        Request::Maint { reason } => AdminState {
+            admin: Admin::Maint,
+            reason,
+            since: now,
+        },
+        Request::Resume => AdminState {
+            admin: Admin::Ready,
+            reason: None,
+            since: now,
+        },
+    };
+    // Persist first: a state that would be lost on restart is not acknowledged.
+    if let Err(e) = save_admin(state_dir, &next) {
+        return Reply {
+            ok: false,
+            admin: None,
+            error: Some(format!(
+                "cannot persist the admin state in {}: {e}",
+                state_dir.display()
+            )),
+        };
+    }
+    tracing::info!(admin = next.admin.as_str(), reason = ?next.reason, "admin state changed");
+    health.set_admin(next.clone());
+    Reply {
+        ok: true,
+        admin: Some(next),
+        error: None,
+    }
+}
+
+/// Sends one request to the running agent.
+pub async fn request(socket: &Path, req: &Request) -> Result<Reply, String> {
+    let io = async {
+        let mut s = UnixStream::connect(socket).await?;
+        let mut line = serde_json::to_vec(req).map_err(std::io::Error::other)?;
+        line.push(b'\n');
+        s.write_all(&line).await?;
+        let mut reply = String::new();
+        BufReader::new(s.take(64 * 1024))
+            .read_line(&mut reply)
+            .await?;
+        Ok::<_, std::io::Error>(reply)
+    };
+    let reply = tokio::time::timeout(Duration::from_secs(5), io)
+        .await
+        .map_err(|_| "the agent did not answer within 5s".to_string())?
+        .map_err(|e| {
+            format!(
+                "cannot talk to the agent at {}: {e} (is `lvs-node run` running, and are you root?)",
+                socket.display()
+            )
+        })?;
+    serde_json::from_str(&reply).map_err(|e| format!("bad reply from the agent: {e}"))
+}
+
+fn load(config: &Path) -> Result<NodeConfig, u8> {
+    NodeConfig::load(config).map_err(|e| {
+        eprintln!("error: {e}");
+        crate::cli::EXIT_USAGE
+    })
+}
+
+pub async fn drain_command(config: &Path, args: DrainArgs) -> u8 {
+    let cfg = match load(config) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let req = if args.maint {
+        Request::Maint {
+            reason: args.reason.clone(),
+        }
+    } else {
+        Request::Drain {
+            reason: args.reason.clone(),
+        }
+    };
+    match request(&cfg.daemon.control_socket, &req).await {
+        Ok(r) if r.ok => {
+            let what = if args.maint {
+                "maintenance"
+            } else {
+                "draining"
+            };
+            eprintln!("node is {what}: directors get weight 0, running transfers continue");
+        }
+        Ok(r) => {
+            eprintln!("error: {}", r.error.unwrap_or_default());
+            return crate::cli::EXIT_FAIL;
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return crate::cli::EXIT_FAIL;
+        }
+    }
+    if args.wait {
+        return wait_idle(&cfg, args.timeout).await;
+    }
+    crate::cli::EXIT_OK
+}
+
+/// Blocks until no established session is left on the VIP service ports, printing
+/// progress whenever the count changes (and every 10 s).
+async fn wait_idle(cfg: &NodeConfig, timeout: Option<Duration>) -> u8 {
+    let eps = crate::sockdiag::vip_endpoints(cfg);
+    if eps.is_empty() {
+        eprintln!("no [[vip]] ports configured: nothing to wait for");
+        return crate::cli::EXIT_OK;
+    }
+    let start = Instant::now();
+    let mut last: Option<u64> = None;
+    let mut last_print = Instant::now();
+    loop {
+        let e2 = eps.clone();
+        let n = match tokio::task::spawn_blocking(move || crate::sockdiag::count_established(&e2))
+            .await
+        {
+            Ok(Ok(n)) => n,
+            Ok(Err(e)) => {
+                eprintln!("error: cannot count sessions with sock_diag: {e}");
+                return crate::cli::EXIT_FAIL;
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return crate::cli::EXIT_FAIL;
+            }
+        };
+        if n == 0 {
+            eprintln!(
+                "drained: no established sessions left ({:.1}s)",
+                start.elapsed().as_secs_f64()
+            );
+            return crate::cli::EXIT_OK;
+        }
+        if last != Some(n) || last_print.elapsed() >= Duration::from_secs(10) {
+            eprintln!(
+                "waiting: {n} established session(s) on the VIP ports ({:.0}s)",
+                start.elapsed().as_secs_f64()
+            );
+            last = Some(n);
+            last_print = Instant::now();
+        }
+        if let Some(t) = timeout {
+            if start.elapsed() >= t {
+                eprintln!(
+                    "error: {n} session(s) still open after {}; the node stays drained",
+                    lvs_shared::duration::format(t)
+                );
+                return crate::cli::EXIT_FAIL;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+pub async fn resume_command(config: &Path) -> u8 {
+    let cfg = match load(config) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    match request(&cfg.daemon.control_socket, &Request::Resume).await {
+        Ok(r) if r.ok => {
+            eprintln!("node is ready: back in rotation once its checks pass");
+            crate::cli::EXIT_OK
+        }
+        Ok(r) => {
+            eprintln!("error: {}", r.error.unwrap_or_default());
+            crate::cli::EXIT_FAIL
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            crate::cli::EXIT_FAIL
+        }
+    }
 }

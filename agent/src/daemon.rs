@@ -1,8 +1,374 @@
-//! `lvs-node run`.
+//! `lvs-node run`: converge, then keep the node converged (rtnetlink events + a short
+//! recheck), run the checks, serve the reports and the control socket, reload on SIGHUP,
+//! and on SIGTERM leave the VIPs in place (or run `down` with `on_stop = "down"`).
 
-use std::path::Path;
+use crate::checks::{self, dataplane};
+use crate::health::{Health, DATAPLANE};
+use crate::report::{self, Gate};
+use futures::StreamExt;
+use lvs_shared::config::daemon::{CheckSpec, OnStop};
+use lvs_shared::config::NodeConfig;
+use netlink_packet_core::NetlinkPayload;
+use netlink_packet_route::address::AddressAttribute;
+use netlink_packet_route::RouteNetlinkMessage;
+use rtnetlink::MulticastGroup;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
-pub async fn run(_config: &Path) -> u8 {
-    eprintln!("run: not implemented yet");
-    1
+pub async fn run(config: &Path) -> u8 {
+    let cfg = match NodeConfig::load(config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return crate::cli::EXIT_USAGE;
+        }
+    };
+    match Daemon::start(cfg).await {
+        Ok(mut d) => d.main_loop().await,
+        Err(e) => {
+            eprintln!("error: {e}");
+            crate::cli::EXIT_FAIL
+        }
+    }
+}
+
+/// One listener task and what it was started with, so a reload restarts only what changed.
+struct Task<K> {
+    key: K,
+    handle: JoinHandle<()>,
+}
+
+impl<K> Drop for Task<K> {
+    fn drop(&mut self) {
+        self.handle.abort();
+    }
+}
+
+struct Daemon {
+    cfg: Arc<NodeConfig>,
+    health: Arc<Health>,
+    checks: HashMap<String, Task<CheckSpec>>,
+    http: Option<Task<(std::net::SocketAddr, Vec<IpAddr>, usize)>>,
+    agent: Option<Task<(std::net::SocketAddr, Vec<IpAddr>, usize)>>,
+    control: Option<Task<(PathBuf, PathBuf)>>,
+    cfg_tx: watch::Sender<Arc<NodeConfig>>,
+    _dataplane: Task<()>,
+    _load: Task<()>,
+}
+
+impl Daemon {
+    async fn start(cfg: NodeConfig) -> Result<Daemon, String> {
+        let cfg = Arc::new(cfg);
+        let admin = crate::control::load_admin(&cfg.state_dir);
+        if admin.admin != crate::health::Admin::Ready {
+            tracing::warn!(admin = admin.admin.as_str(), reason = ?admin.reason, "starting with a persisted admin state; `lvs-node resume` to put the node back");
+        }
+        let health = Health::new(cfg.daemon.weight, admin);
+
+        let (conn, handle, events) = rtnetlink::new_multicast_connection(&[
+            MulticastGroup::Link,
+            MulticastGroup::Ipv4Ifaddr,
+            MulticastGroup::Ipv6Ifaddr,
+        ])
+        .map_err(|e| format!("cannot open rtnetlink: {e}"))?;
+        tokio::spawn(conn);
+
+        // First convergence before anything reports, so the first answer is truthful.
+        let mut dp = DataplaneLoop {
+            cfg: cfg.clone(),
+            handle,
+            health: health.clone(),
+            last_error: None,
+        };
+        dp.repair_and_observe("startup", Instant::now()).await;
+
+        let (cfg_tx, cfg_rx) = watch::channel(cfg.clone());
+        let dataplane = Task {
+            key: (),
+            handle: tokio::spawn(dp.run(events, cfg_rx.clone())),
+        };
+        let load = Task {
+            key: (),
+            handle: tokio::spawn(load_loop(health.clone(), cfg_rx)),
+        };
+        let mut d = Daemon {
+            cfg: cfg.clone(),
+            health,
+            checks: HashMap::new(),
+            http: None,
+            agent: None,
+            control: None,
+            cfg_tx,
+            _dataplane: dataplane,
+            _load: load,
+        };
+        d.apply(&cfg).await?;
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+        tracing::info!(
+            checks = d.checks.len(),
+            http = ?cfg.daemon.report.http,
+            agent_check = ?cfg.daemon.report.agent_check,
+            "agent running"
+        );
+        Ok(d)
+    }
+
+    /// Makes the running tasks match `cfg`: checks, listeners, control socket. Used at
+    /// start and on SIGHUP; unchanged pieces keep running (and keep their check state).
+    async fn apply(&mut self, cfg: &NodeConfig) -> Result<(), String> {
+        let d = &cfg.daemon;
+        self.health.set_weight(d.weight);
+        self.health.set_checks(
+            &d.checks
+                .iter()
+                .map(|c| (c.name.clone(), c.kind.as_str().to_string(), c.rise, c.fall))
+                .collect::<Vec<_>>(),
+        );
+        self.checks.retain(|name, t| {
+            let keep = d.checks.iter().any(|c| &c.name == name && *c == t.key);
+            if !keep {
+                tracing::info!(check = %name, "check stopped");
+            }
+            keep
+        });
+        for spec in &d.checks {
+            if !self.checks.contains_key(&spec.name) {
+                self.health.reset_check(&spec.name);
+                let handle = checks::spawn(spec.clone(), self.health.clone());
+                self.checks.insert(
+                    spec.name.clone(),
+                    Task {
+                        key: spec.clone(),
+                        handle,
+                    },
+                );
+            }
+        }
+
+        let rep = &d.report;
+        let key = |a: Option<std::net::SocketAddr>| {
+            a.map(|a| (a, rep.allow.clone(), rep.max_connections))
+        };
+        if self.http.as_ref().map(|t| t.key.clone()) != key(rep.http) {
+            self.http = None; // drops (aborts) the old listener before rebinding
+            if let Some(k) = key(rep.http) {
+                let l = report::http::bind(k.0)
+                    .await
+                    .map_err(|e| format!("cannot listen on report.http {}: {e}", k.0))?;
+                let gate = Gate::new(k.1.clone(), k.2);
+                self.http = Some(Task {
+                    handle: tokio::spawn(report::http::serve(l, self.health.clone(), gate)),
+                    key: k,
+                });
+            }
+        }
+        if self.agent.as_ref().map(|t| t.key.clone()) != key(rep.agent_check) {
+            self.agent = None;
+            if let Some(k) = key(rep.agent_check) {
+                let l = report::agent_check::bind(k.0)
+                    .await
+                    .map_err(|e| format!("cannot listen on report.agent_check {}: {e}", k.0))?;
+                let gate = Gate::new(k.1.clone(), k.2);
+                self.agent = Some(Task {
+                    handle: tokio::spawn(report::agent_check::serve(l, self.health.clone(), gate)),
+                    key: k,
+                });
+            }
+        }
+        let ck = (d.control_socket.clone(), cfg.state_dir.clone());
+        if self.control.as_ref().map(|t| &t.key) != Some(&ck) {
+            self.control = None;
+            let l = crate::control::bind(&ck.0)
+                .map_err(|e| format!("cannot create the control socket {}: {e}", ck.0.display()))?;
+            self.control = Some(Task {
+                handle: tokio::spawn(crate::control::serve(l, self.health.clone(), ck.1.clone())),
+                key: ck,
+            });
+        }
+        Ok(())
+    }
+
+    async fn main_loop(&mut self) -> u8 {
+        let (Ok(mut hup), Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::hangup()),
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            eprintln!("error: cannot install signal handlers");
+            return crate::cli::EXIT_FAIL;
+        };
+        // The watchdog is fed from this loop, so a wedged loop is noticed by systemd.
+        let wd = sd_notify::watchdog_enabled().map(|d| d / 2);
+        let mut wd_tick = tokio::time::interval(wd.unwrap_or(Duration::from_secs(3600)));
+        loop {
+            tokio::select! {
+                _ = hup.recv() => self.reload().await,
+                _ = term.recv() => return self.stop("SIGTERM").await,
+                _ = int.recv() => return self.stop("SIGINT").await,
+                _ = wd_tick.tick(), if wd.is_some() => {
+                    let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+                }
+            }
+        }
+    }
+
+    async fn reload(&mut self) {
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Reloading]);
+        let file = self.cfg.file.clone();
+        match NodeConfig::load(&file) {
+            Err(e) => tracing::error!("reload refused, keeping the running config: {e}"),
+            Ok(new) => {
+                let new = Arc::new(new);
+                if let Err(e) = self.apply(&new).await {
+                    tracing::error!("reload partly applied: {e}");
+                }
+                self.cfg = new.clone();
+                // The data plane loop converges to the new config at once.
+                self.cfg_tx.send_replace(new);
+                tracing::info!(file = %file.display(), "config reloaded");
+            }
+        }
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    }
+
+    async fn stop(&mut self, why: &str) -> u8 {
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+        self.checks.clear();
+        self.http = None;
+        self.agent = None;
+        self.control = None;
+        let _ = std::fs::remove_file(&self.cfg.daemon.control_socket);
+        if self.cfg.daemon.on_stop == OnStop::Down && self.cfg.daemon.manage_dataplane {
+            tracing::info!("{why}: on_stop = \"down\": removing the VIPs");
+            if let Err(e) = crate::dataplane::teardown(&self.cfg).await {
+                tracing::error!("down failed: {e}");
+                return crate::cli::EXIT_FAIL;
+            }
+        } else {
+            tracing::info!("{why}: leaving the VIPs in place (on_stop = \"keep\")");
+        }
+        crate::cli::EXIT_OK
+    }
+}
+
+struct DataplaneLoop {
+    cfg: Arc<NodeConfig>,
+    handle: rtnetlink::Handle,
+    health: Arc<Health>,
+    last_error: Option<String>,
+}
+
+type Events = futures::channel::mpsc::UnboundedReceiver<(
+    netlink_packet_core::NetlinkMessage<RouteNetlinkMessage>,
+    netlink_sys::SocketAddr,
+)>;
+
+impl DataplaneLoop {
+    async fn run(mut self, mut events: Events, mut cfg_rx: watch::Receiver<Arc<NodeConfig>>) {
+        let mut tick = tokio::time::interval(self.cfg.daemon.recheck_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                ev = events.next() => {
+                    let Some((msg, _)) = ev else {
+                        tracing::error!("rtnetlink event stream ended; relying on the recheck interval");
+                        events = futures::channel::mpsc::unbounded().1;
+                        continue;
+                    };
+                    let t0 = Instant::now();
+                    if !self.relevant(&msg.payload) {
+                        continue;
+                    }
+                    // A burst (e.g. link down removes several addresses) needs one repair.
+                    while events.try_recv().is_ok() {}
+                    self.repair_and_observe("event", t0).await;
+                }
+                _ = tick.tick() => self.repair_and_observe("recheck", Instant::now()).await,
+                ch = cfg_rx.changed() => {
+                    if ch.is_err() { return; }
+                    self.cfg = cfg_rx.borrow_and_update().clone();
+                    tick = tokio::time::interval(self.cfg.daemon.recheck_interval);
+                    self.repair_and_observe("reload", Instant::now()).await;
+                }
+            }
+        }
+    }
+
+    /// Address events for a VIP, and any link event (a device going down and up).
+    fn relevant(&self, p: &NetlinkPayload<RouteNetlinkMessage>) -> bool {
+        let NetlinkPayload::InnerMessage(m) = p else {
+            return false;
+        };
+        match m {
+            RouteNetlinkMessage::NewAddress(a) | RouteNetlinkMessage::DelAddress(a) => {
+                a.attributes.iter().any(|x| match x {
+                    AddressAttribute::Address(ip) | AddressAttribute::Local(ip) => {
+                        self.cfg.vips.iter().any(|v| v.address == *ip)
+                    }
+                    _ => false,
+                })
+            }
+            RouteNetlinkMessage::NewLink(_) | RouteNetlinkMessage::DelLink(_) => true,
+            _ => false,
+        }
+    }
+
+    async fn repair_and_observe(&mut self, trigger: &str, t0: Instant) {
+        let managed = self.cfg.daemon.manage_dataplane;
+        if managed {
+            match crate::dataplane::converge(&self.cfg).await {
+                Ok(o) if !o.applied.is_empty() => {
+                    let took = t0.elapsed();
+                    self.health.count_repair(took);
+                    tracing::warn!(
+                        trigger,
+                        steps = ?o.applied,
+                        ms = took.as_secs_f64() * 1000.0,
+                        "repaired the data plane"
+                    );
+                    self.last_error = None;
+                }
+                Ok(_) => self.last_error = None,
+                Err(e) => {
+                    let e = e.to_string();
+                    // Log a persistent failure once, not every recheck.
+                    if self.last_error.as_ref() != Some(&e) {
+                        tracing::error!(trigger, error = %e, "cannot converge the data plane");
+                        self.last_error = Some(e);
+                    }
+                }
+            }
+        }
+        let t1 = Instant::now();
+        let obs = dataplane::observe(&self.handle, &self.cfg, managed).await;
+        self.health.set_dataplane(obs.vips, obs.arp_suppressed);
+        self.health.record(DATAPLANE, obs.result, t1.elapsed());
+    }
+}
+
+/// Refreshes the load inputs of the weight: established VIP sessions (sock_diag) and the
+/// 1-minute load average.
+async fn load_loop(health: Arc<Health>, cfg_rx: watch::Receiver<Arc<NodeConfig>>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let eps = crate::sockdiag::vip_endpoints(&cfg_rx.borrow());
+        let sessions =
+            tokio::task::spawn_blocking(move || crate::sockdiag::count_established(&eps))
+                .await
+                .ok()
+                .and_then(|r| r.ok())
+                .unwrap_or(0);
+        let load1 = std::fs::read_to_string("/proc/loadavg")
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
+            .unwrap_or(0.0);
+        health.set_load(sessions, load1);
+    }
 }

@@ -1,9 +1,161 @@
-//! Director snippets for this node.
+//! Director snippets for this node, wired to its reporting endpoints: a keepalived
+//! `real_server` (HTTP_GET on /health, or MISC_CHECK with misc_dynamic via `lvs-node
+//! probe`), or HAProxy `server` lines with agent-check.
 
 use crate::cli::DirectorConfigArgs;
+use lvs_shared::config::NodeConfig;
+use std::fmt::Write;
+use std::net::IpAddr;
 use std::path::Path;
 
-pub fn run(_config: &Path, _args: DirectorConfigArgs) -> u8 {
-    eprintln!("director-config: not implemented yet");
-    1
+pub fn run(config: &Path, args: DirectorConfigArgs) -> u8 {
+    let cfg = match NodeConfig::load(config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return crate::cli::EXIT_USAGE;
+        }
+    };
+    match render(&cfg, &args) {
+        Ok(s) => {
+            print!("{s}");
+            crate::cli::EXIT_OK
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            crate::cli::EXIT_USAGE
+        }
+    }
+}
+
+pub fn render(cfg: &NodeConfig, args: &DirectorConfigArgs) -> Result<String, String> {
+    let rep = &cfg.daemon.report;
+    let real = cfg
+        .real_ip
+        .or(rep.http.map(|a| a.ip()))
+        .or(rep.agent_check.map(|a| a.ip()))
+        .ok_or("set real_ip (or [report] http) so the director knows this node's address")?;
+    let weight = cfg.daemon.weight.base;
+    let name = format!("rs-{}", real.to_string().replace([':', '.'], "-"));
+    let mut o = String::new();
+    if args.haproxy {
+        let agent = rep.agent_check.ok_or(
+            "[report] agent_check is not set: add e.g. agent_check = \"REAL_IP:8081\" to node.toml",
+        )?;
+        let _ = writeln!(
+            o,
+            "# lvs-node {}: HAProxy server line(s) for {real}",
+            env!("CARGO_PKG_VERSION")
+        );
+        let _ = writeln!(
+            o,
+            "# The agent reports `up ready N%`, `drain`, `maint` or `down ... #reason`."
+        );
+        for v in &cfg.vips {
+            for p in &v.ports {
+                let _ = writeln!(
+                    o,
+                    "# backend for {}:{p}\nserver {name}-{p} {}:{p} weight {weight} check agent-check agent-addr {} agent-port {} agent-inter 1s",
+                    v.address,
+                    host(real),
+                    agent.ip(),
+                    agent.port()
+                );
+            }
+        }
+        return Ok(o);
+    }
+    let http = rep
+        .http
+        .ok_or("[report] http is not set: add e.g. http = \"REAL_IP:8080\" to node.toml")?;
+    let _ = writeln!(
+        o,
+        "# lvs-node {}: keepalived real_server for {real}",
+        env!("CARGO_PKG_VERSION")
+    );
+    let _ = writeln!(
+        o,
+        "# inhibit_on_failure: a failing or drained node gets weight 0 and keeps its running\n# transfers instead of being removed (which would cut them)."
+    );
+    for v in &cfg.vips {
+        for p in &v.ports {
+            let _ = writeln!(
+                o,
+                "# inside: virtual_server {} {p} {{ lb_kind DR ... }}",
+                v.address
+            );
+            let _ = writeln!(o, "real_server {real} {p} {{");
+            let _ = writeln!(o, "    weight {weight}");
+            let _ = writeln!(o, "    inhibit_on_failure");
+            if args.misc_check {
+                let _ = writeln!(o, "    MISC_CHECK {{");
+                let _ = writeln!(
+                    o,
+                    "        misc_path \"/usr/sbin/lvs-node probe --agent http://{}:{} --timeout 1s\"",
+                    host(http.ip()),
+                    http.port()
+                );
+                let _ = writeln!(o, "        misc_timeout 3");
+                let _ = writeln!(o, "        misc_dynamic");
+                let _ = writeln!(o, "        delay_loop 2");
+                let _ = writeln!(o, "    }}");
+            } else {
+                let _ = writeln!(o, "    HTTP_GET {{");
+                let _ = writeln!(o, "        url {{");
+                let _ = writeln!(o, "            path /health");
+                let _ = writeln!(o, "            status_code 200");
+                let _ = writeln!(o, "        }}");
+                let _ = writeln!(o, "        connect_ip {}", http.ip());
+                let _ = writeln!(o, "        connect_port {}", http.port());
+                let _ = writeln!(o, "        connect_timeout 1");
+                let _ = writeln!(o, "        retry 1");
+                let _ = writeln!(o, "        delay_before_retry 1");
+                let _ = writeln!(o, "        delay_loop 2");
+                let _ = writeln!(o, "    }}");
+            }
+            let _ = writeln!(o, "}}");
+        }
+    }
+    Ok(o)
+}
+
+fn host(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V6(v6) => format!("[{v6}]"),
+        v4 => v4.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> NodeConfig {
+        NodeConfig::parse(
+            Path::new("/etc/lvs-node/node.toml"),
+            "interface = \"eth0\"\nreal_ip = \"192.0.2.11\"\n[[vip]]\naddress = \"192.0.2.100\"\nports = [2811]\n[report]\nhttp = \"192.0.2.11:8080\"\nagent_check = \"192.0.2.11:8081\"\n",
+        )
+        .unwrap()
+    }
+
+    fn args(haproxy: bool, misc: bool) -> DirectorConfigArgs {
+        DirectorConfigArgs {
+            keepalived: !haproxy,
+            haproxy,
+            misc_check: misc,
+        }
+    }
+
+    #[test]
+    fn snippets() {
+        let k = render(&cfg(), &args(false, false)).unwrap();
+        assert!(k.contains("real_server 192.0.2.11 2811 {"), "{k}");
+        assert!(k.contains("inhibit_on_failure"));
+        assert!(k.contains("connect_port 8080"));
+        let m = render(&cfg(), &args(false, true)).unwrap();
+        assert!(m.contains("probe --agent http://192.0.2.11:8080"), "{m}");
+        assert!(m.contains("misc_dynamic"));
+        let h = render(&cfg(), &args(true, false)).unwrap();
+        assert!(h.contains("server rs-192-0-2-11-2811 192.0.2.11:2811 weight 100 check agent-check agent-addr 192.0.2.11 agent-port 8081"), "{h}");
+    }
 }

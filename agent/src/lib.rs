@@ -1,11 +1,15 @@
 //! The node agent as a library: the binary is a thin CLI over these modules.
 
 pub mod acme_responder;
+pub mod checks;
 pub mod cli;
 pub mod commands;
 pub mod control;
 pub mod daemon;
 pub mod dataplane;
 pub mod director_config;
+pub mod health;
 pub mod logging;
 pub mod probe;
+pub mod report;
+pub mod sockdiag;

@@ -3,6 +3,8 @@
 
 pub mod bins;
 pub mod dr;
+pub mod gridftp;
+pub mod haproxy;
 pub mod netns;
 pub mod node;
 

@@ -1,29 +1,71 @@
 //! `lvs-node run` settings: `[daemon]`, `[[check]]`, `[report]`, `[weight]`.
-//! (Placeholder shape; extended by the daemon work.)
+//!
+//! Every key is validated here, before the agent touches the host, and every error names
+//! the key (`check[2].timeout`) and the fix.
 
 use super::Vip;
 use crate::error::ConfigError;
 use serde::Deserialize;
-use std::path::Path;
+use std::collections::HashSet;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub const DEFAULT_CONTROL_SOCKET: &str = "/run/lvs-node/control.sock";
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-pub struct RawDaemon {}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawCheck {
-    pub name: Option<String>,
-    pub kind: Option<String>,
+pub struct RawDaemon {
+    pub on_stop: Option<String>,
+    pub recheck_interval: Option<String>,
+    pub control_socket: Option<String>,
+    pub manage_dataplane: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-pub struct RawReport {}
+pub struct RawCheck {
+    pub name: Option<String>,
+    pub kind: Option<String>,
+    pub interval: Option<String>,
+    pub timeout: Option<String>,
+    pub rise: Option<i64>,
+    pub fall: Option<i64>,
+    // gridftp, tcp, xrootd
+    pub target: Option<String>,
+    // http
+    pub url: Option<String>,
+    pub expect_status: Option<i64>,
+    // command
+    pub command: Option<Vec<String>>,
+    // filesystem
+    pub path: Option<String>,
+    pub min_free: Option<String>,
+    pub writable: Option<bool>,
+    // certificate
+    pub cert: Option<String>,
+    pub min_days: Option<i64>,
+    pub hostnames: Option<Vec<String>>,
+}
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-pub struct RawWeight {}
+pub struct RawReport {
+    pub http: Option<String>,
+    pub agent_check: Option<String>,
+    #[serde(default)]
+    pub allow: Vec<String>,
+    pub max_connections: Option<i64>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawWeight {
+    pub base: Option<i64>,
+    pub min: Option<i64>,
+    pub sessions_per_core: Option<f64>,
+    pub load_per_core: Option<f64>,
+}
 
 pub struct RawSections {
     pub daemon: RawDaemon,
@@ -32,9 +74,657 @@ pub struct RawSections {
     pub weight: RawWeight,
 }
 
-#[derive(Debug, Clone, Default)]
-pub struct Settings {}
+/// What SIGTERM does to the data plane.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnStop {
+    /// Leave VIPs and ARP suppression in place: restarting the agent never cuts a transfer.
+    #[default]
+    Keep,
+    /// Run `down`.
+    Down,
+}
 
-pub fn validate(_file: &Path, _raw: RawSections, _vips: &[Vip]) -> Result<Settings, ConfigError> {
-    Ok(Settings {})
+/// Free-space threshold of a filesystem check.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub enum MinFree {
+    Percent(f64),
+    Bytes(u64),
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum CheckKind {
+    Gridftp {
+        target: String,
+    },
+    Tcp {
+        target: String,
+    },
+    Http {
+        url: String,
+        expect_status: u16,
+    },
+    Command {
+        command: Vec<String>,
+    },
+    Filesystem {
+        path: PathBuf,
+        min_free: MinFree,
+        writable: bool,
+    },
+    Certificate {
+        cert: PathBuf,
+        min_days: u32,
+        hostnames: Vec<String>,
+    },
+    Xrootd {
+        target: String,
+    },
+}
+
+impl CheckKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            CheckKind::Gridftp { .. } => "gridftp",
+            CheckKind::Tcp { .. } => "tcp",
+            CheckKind::Http { .. } => "http",
+            CheckKind::Command { .. } => "command",
+            CheckKind::Filesystem { .. } => "filesystem",
+            CheckKind::Certificate { .. } => "certificate",
+            CheckKind::Xrootd { .. } => "xrootd",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct CheckSpec {
+    pub name: String,
+    #[serde(with = "crate::duration::serde_dur")]
+    pub interval: Duration,
+    #[serde(with = "crate::duration::serde_dur")]
+    pub timeout: Duration,
+    pub rise: u32,
+    pub fall: u32,
+    #[serde(flatten)]
+    pub kind: CheckKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Report {
+    pub http: Option<SocketAddr>,
+    pub agent_check: Option<SocketAddr>,
+    /// Director addresses allowed to connect; empty = anyone.
+    pub allow: Vec<IpAddr>,
+    pub max_connections: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Weight {
+    /// Weight of an idle node (1..=253: keepalived's misc_dynamic caps at 255 - 2).
+    pub base: u32,
+    /// Floor while up, so a busy node is never mistaken for a drained one.
+    pub min: u32,
+    /// Established VIP sessions per core at which the weight reaches `min`; 0 = ignore.
+    pub sessions_per_core: f64,
+    /// 1-minute load average per core at which the weight reaches `min`; 0 = ignore.
+    pub load_per_core: f64,
+}
+
+impl Default for Weight {
+    fn default() -> Self {
+        Weight {
+            base: 100,
+            min: 1,
+            sessions_per_core: 0.0,
+            load_per_core: 0.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub on_stop: OnStop,
+    pub recheck_interval: Duration,
+    pub control_socket: PathBuf,
+    /// false: VIPs are managed elsewhere; the agent only observes and reports them.
+    pub manage_dataplane: bool,
+    pub checks: Vec<CheckSpec>,
+    pub report: Report,
+    pub weight: Weight,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            on_stop: OnStop::Keep,
+            recheck_interval: Duration::from_secs(2),
+            control_socket: PathBuf::from(DEFAULT_CONTROL_SOCKET),
+            manage_dataplane: true,
+            checks: Vec::new(),
+            report: Report {
+                max_connections: 1024,
+                ..Report::default()
+            },
+            weight: Weight::default(),
+        }
+    }
+}
+
+const KINDS: &str = "gridftp, tcp, http, command, filesystem, certificate, xrootd";
+
+pub fn validate(file: &Path, raw: RawSections, vips: &[Vip]) -> Result<Settings, ConfigError> {
+    let err = |key: &str, problem: String, fix: &str| ConfigError::new(file, key, problem, fix);
+    let dur = |key: &str, v: &Option<String>, default: Duration| -> Result<Duration, ConfigError> {
+        match v {
+            None => Ok(default),
+            Some(s) => {
+                let d = crate::duration::parse(s).map_err(|p| {
+                    err(
+                        key,
+                        p,
+                        "write a duration such as \"500ms\", \"2s\" or \"1m\"",
+                    )
+                })?;
+                if d.is_zero() {
+                    return Err(err(key, "must be more than zero".into(), "use e.g. \"1s\""));
+                }
+                Ok(d)
+            }
+        }
+    };
+    let mut s = Settings::default();
+
+    let d = raw.daemon;
+    s.on_stop = match d.on_stop.as_deref() {
+        None | Some("keep") => OnStop::Keep,
+        Some("down") => OnStop::Down,
+        Some(o) => {
+            return Err(err(
+                "daemon.on_stop",
+                format!("`{o}` is not a stop action"),
+                "use \"keep\" (leave VIPs up so transfers continue) or \"down\"",
+            ))
+        }
+    };
+    s.recheck_interval = dur(
+        "daemon.recheck_interval",
+        &d.recheck_interval,
+        s.recheck_interval,
+    )?;
+    if let Some(p) = d.control_socket {
+        let p = PathBuf::from(p);
+        if !p.is_absolute() {
+            return Err(err(
+                "daemon.control_socket",
+                format!("`{}` is not an absolute path", p.display()),
+                "use an absolute path such as /run/lvs-node/control.sock",
+            ));
+        }
+        s.control_socket = p;
+    }
+    s.manage_dataplane = d.manage_dataplane.unwrap_or(true);
+
+    let mut names = HashSet::new();
+    for (i, rc) in raw.checks.into_iter().enumerate() {
+        let spec = validate_check(file, i, rc, vips)?;
+        if !names.insert(spec.name.clone()) {
+            return Err(err(
+                &format!("check[{i}].name"),
+                format!("the name `{}` is used twice", spec.name),
+                "give every [[check]] a unique `name`",
+            ));
+        }
+        s.checks.push(spec);
+    }
+    if names.contains("dataplane") {
+        return Err(err(
+            "check.name",
+            "`dataplane` is the built-in data plane check".into(),
+            "choose another name",
+        ));
+    }
+
+    let r = raw.report;
+    let bind = |key: &str, v: Option<String>| -> Result<Option<SocketAddr>, ConfigError> {
+        let Some(v) = v else { return Ok(None) };
+        let a: SocketAddr = v.parse().map_err(|_| {
+            err(
+                key,
+                format!("`{v}` is not IP:PORT"),
+                "write the real IP and a port, e.g. \"192.0.2.11:8080\"",
+            )
+        })?;
+        if a.ip().is_unspecified() {
+            return Err(err(
+                key,
+                format!("{a} would also listen on the VIPs"),
+                "bind the node's real IP, e.g. \"192.0.2.11:8080\"",
+            ));
+        }
+        if vips.iter().any(|vip| vip.address == a.ip()) {
+            return Err(err(
+                key,
+                format!("{} is a VIP: directors would reach any node", a.ip()),
+                "bind the node's real IP instead",
+            ));
+        }
+        if a.port() == 0 {
+            return Err(err(key, "port 0".into(), "choose a fixed port, e.g. 8080"));
+        }
+        Ok(Some(a))
+    };
+    s.report.http = bind("report.http", r.http)?;
+    s.report.agent_check = bind("report.agent_check", r.agent_check)?;
+    if let (Some(a), Some(b)) = (s.report.http, s.report.agent_check) {
+        if a == b {
+            return Err(err(
+                "report.agent_check",
+                format!("{a} is also report.http"),
+                "use a different port for the agent-check responder",
+            ));
+        }
+    }
+    for (i, a) in r.allow.iter().enumerate() {
+        let ip: IpAddr = a.parse().map_err(|_| {
+            err(
+                &format!("report.allow[{i}]"),
+                format!("`{a}` is not an IP address"),
+                "list the directors' source addresses, e.g. allow = [\"192.0.2.2\"]",
+            )
+        })?;
+        s.report.allow.push(ip);
+    }
+    if let Some(m) = r.max_connections {
+        if !(1..=65536).contains(&m) {
+            return Err(err(
+                "report.max_connections",
+                format!("{m} is out of range"),
+                "use 1 to 65536 (default 1024)",
+            ));
+        }
+        s.report.max_connections = m as usize;
+    }
+
+    let w = raw.weight;
+    if let Some(b) = w.base {
+        if !(1..=253).contains(&b) {
+            return Err(err(
+                "weight.base",
+                format!("{b} is out of range"),
+                "use 1 to 253 (keepalived's MISC_CHECK reports at most 253); default 100",
+            ));
+        }
+        s.weight.base = b as u32;
+    }
+    if let Some(m) = w.min {
+        if m < 1 || m as u32 > s.weight.base {
+            return Err(err(
+                "weight.min",
+                format!("{m} is not between 1 and weight.base ({})", s.weight.base),
+                "use a small floor such as 1: weight 0 means drained",
+            ));
+        }
+        s.weight.min = m as u32;
+    }
+    for (key, v, slot) in [
+        (
+            "weight.sessions_per_core",
+            w.sessions_per_core,
+            &mut s.weight.sessions_per_core,
+        ),
+        (
+            "weight.load_per_core",
+            w.load_per_core,
+            &mut s.weight.load_per_core,
+        ),
+    ] {
+        if let Some(v) = v {
+            if !v.is_finite() || v < 0.0 {
+                return Err(err(
+                    key,
+                    format!("{v} must be zero or positive"),
+                    "use e.g. 50 (or 0 to ignore this load signal)",
+                ));
+            }
+            *slot = v;
+        }
+    }
+    Ok(s)
+}
+
+fn validate_check(
+    file: &Path,
+    i: usize,
+    rc: RawCheck,
+    vips: &[Vip],
+) -> Result<CheckSpec, ConfigError> {
+    let k = |f: &str| format!("check[{i}].{f}");
+    let err = |f: &str, problem: String, fix: &str| ConfigError::new(file, k(f), problem, fix);
+    let kind = rc.kind.clone().ok_or_else(|| {
+        err(
+            "kind",
+            "missing".into(),
+            &format!("set `kind` to one of: {KINDS}"),
+        )
+    })?;
+    let name = rc.name.clone().unwrap_or_else(|| kind.clone());
+    if name.is_empty()
+        || name.len() > 64
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+    {
+        return Err(err(
+            "name",
+            format!("`{name}` is not a valid check name"),
+            "use 1 to 64 letters, digits, '-', '_' or '.'",
+        ));
+    }
+    let dur = |f: &str, v: &Option<String>, default: Duration| -> Result<Duration, ConfigError> {
+        match v {
+            None => Ok(default),
+            Some(s) => {
+                let d = crate::duration::parse(s).map_err(|p| {
+                    err(f, p, "write a duration such as \"500ms\", \"2s\" or \"1m\"")
+                })?;
+                if d.is_zero() {
+                    return Err(err(f, "must be more than zero".into(), "use e.g. \"1s\""));
+                }
+                Ok(d)
+            }
+        }
+    };
+    let interval = dur("interval", &rc.interval, Duration::from_secs(2))?;
+    let timeout = dur("timeout", &rc.timeout, Duration::from_secs(1).min(interval))?;
+    if timeout > interval {
+        return Err(err(
+            "timeout",
+            format!(
+                "{} is longer than the interval ({})",
+                crate::duration::format(timeout),
+                crate::duration::format(interval)
+            ),
+            "make the timeout at most the interval, so one probe ends before the next starts",
+        ));
+    }
+    let count = |f: &str, v: Option<i64>, default: u32| -> Result<u32, ConfigError> {
+        match v {
+            None => Ok(default),
+            Some(n) if (1..=100).contains(&n) => Ok(n as u32),
+            Some(n) => Err(err(f, format!("{n} is out of range"), "use 1 to 100")),
+        }
+    };
+    let rise = count("rise", rc.rise, 2)?;
+    let fall = count("fall", rc.fall, 2)?;
+
+    // Which kind-specific keys were given, so a key that does nothing for this kind is an
+    // error rather than silently ignored.
+    let given: Vec<&str> = [
+        ("target", rc.target.is_some()),
+        ("url", rc.url.is_some()),
+        ("expect_status", rc.expect_status.is_some()),
+        ("command", rc.command.is_some()),
+        ("path", rc.path.is_some()),
+        ("min_free", rc.min_free.is_some()),
+        ("writable", rc.writable.is_some()),
+        ("cert", rc.cert.is_some()),
+        ("min_days", rc.min_days.is_some()),
+        ("hostnames", rc.hostnames.is_some()),
+    ]
+    .into_iter()
+    .filter(|(_, g)| *g)
+    .map(|(n, _)| n)
+    .collect();
+    let allowed: &[&str] = match kind.as_str() {
+        "gridftp" | "tcp" | "xrootd" => &["target"],
+        "http" => &["url", "expect_status"],
+        "command" => &["command"],
+        "filesystem" => &["path", "min_free", "writable"],
+        "certificate" => &["cert", "min_days", "hostnames"],
+        other => {
+            return Err(err(
+                "kind",
+                format!("unknown kind `{other}`"),
+                &format!("use one of: {KINDS}"),
+            ))
+        }
+    };
+    if let Some(bad) = given.iter().find(|g| !allowed.contains(g)) {
+        return Err(err(
+            bad,
+            format!("`{bad}` does not apply to a {kind} check"),
+            &format!("remove it; a {kind} check takes: {}", allowed.join(", ")),
+        ));
+    }
+    let target = |default: &str| -> Result<String, ConfigError> {
+        let t = rc.target.clone().unwrap_or_else(|| default.to_string());
+        // host:port; names are allowed (resolved at check time).
+        match t.rsplit_once(':') {
+            Some((h, p)) if !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0) => Ok(t),
+            _ => Err(err(
+                "target",
+                format!("`{t}` is not HOST:PORT"),
+                "write e.g. \"127.0.0.1:2811\"",
+            )),
+        }
+    };
+    let kind = match kind.as_str() {
+        "gridftp" => CheckKind::Gridftp {
+            target: target("127.0.0.1:2811")?,
+        },
+        "xrootd" => CheckKind::Xrootd {
+            target: target("127.0.0.1:1094")?,
+        },
+        "tcp" => {
+            if rc.target.is_none() {
+                return Err(err(
+                    "target",
+                    "missing".into(),
+                    "set `target = \"127.0.0.1:PORT\"`",
+                ));
+            }
+            CheckKind::Tcp {
+                target: target("")?,
+            }
+        }
+        "http" => {
+            let url = rc.url.clone().ok_or_else(|| {
+                err(
+                    "url",
+                    "missing".into(),
+                    "set `url = \"http://127.0.0.1:PORT/path\"`",
+                )
+            })?;
+            if !url.starts_with("http://") {
+                return Err(err(
+                    "url",
+                    format!("`{url}` is not an http:// URL"),
+                    "use a plain http:// URL on the node (https is not supported by this check)",
+                ));
+            }
+            let expect_status = match rc.expect_status {
+                None => 200,
+                Some(n) if (100..=599).contains(&n) => n as u16,
+                Some(n) => {
+                    return Err(err(
+                        "expect_status",
+                        format!("{n} is not an HTTP status"),
+                        "use e.g. 200",
+                    ))
+                }
+            };
+            CheckKind::Http { url, expect_status }
+        }
+        "command" => {
+            let command = rc.command.clone().unwrap_or_default();
+            if command.is_empty() || !command[0].starts_with('/') {
+                return Err(err(
+                    "command",
+                    "missing, or the program is not an absolute path".into(),
+                    "write the argv as a list, e.g. command = [\"/usr/lib/nagios/plugins/check_procs\", \"-C\", \"globus-gridftp-server\"]",
+                ));
+            }
+            CheckKind::Command { command }
+        }
+        "filesystem" => {
+            let path = PathBuf::from(rc.path.clone().ok_or_else(|| {
+                err(
+                    "path",
+                    "missing".into(),
+                    "set `path` to the mount point, e.g. \"/mnt/shared\"",
+                )
+            })?);
+            if !path.is_absolute() {
+                return Err(err(
+                    "path",
+                    format!("`{}` is not absolute", path.display()),
+                    "use the absolute mount point",
+                ));
+            }
+            let min_free = match &rc.min_free {
+                None => MinFree::Percent(1.0),
+                Some(s) => parse_min_free(s).map_err(|p| {
+                    err(
+                        "min_free",
+                        p,
+                        "write a percentage (\"5%\") or a size (\"10G\", \"500M\")",
+                    )
+                })?,
+            };
+            CheckKind::Filesystem {
+                path,
+                min_free,
+                writable: rc.writable.unwrap_or(true),
+            }
+        }
+        "certificate" => {
+            let cert = PathBuf::from(
+                rc.cert
+                    .clone()
+                    .unwrap_or_else(|| "/etc/grid-security/hostcert.pem".into()),
+            );
+            let min_days = match rc.min_days {
+                None => 7,
+                Some(n) if (0..=3650).contains(&n) => n as u32,
+                Some(n) => {
+                    return Err(err(
+                        "min_days",
+                        format!("{n} is out of range"),
+                        "use 0 to 3650",
+                    ))
+                }
+            };
+            let hostnames = rc
+                .hostnames
+                .clone()
+                .unwrap_or_else(|| vips.iter().filter_map(|v| v.hostname.clone()).collect());
+            CheckKind::Certificate {
+                cert,
+                min_days,
+                hostnames,
+            }
+        }
+        _ => unreachable!("kind validated above"),
+    };
+    Ok(CheckSpec {
+        name,
+        interval,
+        timeout,
+        rise,
+        fall,
+        kind,
+    })
+}
+
+fn parse_min_free(s: &str) -> Result<MinFree, String> {
+    let s = s.trim();
+    if let Some(p) = s.strip_suffix('%') {
+        let v: f64 = p
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{s}` is not a percentage"))?;
+        if !(0.0..=100.0).contains(&v) {
+            return Err(format!("{v}% is not between 0 and 100"));
+        }
+        return Ok(MinFree::Percent(v));
+    }
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n.parse().map_err(|_| format!("`{s}` is not a size"))?;
+    let mult: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "K" | "KiB" => 1 << 10,
+        "M" | "MiB" => 1 << 20,
+        "G" | "GiB" => 1 << 30,
+        "T" | "TiB" => 1 << 40,
+        u => return Err(format!("unknown size unit `{u}`")),
+    };
+    Ok(MinFree::Bytes(n.saturating_mul(mult)))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::NodeConfig;
+    use std::path::Path;
+
+    const BASE: &str = "interface = \"eth0\"\nreal_ip = \"192.0.2.11\"\n[[vip]]\naddress = \"192.0.2.100\"\nports = [2811]\nhostname = \"gridftp.example.org\"\n";
+
+    fn parse(extra: &str) -> Result<NodeConfig, crate::ConfigError> {
+        NodeConfig::parse(
+            Path::new("/etc/lvs-node/node.toml"),
+            &format!("{BASE}{extra}"),
+        )
+    }
+
+    #[test]
+    fn full_daemon_config() {
+        let c = parse(
+            "[daemon]\non_stop = \"down\"\nrecheck_interval = \"500ms\"\n\
+             [[check]]\nkind = \"gridftp\"\ninterval = \"1s\"\ntimeout = \"500ms\"\nrise = 2\nfall = 1\n\
+             [[check]]\nname = \"shared\"\nkind = \"filesystem\"\npath = \"/mnt\"\nmin_free = \"10G\"\n\
+             [[check]]\nkind = \"certificate\"\n\
+             [report]\nhttp = \"192.0.2.11:8080\"\nagent_check = \"192.0.2.11:8081\"\nallow = [\"192.0.2.2\"]\n\
+             [weight]\nbase = 100\nsessions_per_core = 50\nload_per_core = 2.0\n",
+        )
+        .unwrap();
+        let d = &c.daemon;
+        assert_eq!(d.on_stop, super::OnStop::Down);
+        assert_eq!(d.checks.len(), 3);
+        assert_eq!(d.checks[0].name, "gridftp");
+        assert_eq!(d.checks[0].fall, 1);
+        match &d.checks[2].kind {
+            super::CheckKind::Certificate { hostnames, .. } => {
+                assert_eq!(hostnames, &vec!["gridftp.example.org".to_string()])
+            }
+            k => panic!("{k:?}"),
+        }
+        assert_eq!(d.report.allow.len(), 1);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = parse("[[check]]\nkind = \"tcp\"\ntarget = \"127.0.0.1:1\"\n[[check]]\nkind = \"gridftp\"\ninterval = \"1s\"\ntimeout = \"2s\"\n").unwrap_err();
+        assert_eq!(e.key, "check[1].timeout");
+        let e = parse("[[check]]\nkind = \"tcp\"\ntarget = \"x:1\"\nexpect_status = 200\n")
+            .unwrap_err();
+        assert_eq!(e.key, "check[0].expect_status");
+        let e = parse("[[check]]\nkind = \"smtp\"\n").unwrap_err();
+        assert!(e.fix.contains("gridftp"), "{e}");
+        let e = parse("[report]\nhttp = \"192.0.2.100:80\"\n").unwrap_err();
+        assert_eq!(e.key, "report.http");
+        let e = parse("[report]\nhttp = \"0.0.0.0:80\"\n").unwrap_err();
+        assert_eq!(e.key, "report.http");
+        let e = parse("[weight]\nbase = 300\n").unwrap_err();
+        assert_eq!(e.key, "weight.base");
+        let e = parse("[daemon]\non_stop = \"halt\"\n").unwrap_err();
+        assert_eq!(e.key, "daemon.on_stop");
+        let e =
+            parse("[[check]]\nkind = \"gridftp\"\n[[check]]\nkind = \"gridftp\"\n").unwrap_err();
+        assert_eq!(e.key, "check[1].name");
+        let e = parse("[[check]]\nkind = \"gridftp\"\ninterval = \"5\"\n").unwrap_err();
+        assert_eq!(e.key, "check[0].interval");
+        let e = parse("[daemon]\nbogus = 1\n").unwrap_err();
+        assert!(e.key.starts_with("line"), "{e}");
+    }
 }

@@ -1,0 +1,155 @@
+//! `certificate`: the host certificate is readable, valid now, not expiring within
+//! `min_days`, and its names cover every VIP hostname (clients connect by that name).
+
+use super::{Check, CheckResult};
+use std::path::PathBuf;
+use x509_parser::extensions::GeneralName;
+use x509_parser::pem::Pem;
+
+pub struct Certificate {
+    pub path: PathBuf,
+    pub min_days: u32,
+    pub hostnames: Vec<String>,
+}
+
+impl Check for Certificate {
+    async fn run(&self) -> CheckResult {
+        let data = tokio::fs::read(&self.path)
+            .await
+            .map_err(|e| format!("cannot read {}: {e}", self.path.display()))?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        inspect(&data, now, self.min_days, &self.hostnames)
+    }
+}
+
+/// Checks the first certificate of a PEM (or DER) file at time `now` (unix seconds).
+pub fn inspect(data: &[u8], now: i64, min_days: u32, hostnames: &[String]) -> CheckResult {
+    let pem;
+    let der: &[u8] = if data.starts_with(b"-----") {
+        pem = Pem::iter_from_buffer(data)
+            .find(|p| p.as_ref().is_ok_and(|p| p.label == "CERTIFICATE"))
+            .ok_or("no CERTIFICATE block in the PEM file")?
+            .map_err(|e| format!("bad PEM: {e}"))?;
+        &pem.contents
+    } else {
+        data
+    };
+    let (_, cert) =
+        x509_parser::parse_x509_certificate(der).map_err(|e| format!("bad certificate: {e}"))?;
+    let v = cert.validity();
+    let (nb, na) = (v.not_before.timestamp(), v.not_after.timestamp());
+    if now < nb {
+        return Err("certificate is not valid yet".into());
+    }
+    if now >= na {
+        return Err("certificate has expired".into());
+    }
+    let days_left = (na - now) / 86400;
+    if days_left < min_days as i64 {
+        return Err(format!(
+            "certificate expires in {days_left} days (minimum {min_days})"
+        ));
+    }
+    let mut names: Vec<String> = Vec::new();
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for g in &san.value.general_names {
+            if let GeneralName::DNSName(n) = g {
+                names.push(n.to_ascii_lowercase());
+            }
+        }
+    }
+    if names.is_empty() {
+        // Only without DNS SANs do clients fall back to the CN.
+        for cn in cert.subject().iter_common_name() {
+            if let Ok(s) = cn.as_str() {
+                names.push(s.to_ascii_lowercase());
+            }
+        }
+    }
+    for h in hostnames {
+        if !names.iter().any(|n| covers(n, h)) {
+            return Err(format!("certificate does not cover {h}"));
+        }
+    }
+    Ok(format!("valid for {days_left} more days"))
+}
+
+/// RFC 6125 matching: exact, or a `*.` wildcard standing for exactly one left-most label.
+fn covers(pattern: &str, host: &str) -> bool {
+    let host = host.to_ascii_lowercase();
+    if let Some(rest) = pattern.strip_prefix("*.") {
+        return host
+            .split_once('.')
+            .is_some_and(|(first, tail)| !first.is_empty() && tail == rest);
+    }
+    pattern == host
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcard_rules() {
+        assert!(covers("gridftp.example.org", "GridFTP.example.org"));
+        assert!(covers("*.example.org", "gridftp.example.org"));
+        assert!(!covers("*.example.org", "a.b.example.org"));
+        assert!(!covers("*.example.org", "example.org"));
+    }
+
+    #[test]
+    fn real_certificate() {
+        let dir = std::env::temp_dir().join(format!("lvs-cert-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ok = std::process::Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-days",
+                "30",
+                "-subj",
+                "/CN=node1.example.org",
+            ])
+            .args([
+                "-addext",
+                "subjectAltName=DNS:gridftp.example.org,DNS:node1.example.org",
+            ])
+            .arg("-keyout")
+            .arg(dir.join("k.pem"))
+            .arg("-out")
+            .arg(dir.join("c.pem"))
+            .output()
+            .unwrap();
+        assert!(
+            ok.status.success(),
+            "{}",
+            String::from_utf8_lossy(&ok.stderr)
+        );
+        let data = std::fs::read(dir.join("c.pem")).unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let names = vec!["gridftp.example.org".to_string()];
+        assert!(inspect(&data, now, 7, &names).is_ok());
+        assert!(inspect(&data, now, 60, &names)
+            .unwrap_err()
+            .contains("expires in"));
+        assert!(inspect(&data, now + 40 * 86400, 0, &names)
+            .unwrap_err()
+            .contains("expired"));
+        let other = vec!["other.example.org".to_string()];
+        assert!(inspect(&data, now, 7, &other)
+            .unwrap_err()
+            .contains("does not cover"));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

@@ -1,0 +1,499 @@
+//! Node health: per-check rise/fall debouncing, the admin state, the node state and the
+//! advertised weight. Reporters only ever read the cached [`Snapshot`]; probes write
+//! results through [`Health::record`].
+
+use lvs_shared::config::daemon::Weight;
+use serde::{Deserialize, Serialize};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Name of the built-in data plane check.
+pub const DATAPLANE: &str = "dataplane";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Admin {
+    #[default]
+    Ready,
+    Drain,
+    Maint,
+}
+
+impl Admin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Admin::Ready => "ready",
+            Admin::Drain => "drain",
+            Admin::Maint => "maint",
+        }
+    }
+    /// Metric value: 0 ready, 1 drain, 2 maint.
+    pub fn code(self) -> i64 {
+        self as i64
+    }
+}
+
+/// The admin state as persisted in `state_dir/admin.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct AdminState {
+    pub admin: Admin,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Unix seconds of the last change.
+    #[serde(default)]
+    pub since: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeState {
+    Up,
+    Down,
+    Drain,
+    Maint,
+}
+
+impl NodeState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeState::Up => "up",
+            NodeState::Down => "down",
+            NodeState::Drain => "drain",
+            NodeState::Maint => "maint",
+        }
+    }
+}
+
+/// One check's debounced state and its last raw result.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckStatus {
+    pub name: String,
+    pub kind: String,
+    /// Debounced state; None until the first result arrives.
+    pub up: Option<bool>,
+    pub last_ok: Option<bool>,
+    /// Last result's detail: the failure reason, or what was seen.
+    pub detail: String,
+    pub latency_ms: f64,
+    /// Unix milliseconds of the last result.
+    pub checked_at_ms: u64,
+    pub rise: u32,
+    pub fall: u32,
+    #[serde(skip)]
+    streak: u32,
+}
+
+impl CheckStatus {
+    pub fn new(name: &str, kind: &str, rise: u32, fall: u32) -> Self {
+        CheckStatus {
+            name: name.into(),
+            kind: kind.into(),
+            up: None,
+            last_ok: None,
+            detail: "pending".into(),
+            latency_ms: 0.0,
+            checked_at_ms: 0,
+            rise,
+            fall,
+            streak: 0,
+        }
+    }
+
+    /// Applies one raw result. The first result sets the state at once (so a fresh agent
+    /// reports without waiting `rise` intervals); later flips need `rise`/`fall` in a row.
+    pub fn apply(&mut self, ok: bool, detail: String, latency: Duration) {
+        self.detail = detail;
+        self.latency_ms = latency.as_secs_f64() * 1000.0;
+        self.checked_at_ms = now_ms();
+        if self.last_ok == Some(ok) {
+            self.streak = self.streak.saturating_add(1);
+        } else {
+            self.streak = 1;
+        }
+        self.last_ok = Some(ok);
+        match self.up {
+            None => self.up = Some(ok),
+            Some(cur) if cur != ok => {
+                let need = if ok { self.rise } else { self.fall };
+                if self.streak >= need {
+                    self.up = Some(ok);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Per-VIP data plane facts, for /status and metrics.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct VipView {
+    pub address: String,
+    pub present: bool,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Load {
+    pub sessions: u64,
+    pub load1: f64,
+    pub cores: u32,
+}
+
+/// Everything a reporter needs, computed once per change.
+#[derive(Debug, Clone, Serialize)]
+pub struct Snapshot {
+    pub state: NodeState,
+    pub admin: AdminState,
+    /// Why the node is down (the first failing check), if it is.
+    pub reason: Option<String>,
+    pub weight: u32,
+    pub base_weight: u32,
+    pub load: Load,
+    pub checks: Vec<CheckStatus>,
+    pub vips: Vec<VipView>,
+    pub arp_suppressed: bool,
+    pub repairs_total: u64,
+    pub last_repair_ms: Option<f64>,
+    pub version: &'static str,
+    /// Pre-rendered `/health` body and agent-check line (the hot paths copy bytes only).
+    #[serde(skip)]
+    pub health_line: bytes::Bytes,
+    #[serde(skip)]
+    pub agent_line: bytes::Bytes,
+}
+
+impl Snapshot {
+    pub fn http_ok(&self) -> bool {
+        self.state == NodeState::Up
+    }
+}
+
+struct Inner {
+    checks: Vec<CheckStatus>,
+    admin: AdminState,
+    weight: Weight,
+    load: Load,
+    vips: Vec<VipView>,
+    arp_suppressed: bool,
+    repairs_total: u64,
+    last_repair_ms: Option<f64>,
+}
+
+/// Shared, cheap-to-read health state.
+pub struct Health {
+    inner: Mutex<Inner>,
+    snap: RwLock<Arc<Snapshot>>,
+}
+
+impl Health {
+    pub fn new(weight: Weight, admin: AdminState) -> Arc<Health> {
+        let inner = Inner {
+            checks: vec![CheckStatus::new(DATAPLANE, DATAPLANE, 1, 1)],
+            admin,
+            weight,
+            load: Load {
+                cores: cores(),
+                ..Load::default()
+            },
+            vips: Vec::new(),
+            arp_suppressed: false,
+            repairs_total: 0,
+            last_repair_ms: None,
+        };
+        let snap = Arc::new(compute(&inner));
+        Arc::new(Health {
+            inner: Mutex::new(inner),
+            snap: RwLock::new(snap),
+        })
+    }
+
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snap.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn update(&self, f: impl FnOnce(&mut Inner)) {
+        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut g);
+        let s = Arc::new(compute(&g));
+        *self.snap.write().unwrap_or_else(|e| e.into_inner()) = s;
+    }
+
+    /// Makes the set of configured checks match `specs` (name, kind, rise, fall), keeping the
+    /// state of checks that are unchanged. The data plane check always stays.
+    pub fn set_checks(&self, specs: &[(String, String, u32, u32)]) {
+        self.update(|g| {
+            let mut next = vec![g
+                .checks
+                .iter()
+                .find(|c| c.name == DATAPLANE)
+                .cloned()
+                .unwrap_or_else(|| CheckStatus::new(DATAPLANE, DATAPLANE, 1, 1))];
+            for (name, kind, rise, fall) in specs {
+                let kept = g.checks.iter().find(|c| {
+                    &c.name == name && &c.kind == kind && c.rise == *rise && c.fall == *fall
+                });
+                next.push(
+                    kept.cloned()
+                        .unwrap_or_else(|| CheckStatus::new(name, kind, *rise, *fall)),
+                );
+            }
+            g.checks = next;
+        });
+    }
+
+    pub fn reset_check(&self, name: &str) {
+        self.update(|g| {
+            if let Some(c) = g.checks.iter_mut().find(|c| c.name == name) {
+                *c = CheckStatus::new(&c.name, &c.kind, c.rise, c.fall);
+            }
+        });
+    }
+
+    pub fn record(&self, name: &str, result: Result<String, String>, latency: Duration) {
+        self.update(|g| {
+            if let Some(c) = g.checks.iter_mut().find(|c| c.name == name) {
+                let was = c.up;
+                let (ok, detail) = match result {
+                    Ok(d) => (true, d),
+                    Err(d) => (false, d),
+                };
+                c.apply(ok, detail, latency);
+                if was != c.up {
+                    tracing::info!(check = name, up = ?c.up, detail = %c.detail, "check changed state");
+                }
+            }
+        });
+    }
+
+    pub fn set_dataplane(&self, vips: Vec<VipView>, arp_suppressed: bool) {
+        self.update(|g| {
+            g.vips = vips;
+            g.arp_suppressed = arp_suppressed;
+        });
+    }
+
+    pub fn count_repair(&self, elapsed: Duration) {
+        self.update(|g| {
+            g.repairs_total += 1;
+            g.last_repair_ms = Some(elapsed.as_secs_f64() * 1000.0);
+        });
+    }
+
+    pub fn set_load(&self, sessions: u64, load1: f64) {
+        self.update(|g| {
+            g.load.sessions = sessions;
+            g.load.load1 = load1;
+        });
+    }
+
+    pub fn set_weight(&self, w: Weight) {
+        self.update(|g| g.weight = w);
+    }
+
+    pub fn set_admin(&self, a: AdminState) {
+        self.update(|g| g.admin = a);
+    }
+
+    pub fn admin(&self) -> AdminState {
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .admin
+            .clone()
+    }
+}
+
+pub fn cores() -> u32 {
+    std::thread::available_parallelism()
+        .map(|n| n.get() as u32)
+        .unwrap_or(1)
+}
+
+/// The weight formula: `base * min(1 - sessions/(cores*sessions_per_core),
+/// 1 - load1/(cores*load_per_core))`, clamped to `[min, base]`; a zero limit disables
+/// that signal.
+pub fn weight(w: &Weight, load: &Load) -> u32 {
+    let cores = load.cores.max(1) as f64;
+    let mut factor: f64 = 1.0;
+    if w.sessions_per_core > 0.0 {
+        factor = factor.min(1.0 - load.sessions as f64 / (cores * w.sessions_per_core));
+    }
+    if w.load_per_core > 0.0 {
+        factor = factor.min(1.0 - load.load1 / (cores * w.load_per_core));
+    }
+    let v = (w.base as f64 * factor.clamp(0.0, 1.0)).round() as u32;
+    v.clamp(w.min, w.base)
+}
+
+fn compute(g: &Inner) -> Snapshot {
+    // A check that has not reported yet counts as down: fail closed.
+    let failing = g.checks.iter().find(|c| c.up != Some(true));
+    let reason = failing.map(|c| format!("{}: {}", c.name, c.detail));
+    let state = match g.admin.admin {
+        Admin::Maint => NodeState::Maint,
+        Admin::Drain => NodeState::Drain,
+        Admin::Ready if failing.is_some() => NodeState::Down,
+        Admin::Ready => NodeState::Up,
+    };
+    let weight = if state == NodeState::Up {
+        weight(&g.weight, &g.load)
+    } else {
+        0
+    };
+    let base = g.weight.base;
+    let mut health_line = format!(
+        "state={} admin={} weight={} base={}",
+        state.as_str(),
+        g.admin.admin.as_str(),
+        weight,
+        base
+    );
+    if let Some(r) = &reason {
+        health_line.push_str(&format!(" reason=\"{}\"", one_line(r)));
+    }
+    health_line.push('\n');
+    let agent_line = agent_line(state, g.admin.admin, weight, base, reason.as_deref());
+    Snapshot {
+        state,
+        admin: g.admin.clone(),
+        reason,
+        weight,
+        base_weight: base,
+        load: g.load.clone(),
+        checks: g.checks.clone(),
+        vips: g.vips.clone(),
+        arp_suppressed: g.arp_suppressed,
+        repairs_total: g.repairs_total,
+        last_repair_ms: g.last_repair_ms,
+        version: env!("CARGO_PKG_VERSION"),
+        health_line: health_line.into(),
+        agent_line: agent_line.into(),
+    }
+}
+
+/// The HAProxy agent-check reply. `ready` is sent whenever admin is ready, because HAProxy
+/// keeps a server drained (or in maintenance) until the agent says `ready`.
+fn agent_line(
+    state: NodeState,
+    admin: Admin,
+    weight: u32,
+    base: u32,
+    reason: Option<&str>,
+) -> String {
+    let why = |r: Option<&str>| r.map(|r| format!(" #{}", one_line(r))).unwrap_or_default();
+    let mut s = match (admin, state) {
+        (Admin::Maint, _) => "maint".to_string(),
+        (Admin::Drain, _) if reason.is_some() => format!("down drain{}", why(reason)),
+        (Admin::Drain, _) => "drain".to_string(),
+        (Admin::Ready, NodeState::Up) => {
+            let pct = (weight as u64 * 100).div_ceil(base.max(1) as u64);
+            format!("up ready {pct}%")
+        }
+        (Admin::Ready, _) => format!("down ready{}", why(reason)),
+    };
+    s.push('\n');
+    s
+}
+
+/// Keeps a free-form reason on one line and free of quotes.
+fn one_line(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() || c == '"' { ' ' } else { c })
+        .take(200)
+        .collect()
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn w() -> Weight {
+        Weight {
+            base: 100,
+            min: 1,
+            sessions_per_core: 10.0,
+            load_per_core: 2.0,
+        }
+    }
+
+    #[test]
+    fn rise_and_fall() {
+        let mut c = CheckStatus::new("g", "gridftp", 2, 3);
+        c.apply(true, "ok".into(), Duration::ZERO);
+        assert_eq!(c.up, Some(true));
+        c.apply(false, "x".into(), Duration::ZERO);
+        c.apply(false, "x".into(), Duration::ZERO);
+        assert_eq!(c.up, Some(true));
+        c.apply(false, "x".into(), Duration::ZERO);
+        assert_eq!(c.up, Some(false));
+        c.apply(true, "ok".into(), Duration::ZERO);
+        assert_eq!(c.up, Some(false));
+        c.apply(false, "x".into(), Duration::ZERO);
+        c.apply(true, "ok".into(), Duration::ZERO);
+        c.apply(true, "ok".into(), Duration::ZERO);
+        assert_eq!(c.up, Some(true));
+    }
+
+    #[test]
+    fn weight_formula() {
+        let l = |s, l1| Load {
+            sessions: s,
+            load1: l1,
+            cores: 2,
+        };
+        assert_eq!(weight(&w(), &l(0, 0.0)), 100);
+        assert_eq!(weight(&w(), &l(5, 0.0)), 75);
+        assert_eq!(weight(&w(), &l(0, 2.0)), 50);
+        assert_eq!(weight(&w(), &l(5, 2.0)), 50);
+        assert_eq!(weight(&w(), &l(100, 0.0)), 1);
+        assert_eq!(weight(&Weight::default(), &l(100, 9.0)), 100);
+    }
+
+    #[test]
+    fn states_and_lines() {
+        let h = Health::new(w(), AdminState::default());
+        h.set_checks(&[("gridftp".into(), "gridftp".into(), 1, 1)]);
+        let s = h.snapshot();
+        assert_eq!(s.state, NodeState::Down);
+        h.record(DATAPLANE, Ok("vips present".into()), Duration::ZERO);
+        h.record("gridftp", Ok("220".into()), Duration::ZERO);
+        let s = h.snapshot();
+        assert_eq!(s.state, NodeState::Up);
+        assert_eq!(
+            &s.health_line[..],
+            b"state=up admin=ready weight=100 base=100\n"
+        );
+        assert_eq!(&s.agent_line[..], b"up ready 100%\n");
+        h.record("gridftp", Err("connection refused".into()), Duration::ZERO);
+        let s = h.snapshot();
+        assert_eq!(
+            &s.agent_line[..],
+            b"down ready #gridftp: connection refused\n"
+        );
+        assert!(s
+            .health_line
+            .starts_with(b"state=down admin=ready weight=0"));
+        h.set_admin(AdminState {
+            admin: Admin::Maint,
+            ..AdminState::default()
+        });
+        assert_eq!(&h.snapshot().agent_line[..], b"maint\n");
+        h.record("gridftp", Ok("220".into()), Duration::ZERO);
+        h.set_admin(AdminState {
+            admin: Admin::Drain,
+            ..AdminState::default()
+        });
+        let s = h.snapshot();
+        assert_eq!(&s.agent_line[..], b"drain\n");
+        assert!(s
+            .health_line
+            .starts_with(b"state=drain admin=drain weight=0"));
+    }
+}

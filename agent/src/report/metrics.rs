@@ -1,0 +1,96 @@
+//! `/metrics` in the Prometheus text format, rendered from one snapshot per scrape.
+
+use crate::health::Snapshot;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
+
+type Labels = Vec<(&'static str, String)>;
+
+pub fn render(s: &Snapshot) -> String {
+    let mut r = Registry::with_prefix("lvs_realserver");
+
+    let vip = Family::<Labels, Gauge>::default();
+    for v in &s.vips {
+        vip.get_or_create(&vec![("vip", v.address.clone())])
+            .set(v.present as i64);
+    }
+    r.register(
+        "vip_present",
+        "1 when the VIP is on its device and usable",
+        vip,
+    );
+
+    let arp = Gauge::<i64>::default();
+    arp.set(s.arp_suppressed as i64);
+    r.register(
+        "arp_suppressed",
+        "1 when ARP suppression for the VIPs is intact",
+        arp,
+    );
+
+    let up = Family::<Labels, Gauge>::default();
+    let lat = Family::<Labels, Gauge<f64, AtomicU64>>::default();
+    for c in &s.checks {
+        let l = vec![("check", c.name.clone()), ("kind", c.kind.clone())];
+        up.get_or_create(&l).set((c.up == Some(true)) as i64);
+        lat.get_or_create(&l).set(c.latency_ms / 1000.0);
+    }
+    r.register(
+        "check_up",
+        "Debounced state of each check (dataplane included)",
+        up,
+    );
+    r.register(
+        "check_latency_seconds",
+        "Duration of each check's last run",
+        lat,
+    );
+
+    let w = Gauge::<i64>::default();
+    w.set(s.weight as i64);
+    r.register(
+        "advertised_weight",
+        "Weight reported to directors (0 unless up)",
+        w,
+    );
+
+    let up_state = Gauge::<i64>::default();
+    up_state.set(s.http_ok() as i64);
+    r.register("up", "1 when /health answers 200", up_state);
+
+    let admin = Gauge::<i64>::default();
+    admin.set(s.admin.admin.code());
+    r.register("admin_state", "0 ready, 1 drain, 2 maint", admin);
+
+    let sessions = Gauge::<i64>::default();
+    sessions.set(s.load.sessions as i64);
+    r.register(
+        "established_sessions",
+        "Established TCP sessions on VIP service ports",
+        sessions,
+    );
+
+    let repairs = Counter::<u64>::default();
+    repairs.inc_by(s.repairs_total);
+    r.register(
+        "repairs",
+        "Data plane repairs applied by the agent",
+        repairs,
+    );
+
+    r.register(
+        "build",
+        "Agent build",
+        Info::new(vec![("version", s.version.to_string())]),
+    );
+
+    let mut out = String::with_capacity(2048);
+    // Writing into a String cannot fail.
+    let _ = encode(&mut out, &r);
+    out
+}

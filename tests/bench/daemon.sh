@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# Benchmarks for `lvs-node run` (docs/benchmarks.md, section "lvs-node run").
+# Run as root from the workspace root:  tests/bench/daemon.sh
+#   LVS_NODE=path   binary to measure (default: target/release/lvs-node, built if missing)
+#   DURATION=10     seconds of wrk load
+# Everything runs in a private network namespace; the host's network is not touched.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+BIN=${LVS_NODE:-target/release/lvs-node}
+DURATION=${DURATION:-10}
+if [ ! -x "$BIN" ]; then cargo build --release -p lvs-node; fi
+NS=lvbench$$
+WORK=$(mktemp -d /tmp/lvbench.XXXXXX)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  sleep 0.2
+  ip netns del "$NS" 2>/dev/null || true
+  rm -rf "/etc/netns/$NS" "$WORK"
+}
+trap cleanup EXIT
+ip netns add "$NS"
+X() { ip netns exec "$NS" "$@"; }
+X ip link set lo up
+X ip addr add 10.0.0.11/32 dev lo          # stands in for the real IP
+mkdir -p "/etc/netns/$NS"
+printf '127.0.0.1 localhost\n10.0.0.11 rs.bench\n' > "/etc/netns/$NS/hosts"
+
+start_gridftp() {
+  ip netns exec "$NS" unshare -u sh -c 'hostname rs.bench && exec globus-gridftp-server -aa -anonymous-user nobody -p 2811 -d error -l /dev/null -data-interface 10.0.0.11' >/dev/null 2>&1 &
+  GPID=$!
+  PIDS+=("$GPID")
+  for _ in $(seq 100); do X ss -Hltn 'sport = :2811' | grep -q LISTEN && return; sleep 0.05; done
+  echo "gridftp did not start" >&2; exit 1
+}
+
+cat > "$WORK/node.toml" <<TOML
+interface = "lo"
+real_ip = "10.0.0.11"
+state_dir = "$WORK/state"
+[[vip]]
+address = "192.0.2.100"
+ports = [2811]
+[daemon]
+manage_dataplane = ${MANAGE:-true}
+control_socket = "$WORK/control.sock"
+recheck_interval = "1s"
+[[check]]
+name = "gridftp"
+kind = "gridftp"
+interval = "500ms"
+timeout = "300ms"
+rise = 2
+fall = 1
+[report]
+http = "10.0.0.11:8080"
+agent_check = "10.0.0.11:8081"
+TOML
+
+start_gridftp
+# The agent on CPU 0, the load generator on CPU 1.
+ip netns exec "$NS" taskset -c 0 "$BIN" -c "$WORK/node.toml" run 2>"$WORK/agent.log" &
+APID=$!
+PIDS+=("$APID")
+for _ in $(seq 100); do X curl -s -o /dev/null http://10.0.0.11:8080/health && break; sleep 0.05; done
+if ! X curl -sf -o /dev/null http://10.0.0.11:8080/health; then
+  # Unmanaged fallback for builds without the data plane: put the VIP up by hand.
+  X ip addr add 192.0.2.100/32 dev lo 2>/dev/null || true
+  X sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2
+  sleep 1.5
+fi
+echo "== lvs-node run benchmarks ($(date -u +%F), $(nproc) cores, $("$BIN" --version))"
+echo "health: $(X curl -s http://10.0.0.11:8080/health)"
+
+echo "-- /health throughput (wrk, 1 thread, 50 connections, ${DURATION}s; agent pinned to one core)"
+X taskset -c 1 wrk -t1 -c50 -d"${DURATION}s" --latency http://10.0.0.11:8080/health | tee "$WORK/wrk.txt" | grep -E "Requests/sec|50%|99%|Non-2xx|Socket errors" || true
+
+rss_kb=$(awk '/VmRSS/{print $2}' /proc/$APID/status)
+hwm_kb=$(awk '/VmHWM/{print $2}' /proc/$APID/status)
+echo "-- memory: RSS $((rss_kb / 1024)) MiB now, peak $((hwm_kb / 1024)) MiB (after the wrk run)"
+
+ticks() { awk '{print $14 + $15}' /proc/$APID/stat; }
+hz=$(getconf CLK_TCK)
+t0=$(ticks); sleep 20; t1=$(ticks)
+echo "-- idle CPU (gridftp check every 500ms, data plane recheck 1s): $(awk -v d=$((t1 - t0)) -v hz="$hz" 'BEGIN{printf "%.2f%% of one core", d * 100 / hz / 20}')"
+
+echo "-- failure detection: kill gridftp, poll /health every 10ms until 503 (5 runs)"
+det=()
+for i in 1 2 3 4 5; do
+  sleep 0.$((RANDOM % 5))
+  kill "$GPID"; wait "$GPID" 2>/dev/null || true
+  s=$(date +%s%N)
+  while [ "$(X curl -s -o /dev/null -w '%{http_code}' http://10.0.0.11:8080/health)" != 503 ]; do sleep 0.01; done
+  e=$(date +%s%N)
+  det+=($(( (e - s) / 1000000 )))
+  start_gridftp
+  while [ "$(X curl -s -o /dev/null -w '%{http_code}' http://10.0.0.11:8080/health)" != 200 ]; do sleep 0.05; done
+done
+echo "   refused (process dead): ${det[*]} ms"
+echo "-- failure detection: SIGSTOP gridftp (accepts TCP, never answers; TCP_CHECK cannot see this)"
+hang=()
+for i in 1 2 3; do
+  sleep 0.$((RANDOM % 5))
+  kill -STOP "$GPID"
+  s=$(date +%s%N)
+  while [ "$(X curl -s -o /dev/null -w '%{http_code}' http://10.0.0.11:8080/health)" != 503 ]; do sleep 0.01; done
+  e=$(date +%s%N)
+  hang+=($(( (e - s) / 1000000 )))
+  kill -CONT "$GPID"
+  while [ "$(X curl -s -o /dev/null -w '%{http_code}' http://10.0.0.11:8080/health)" != 200 ]; do sleep 0.05; done
+done
+echo "   hung: ${hang[*]} ms"
+echo "   keepalived TCP_CHECK (delay_loop 10, connect_timeout 3): refused 0-10 s (mean 5 s), no-answer host up to 13 s, hung server never"
+
+echo "-- drift repair: ip addr del of the VIP, time until it is back (20 runs)"
+if grep -q 'manage_dataplane = true' "$WORK/node.toml" && X ip -o addr show dev lo | grep -q 192.0.2.100 && ! grep -q "cannot converge" "$WORK/agent.log"; then
+  cat > "$WORK/drift.sh" <<'SH'
+for i in $(seq 1 20); do
+  t0=$(date +%s%N); ip addr del 192.0.2.100/32 dev lo
+  while ! ip -o addr show dev lo | grep -q '192.0.2.100/32'; do :; done
+  t1=$(date +%s%N); echo $(( (t1 - t0) / 1000 )); sleep 0.2
+done
+SH
+  X sh "$WORK/drift.sh" | sort -n > "$WORK/drift.txt"
+  awk '{a[NR]=$1} END{printf "   median %.1f ms, min %.1f ms, max %.1f ms (wall clock, includes ip(8) polling)\n", a[int((NR+1)/2)]/1000, a[1]/1000, a[NR]/1000}' "$WORK/drift.txt"
+  X curl -s http://10.0.0.11:8080/metrics | grep -E '^lvs_realserver_repairs_total'
+else
+  echo "   skipped: this build does not manage the data plane (run on the merged tree)"
+fi

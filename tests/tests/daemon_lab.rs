@@ -1,0 +1,626 @@
+//! `lvs-node run` in the namespace lab with real components: globus-gridftp-server on every
+//! real server, globus-url-copy through the VIP via the nftables director, and the agent's
+//! /health, agent-check, probe and drain. The data plane is set up by hand here (see
+//! daemon_util::prepare_real_by_hand); repair tests live in daemon_repair.rs.
+
+mod daemon_util;
+
+use daemon_util::*;
+use lab::dr::VIP;
+use lab::{gridftp, wait_for, DrLab, LabOpts};
+use std::time::{Duration, Instant};
+
+#[test]
+fn gridftp_through_vip_and_health_follows_the_server() {
+    let lab = DrLab::build("gft", LabOpts::default());
+    let dir = TestDir::new(&lab.prefix);
+    let (file, sum) = gridftp::make_file(&dir.join("data"), "f.bin", 2 << 20);
+    let mut servers = Vec::new();
+    for (i, rs) in lab.reals.iter().enumerate() {
+        prepare_real_by_hand(rs);
+        let sub = dir.join(&format!("rs{i}"));
+        std::fs::create_dir_all(&sub).unwrap();
+        servers.push(gridftp::start(
+            &rs.ns,
+            rs.ip,
+            &format!("rs{i}.lab"),
+            &sub.join("gridftp.log"),
+        ));
+        let cfg = write_config(rs, &sub, &NodeOpts::default());
+        start_agent(rs, &cfg, &sub.join("agent.log"), HTTP_PORT);
+    }
+    for rs in &lab.reals {
+        let r = wait_health(
+            &lab.director.ns,
+            rs.ip,
+            HTTP_PORT,
+            200,
+            Duration::from_secs(5),
+        );
+        let (_, body) = r.unwrap_or_else(|| {
+            panic!(
+                "{} not up: {:?}",
+                rs.ip,
+                health(&lab.director.ns, rs.ip, HTTP_PORT)
+            )
+        });
+        assert!(
+            body.starts_with("state=up admin=ready weight=100"),
+            "{body}"
+        );
+    }
+
+    // Two fetches through the VIP: the director round-robins them over both nodes.
+    for k in 0..2 {
+        let out = dir.join(&format!("out{k}.bin"));
+        let r = gridftp::url_copy(&lab.client.ns, &VIP.to_string(), &file, &out);
+        assert!(
+            r.status.success(),
+            "globus-url-copy #{k}: {}",
+            String::from_utf8_lossy(&r.stderr)
+        );
+        assert_eq!(
+            gridftp::sha256(&out),
+            sum,
+            "fetch #{k} through the VIP is not intact"
+        );
+    }
+
+    // Kill GridFTP on rs0: /health turns 503 within interval + timeout (500ms + 300ms).
+    let rs = &lab.reals[0];
+    lab.reals[0].ns.kill(servers[0]);
+    let t0 = Instant::now();
+    let (_, body) = wait_health(
+        &lab.director.ns,
+        rs.ip,
+        HTTP_PORT,
+        503,
+        Duration::from_secs(5),
+    )
+    .expect("no 503 after killing gridftp");
+    let detect = t0.elapsed();
+    eprintln!("failure detected in {detect:?}");
+    assert!(
+        detect <= Duration::from_millis(800 + 400),
+        "detection took {detect:?}"
+    );
+    assert!(
+        body.contains("reason=\"gridftp: connection refused\""),
+        "{body}"
+    );
+    assert_eq!(
+        agent_line(&lab.director.ns, rs.ip),
+        "down ready #gridftp: connection refused"
+    );
+    // The other node is unaffected.
+    assert_eq!(health(&lab.director.ns, lab.reals[1].ip, HTTP_PORT).0, 200);
+
+    // Restart: 200 again after `rise` (2) good results, not on the first one.
+    let sub = dir.join("rs0");
+    gridftp::start(&rs.ns, rs.ip, "rs0.lab", &sub.join("gridftp2.log"));
+    let t1 = Instant::now();
+    wait_health(
+        &lab.director.ns,
+        rs.ip,
+        HTTP_PORT,
+        200,
+        Duration::from_secs(5),
+    )
+    .expect("no 200 after restart");
+    let back = t1.elapsed();
+    eprintln!("back up after {back:?}");
+    assert!(
+        back >= Duration::from_millis(400),
+        "came back after one result ({back:?}); rise is 2"
+    );
+    assert!(
+        back <= Duration::from_millis(2 * 500 + 300 + 500),
+        "recovery took {back:?}"
+    );
+}
+
+#[test]
+fn haproxy_agent_check_shows_weight_drain_maint_and_ready() {
+    let lab = DrLab::build(
+        "hap",
+        LabOpts {
+            reals: 1,
+            ..LabOpts::default()
+        },
+    );
+    let dir = TestDir::new(&lab.prefix);
+    let rs = &lab.reals[0];
+    prepare_real_by_hand(rs);
+    gridftp::start(&rs.ns, rs.ip, "rs0.lab", &dir.join("gridftp.log"));
+    let cfg = write_config(
+        rs,
+        &dir.join("rs0"),
+        &NodeOpts {
+            report_extra: "allow = [\"192.0.2.2\"]",
+            extra: "[weight]\nbase = 100\nsessions_per_core = 1\n",
+            ..NodeOpts::default()
+        },
+    );
+    // The allow-list admits the director only: start_agent's own probe runs from rs0, so
+    // wait from the director instead.
+    let log = dir.join("agent.log");
+    rs.ns.spawn_logged(
+        &format!(
+            "{} -c {} -v run",
+            lab::bins::lvs_node().display(),
+            cfg.display()
+        ),
+        &log,
+    );
+    wait_health(
+        &lab.director.ns,
+        rs.ip,
+        HTTP_PORT,
+        200,
+        Duration::from_secs(10),
+    )
+    .unwrap_or_else(|| {
+        panic!(
+            "agent not up: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        )
+    });
+
+    let hap = lab::haproxy::Haproxy::start(
+        &lab.director.ns,
+        &dir.join("haproxy"),
+        &[lab::haproxy::Server {
+            name: "rs0".into(),
+            addr: format!("{}:2811", rs.ip),
+            agent_addr: rs.ip.to_string(),
+            agent_port: AGENT_PORT,
+        }],
+    );
+    let d = &lab.director.ns;
+    let t = Duration::from_secs(10);
+    hap.wait_server(d, "rs0", "UP", Some(100), t).unwrap();
+
+    // One established session on VIP:2811 with sessions_per_core = 1 scales the weight.
+    let sess = lab
+        .client
+        .ns
+        .spawn(&format!("socat -u TCP:{VIP}:2811 STDOUT"));
+    let want = ((100.0 * (1.0 - 1.0 / cores() as f64)).round() as u32).max(1);
+    hap.wait_server(d, "rs0", "UP", Some(want), t).unwrap();
+    assert_eq!(agent_line(d, rs.ip), format!("up ready {want}%"));
+    lab.client.ns.kill(sess);
+    hap.wait_server(d, "rs0", "UP", Some(100), t).unwrap();
+
+    let ok = |args: &str| {
+        let o = lvs(&rs.ns, &cfg, args);
+        assert!(
+            o.status.success(),
+            "lvs-node {args}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    ok("drain --reason test");
+    hap.wait_server(d, "rs0", "DRAIN", None, t).unwrap();
+    ok("drain --maint --reason upgrade");
+    hap.wait_server(d, "rs0", "MAINT", None, t).unwrap();
+    ok("resume");
+    hap.wait_server(d, "rs0", "UP", Some(100), t).unwrap();
+
+    // The allow-list: the client is not a director and gets nothing.
+    assert_eq!(agent_line(&lab.client.ns, rs.ip), "");
+    assert_eq!(health(&lab.client.ns, rs.ip, HTTP_PORT).0, 0);
+}
+
+#[test]
+fn probe_exit_codes_and_health_contract() {
+    let lab = DrLab::build(
+        "prb",
+        LabOpts {
+            reals: 1,
+            ..LabOpts::default()
+        },
+    );
+    let dir = TestDir::new(&lab.prefix);
+    let rs = &lab.reals[0];
+    prepare_real_by_hand(rs);
+    let gpid = gridftp::start(&rs.ns, rs.ip, "rs0.lab", &dir.join("gridftp.log"));
+    let cfg = write_config(
+        rs,
+        &dir.join("rs0"),
+        &NodeOpts {
+            extra: "[weight]\nbase = 100\nsessions_per_core = 1\n",
+            ..NodeOpts::default()
+        },
+    );
+    let agent = start_agent(rs, &cfg, &dir.join("agent.log"), HTTP_PORT);
+    let d = &lab.director.ns;
+    wait_health(d, rs.ip, HTTP_PORT, 200, Duration::from_secs(5)).expect("up");
+    let url = format!("http://{}:{HTTP_PORT}", rs.ip);
+    let probe = |timeout: &str| -> (i32, Duration) {
+        let t = Instant::now();
+        let o = d.run(&format!(
+            "{} probe --agent {url} --timeout {timeout}",
+            lab::bins::lvs_node().display()
+        ));
+        (o.status.code().unwrap_or(-1), t.elapsed())
+    };
+    let wait_probe = |code: i32| {
+        wait_for(Duration::from_secs(5), || {
+            (probe("1s").0 == code).then_some(())
+        })
+        .unwrap_or_else(|| panic!("probe never exited {code}; last {:?}", probe("1s")));
+    };
+
+    // /health contract.
+    let (code, body) = health(d, rs.ip, HTTP_PORT);
+    assert_eq!(
+        (code, body.as_str()),
+        (200, "state=up admin=ready weight=100 base=100")
+    );
+    let st = d.ok(&format!(
+        "curl -s -o /dev/null -w '%{{http_code}}' -X POST {url}/health"
+    ));
+    assert_eq!(st, "405");
+    let st = d.ok(&format!(
+        "curl -s -o /dev/null -w '%{{http_code}}' {url}/nope"
+    ));
+    assert_eq!(st, "404");
+    let st = d.ok(&format!(
+        "curl -s -o /dev/null -w '%{{http_code}}' -I {url}/health"
+    ));
+    assert_eq!(st, "200");
+    let status = d.ok(&format!("curl -s {url}/status"));
+    let v: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(v["state"], "up");
+    assert!(v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["name"] == "gridftp" && c["latency_ms"].as_f64().unwrap() > 0.0));
+    let metrics = d.ok(&format!("curl -s {url}/metrics"));
+    for m in [
+        "lvs_realserver_vip_present{vip=\"192.0.2.100\"} 1",
+        "lvs_realserver_arp_suppressed 1",
+        "lvs_realserver_check_up{check=\"gridftp\",kind=\"gridftp\"} 1",
+        "lvs_realserver_advertised_weight 100",
+        "lvs_realserver_admin_state 0",
+        "lvs_realserver_repairs_total 0",
+        "lvs_realserver_build_info{",
+    ] {
+        assert!(metrics.contains(m), "missing {m} in\n{metrics}");
+    }
+    // A request head over the limit is refused, not buffered.
+    let big = "x".repeat(20_000);
+    let st = d.run(&format!(
+        "curl -s -o /dev/null -w '%{{http_code}}' -H 'X-Big: {big}' {url}/health"
+    ));
+    let st = String::from_utf8_lossy(&st.stdout).to_string();
+    assert!(
+        st == "431" || st == "400" || st == "000",
+        "oversized head answered {st}"
+    );
+
+    // Exit codes for keepalived's misc_dynamic.
+    assert_eq!(probe("1s").0, 0, "up at full weight");
+    let sess = lab
+        .client
+        .ns
+        .spawn(&format!("socat -u TCP:{VIP}:2811 STDOUT"));
+    let want = ((100.0 * (1.0 - 1.0 / cores() as f64)).round() as i32).max(1);
+    wait_probe(2 + want);
+    lab.client.ns.kill(sess);
+    wait_probe(0);
+    assert!(lvs(&rs.ns, &cfg, "drain").status.success());
+    assert_eq!(probe("1s").0, 2, "drain = weight 0");
+    assert!(lvs(&rs.ns, &cfg, "drain --maint").status.success());
+    assert_eq!(probe("1s").0, 1, "maint");
+    assert!(lvs(&rs.ns, &cfg, "resume").status.success());
+    assert_eq!(probe("1s").0, 0);
+    rs.ns.kill(gpid);
+    wait_probe(1);
+    let (code, body) = health(d, rs.ip, HTTP_PORT);
+    assert_eq!(code, 503);
+    assert!(
+        body.starts_with("state=down admin=ready weight=0"),
+        "{body}"
+    );
+
+    // Fail closed: an agent that does not answer at all, quickly.
+    rs.ok(&format!("nft add table inet blk && nft add chain inet blk in '{{ type filter hook input priority 0; }}' && nft add rule inet blk in tcp dport {HTTP_PORT} drop"));
+    let (c, took) = probe("500ms");
+    assert_eq!(c, 1);
+    assert!(took < Duration::from_millis(1500), "probe took {took:?}");
+    rs.ok("nft delete table inet blk");
+    rs.ns.kill(agent);
+    let (c, _) = probe("500ms");
+    assert_eq!(c, 1, "no agent = down");
+}
+
+#[test]
+fn drain_wait_outlasts_a_throttled_transfer() {
+    let lab = DrLab::build(
+        "drn",
+        LabOpts {
+            reals: 1,
+            ..LabOpts::default()
+        },
+    );
+    let dir = TestDir::new(&lab.prefix);
+    let rs = &lab.reals[0];
+    prepare_real_by_hand(rs);
+    gridftp::start(&rs.ns, rs.ip, "rs0.lab", &dir.join("gridftp.log"));
+    let cfg = write_config(rs, &dir.join("rs0"), &NodeOpts::default());
+    start_agent(rs, &cfg, &dir.join("agent.log"), HTTP_PORT);
+    wait_health(
+        &lab.director.ns,
+        rs.ip,
+        HTTP_PORT,
+        200,
+        Duration::from_secs(5),
+    )
+    .expect("up");
+    // ~3 MiB at 6 Mbit/s: about 4 seconds on the wire.
+    let (file, sum) = gridftp::make_file(&dir.join("data"), "big.bin", 3 << 20);
+    rs.ok("tc qdisc add dev eth0 root tbf rate 6mbit burst 32kbit latency 400ms");
+    let out = dir.join("out.bin");
+    let copy = lab.client.ns.spawn_logged(
+        &gridftp::url_copy_cmd(&VIP.to_string(), &file, &out),
+        &dir.join("copy.log"),
+    );
+    // Wait until the control session is established on VIP:2811.
+    wait_for(Duration::from_secs(10), || {
+        let o = rs
+            .ns
+            .run("ss -Htn state established '( sport = :2811 )' | grep -c . ");
+        (String::from_utf8_lossy(&o.stdout).trim() != "0").then_some(())
+    })
+    .expect("no session on the VIP");
+    std::thread::sleep(Duration::from_millis(500));
+    let drain_log = dir.join("drain.log");
+    let drain = rs.ns.spawn_logged(
+        &format!(
+            "{} -c {} drain --reason test --wait --timeout 60s",
+            lab::bins::lvs_node().display(),
+            cfg.display()
+        ),
+        &drain_log,
+    );
+    // While draining: directors see 503, the transfer goes on.
+    let (code, body) = wait_health(
+        &lab.director.ns,
+        rs.ip,
+        HTTP_PORT,
+        503,
+        Duration::from_secs(3),
+    )
+    .expect("503 while draining");
+    assert!(
+        body.starts_with("state=drain admin=drain weight=0"),
+        "{body}"
+    );
+
+    let (mut copy_done, mut drain_done) = (None, None);
+    let t0 = Instant::now();
+    while (copy_done.is_none() || drain_done.is_none()) && t0.elapsed() < Duration::from_secs(90) {
+        if copy_done.is_none() {
+            if let Some(c) = lab.client.ns.wait(copy, Duration::from_millis(10)) {
+                copy_done = Some((Instant::now(), c));
+            }
+        }
+        if drain_done.is_none() {
+            if let Some(c) = rs.ns.wait(drain, Duration::from_millis(10)) {
+                drain_done = Some((Instant::now(), c));
+            }
+        }
+    }
+    let (tc, cc) = copy_done.expect("transfer did not finish");
+    let (td, dc) = drain_done.expect("drain --wait did not return");
+    let dlog = std::fs::read_to_string(&drain_log).unwrap_or_default();
+    assert_eq!(
+        cc,
+        0,
+        "transfer failed: {}",
+        std::fs::read_to_string(dir.join("copy.log")).unwrap_or_default()
+    );
+    assert_eq!(dc, 0, "drain failed: {dlog}");
+    assert!(
+        td >= tc,
+        "drain --wait returned {:?} before the transfer ended",
+        tc - td
+    );
+    assert!(
+        dlog.contains("waiting: 1 established session"),
+        "no progress shown: {dlog}"
+    );
+    assert_eq!(
+        gridftp::sha256(&out),
+        sum,
+        "the drained transfer is not byte-identical"
+    );
+    eprintln!(
+        "transfer took {:?}; drain returned {:?} after it",
+        tc - t0,
+        td - tc
+    );
+    let _ = code;
+}
+
+#[test]
+fn admin_state_persists_and_sighup_reloads() {
+    let lab = DrLab::build(
+        "rld",
+        LabOpts {
+            reals: 1,
+            ..LabOpts::default()
+        },
+    );
+    let dir = TestDir::new(&lab.prefix);
+    let rs = &lab.reals[0];
+    let d = &lab.director.ns;
+    prepare_real_by_hand(rs);
+    gridftp::start(&rs.ns, rs.ip, "rs0.lab", &dir.join("gridftp.log"));
+    let sub = dir.join("rs0");
+    let cfg = write_config(rs, &sub, &NodeOpts::default());
+    let agent = start_agent(rs, &cfg, &dir.join("agent.log"), HTTP_PORT);
+    wait_health(d, rs.ip, HTTP_PORT, 200, Duration::from_secs(5)).expect("up");
+
+    // Drain, restart the agent (SIGTERM keeps the VIPs): still drained.
+    assert!(lvs(&rs.ns, &cfg, "drain --reason kernel-update")
+        .status
+        .success());
+    rs.ns.signal(agent, nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(
+        rs.ns.wait(agent, Duration::from_secs(5)),
+        Some(0),
+        "agent did not stop cleanly on SIGTERM"
+    );
+    assert!(
+        rs.ok("ip -o addr show dev lo").contains("192.0.2.100/32"),
+        "SIGTERM removed the VIP"
+    );
+    let agent = start_agent(rs, &cfg, &dir.join("agent2.log"), HTTP_PORT);
+    let (code, body) = health(d, rs.ip, HTTP_PORT);
+    assert_eq!(code, 503);
+    assert!(body.starts_with("state=drain admin=drain"), "{body}");
+    let st = d.ok(&format!("curl -s http://{}:{HTTP_PORT}/status", rs.ip));
+    assert!(st.contains("kernel-update"), "{st}");
+    assert!(lvs(&rs.ns, &cfg, "resume").status.success());
+    wait_health(d, rs.ip, HTTP_PORT, 200, Duration::from_secs(3)).expect("up after resume");
+
+    // SIGHUP: a new check and a new HTTP port apply without a restart.
+    let new = node_toml(rs, &sub, &NodeOpts { http_port: 8090, ..NodeOpts::default() })
+        + "[[check]]\nname = \"xrd\"\nkind = \"tcp\"\ntarget = \"127.0.0.1:1094\"\ninterval = \"300ms\"\ntimeout = \"200ms\"\nfall = 1\n";
+    std::fs::write(&cfg, new).unwrap();
+    rs.ns.signal(agent, nix::sys::signal::Signal::SIGHUP);
+    let (_, body) =
+        wait_health(d, rs.ip, 8090, 503, Duration::from_secs(5)).expect("new port, new check");
+    assert!(body.contains("xrd: connection refused"), "{body}");
+    assert_eq!(health(d, rs.ip, HTTP_PORT).0, 0, "old port still open");
+    // A broken config is refused and the running one kept.
+    std::fs::write(&cfg, "interface = \"eth0\"\n[[check]]\nkind = \"nope\"\n").unwrap();
+    rs.ns.signal(agent, nix::sys::signal::Signal::SIGHUP);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(health(d, rs.ip, 8090).0, 503, "agent died on a bad reload");
+    assert_eq!(rs.ns.wait(agent, Duration::from_millis(10)), None);
+}
+
+#[test]
+fn endpoints_bound_slow_clients_and_connections() {
+    let lab = DrLab::build(
+        "slw",
+        LabOpts {
+            reals: 1,
+            ..LabOpts::default()
+        },
+    );
+    let dir = TestDir::new(&lab.prefix);
+    let rs = &lab.reals[0];
+    prepare_real_by_hand(rs);
+    let cfg = write_config(
+        rs,
+        &dir.join("rs0"),
+        &NodeOpts {
+            report_extra: "max_connections = 20",
+            ..NodeOpts::default()
+        },
+    );
+    let agent = start_agent(rs, &cfg, &dir.join("agent.log"), HTTP_PORT);
+    let script = dir.join("slow.py");
+    std::fs::write(
+        &script,
+        format!(
+            r#"
+import socket, time
+ip = "{ip}"
+def req():
+    x = socket.create_connection((ip, {HTTP_PORT}), timeout=3)
+    x.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    return x.recv(200)
+held = [socket.create_connection((ip, {HTTP_PORT})) for _ in range(20)]
+held[0].sendall(b"GET /health HTTP/1.1\r\n")  # a slowloris head
+time.sleep(0.3)
+try:
+    r = req(); print("overflow answered", r[:20])
+except OSError as e:
+    print("overflow refused")
+t = time.time()
+for s in held:
+    s.settimeout(15)
+    try: s.recv(100)
+    except OSError: pass
+print("held closed after %.1f" % (time.time() - t))
+print("after", req().split(b"\r\n")[0].decode())
+"#,
+            ip = rs.ip
+        ),
+    )
+    .unwrap();
+    let out = lab.director.ok(&format!("python3 {}", script.display()));
+    eprintln!("{out}");
+    assert!(out.contains("overflow refused"), "{out}");
+    let secs: f64 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("held closed after "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("held connections never closed");
+    assert!(secs <= 7.0, "idle/slow connections held {secs}s");
+    assert!(out.contains("after HTTP/1.1 503"), "{out}");
+    // The agent stays small under this.
+    // spawn() execs, so the PID is the agent itself.
+    let kb: u64 = rs
+        .ok(&format!("awk '/VmRSS/{{print $2}}' /proc/{agent}/status"))
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    assert!(kb > 0 && kb < 64 * 1024, "agent RSS {kb} KiB (debug build)");
+}
+
+#[test]
+fn sd_notify_ready_and_watchdog() {
+    let lab = DrLab::build(
+        "sdn",
+        LabOpts {
+            reals: 1,
+            ..LabOpts::default()
+        },
+    );
+    let dir = TestDir::new(&lab.prefix);
+    let rs = &lab.reals[0];
+    prepare_real_by_hand(rs);
+    let cfg = write_config(rs, &dir.join("rs0"), &NodeOpts::default());
+    let sock_path = dir.join("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let pid = rs.ns.spawn_logged(
+        &format!(
+            "env NOTIFY_SOCKET={} WATCHDOG_USEC=200000 {} -c {} run",
+            sock_path.display(),
+            lab::bins::lvs_node().display(),
+            cfg.display()
+        ),
+        &dir.join("agent.log"),
+    );
+    let mut got = Vec::new();
+    let mut buf = [0u8; 512];
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(5) {
+        let Ok(n) = sock.recv(&mut buf) else { break };
+        got.push(String::from_utf8_lossy(&buf[..n]).to_string());
+        if got.iter().filter(|m| m.contains("WATCHDOG=1")).count() >= 3 {
+            break;
+        }
+    }
+    assert!(
+        got.first().is_some_and(|m| m.contains("READY=1")),
+        "{got:?}"
+    );
+    // By READY the agent already answers (it binds before notifying).
+    assert_ne!(health(&lab.director.ns, rs.ip, HTTP_PORT).0, 0);
+    assert!(
+        got.iter().filter(|m| m.contains("WATCHDOG=1")).count() >= 3,
+        "{got:?}"
+    );
+    rs.ns.signal(pid, nix::sys::signal::Signal::SIGTERM);
+    let _ = sock.recv(&mut buf);
+}

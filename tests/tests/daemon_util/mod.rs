@@ -1,0 +1,158 @@
+//! Helpers shared by the `lvs-node run` lab tests: node configs, starting the agent, and
+//! reading its endpoints the way a director would.
+#![allow(dead_code)]
+
+use lab::dr::{Host, VIP};
+use lab::{bins, wait_for, Netns};
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::Duration;
+
+pub const HTTP_PORT: u16 = 8080;
+pub const AGENT_PORT: u16 = 8081;
+
+/// A scratch directory removed on drop.
+pub struct TestDir(pub PathBuf);
+
+impl TestDir {
+    pub fn new(prefix: &str) -> TestDir {
+        let p = std::env::temp_dir().join(format!("{prefix}-daemon"));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TestDir(p)
+    }
+    pub fn join(&self, s: &str) -> PathBuf {
+        self.0.join(s)
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Until the lead's data plane is merged, tests set the real server up by hand: VIP on lo
+/// and the ARP sysctls, as `lvs-node up` would.
+pub fn prepare_real_by_hand(h: &Host) {
+    h.ok(&format!("ip addr add {VIP}/32 dev lo"));
+    h.ok("sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2");
+}
+
+pub struct NodeOpts<'a> {
+    pub manage_dataplane: bool,
+    /// Extra lines inside [report].
+    pub report_extra: &'a str,
+    /// Extra tables after everything else.
+    pub extra: &'a str,
+    pub http_port: u16,
+}
+
+impl Default for NodeOpts<'_> {
+    fn default() -> Self {
+        NodeOpts {
+            manage_dataplane: false,
+            report_extra: "",
+            extra: "",
+            http_port: HTTP_PORT,
+        }
+    }
+}
+
+pub fn node_toml(h: &Host, dir: &Path, o: &NodeOpts) -> String {
+    format!(
+        "interface = \"eth0\"\nreal_ip = \"{ip}\"\nstate_dir = \"{dir}/state\"\n\
+         [[vip]]\naddress = \"{VIP}\"\nports = [2811]\nhostname = \"gridftp.lab\"\n\
+         [daemon]\nmanage_dataplane = {m}\ncontrol_socket = \"{dir}/control.sock\"\nrecheck_interval = \"1s\"\n\
+         [[check]]\nname = \"gridftp\"\nkind = \"gridftp\"\ninterval = \"500ms\"\ntimeout = \"300ms\"\nrise = 2\nfall = 1\n\
+         [report]\nhttp = \"{ip}:{hp}\"\nagent_check = \"{ip}:{AGENT_PORT}\"\n{re}\n{ex}\n",
+        ip = h.ip,
+        dir = dir.display(),
+        m = o.manage_dataplane,
+        hp = o.http_port,
+        re = o.report_extra,
+        ex = o.extra,
+    )
+}
+
+/// Writes `node.toml` for host `h` into `dir` (its own subdirectory) and returns its path.
+pub fn write_config(h: &Host, dir: &Path, o: &NodeOpts) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let p = dir.join("node.toml");
+    std::fs::write(&p, node_toml(h, dir, o)).unwrap();
+    p
+}
+
+/// Starts `lvs-node run` in `h` and waits until its HTTP endpoint answers.
+pub fn start_agent(h: &Host, config: &Path, log: &Path, http_port: u16) -> u32 {
+    let pid = h.ns.spawn_logged(
+        &format!(
+            "{} -c {} -v run",
+            bins::lvs_node().display(),
+            config.display()
+        ),
+        log,
+    );
+    let up = wait_for(Duration::from_secs(10), || {
+        h.ns.run(&format!(
+            "curl -s -o /dev/null -m 1 http://{}:{http_port}/health",
+            h.ip
+        ))
+        .status
+        .success()
+        .then_some(())
+    });
+    assert!(
+        up.is_some(),
+        "agent did not answer on {}:{http_port}: {}",
+        h.ip,
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+    pid
+}
+
+/// GET /health from `from`: (status code, body).
+pub fn health(from: &Netns, ip: impl std::fmt::Display, port: u16) -> (u16, String) {
+    let out = from.run(&format!(
+        "curl -s -m 2 -w '\\n%{{http_code}}' http://{ip}:{port}/health"
+    ));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.trim().to_string())
+}
+
+/// The agent-check line as HAProxy would read it.
+pub fn agent_line(from: &Netns, ip: impl std::fmt::Display) -> String {
+    let out = from.run(&format!(
+        "socat -t 2 - TCP:{ip}:{AGENT_PORT},connect-timeout=2 </dev/null"
+    ));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Runs `lvs-node -c config ARGS` inside `ns`.
+pub fn lvs(ns: &Netns, config: &Path, args: &str) -> Output {
+    ns.run(&format!(
+        "{} -c {} {args}",
+        bins::lvs_node().display(),
+        config.display()
+    ))
+}
+
+pub fn wait_health(
+    from: &Netns,
+    ip: impl std::fmt::Display + Copy,
+    port: u16,
+    code: u16,
+    timeout: Duration,
+) -> Option<(u16, String)> {
+    wait_for(timeout, || {
+        let r = health(from, ip, port);
+        (r.0 == code).then_some(r)
+    })
+}
+
+pub fn cores() -> u32 {
+    std::thread::available_parallelism()
+        .map(|n| n.get() as u32)
+        .unwrap_or(1)
+}
