@@ -4,6 +4,7 @@
 pub mod bins;
 pub mod dr;
 pub mod netns;
+pub mod pebble;
 
 pub use dr::{DrLab, LabOpts};
 pub use netns::{require_root, wait_for, Netns};
