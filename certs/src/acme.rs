@@ -261,8 +261,7 @@ pub async fn run(a: &AcmeArgs) -> Result<()> {
             || published(&p, s).is_some_and(|f| !f.leaf.due(now))
     };
     if !a.force && p.specs.iter().all(satisfied) {
-        if local_fresh.is_some() {
-            let c = local_fresh.unwrap();
+        if let Some(c) = &local_fresh {
             println!(
                 "nothing to do: {} covers all names and is not due (expires {}); use --force to issue anyway",
                 p.target.cert.display(),

@@ -27,7 +27,7 @@ pub enum Command {
     /// Write a private key and CSR for a CA (shared: CN = VIP; --xrootd: one per node).
     Request(RequestArgs),
     /// Obtain a certificate over ACME (Let's Encrypt) through the VIP with a shared webroot.
-    Acme(AcmeArgs),
+    Acme(Box<AcmeArgs>),
     /// Re-run what `acme` recorded when the certificate is due (safe from a timer on every node).
     Renew(RenewArgs),
     /// Install the newest valid certificate published in a directory.

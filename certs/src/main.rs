@@ -58,7 +58,7 @@ async fn dispatch(cli: Cli) -> u8 {
     let work = async {
         match &cli.command {
             Command::Request(a) => request::run(a).map(|_| error::EXIT_OK),
-            Command::Acme(a) => acme::run(a).await.map(|_| 0),
+            Command::Acme(a) => acme::run(a.as_ref()).await.map(|_| 0),
             Command::Renew(a) => renew::run(a).await.map(|_| 0),
             Command::Install(a) => installcmd::run(a).map(|_| 0),
             Command::Inspect(a) => inspect::run(a),

@@ -119,10 +119,11 @@ pub fn newest_valid(root: &Path, names: &[String]) -> Option<Found> {
                 continue;
             }
         }
-        if best
-            .as_ref()
-            .map_or(true, |b| leaf.not_before > b.leaf.not_before)
-        {
+        let newer = match &best {
+            None => true,
+            Some(b) => leaf.not_before > b.leaf.not_before,
+        };
+        if newer {
             best = Some(Found {
                 dir: d,
                 chain,

@@ -33,7 +33,9 @@ pub fn add_host(lab: &DrLab, role: &str, ip: Ipv4Addr, n: usize) -> Host {
         String::from_utf8_lossy(&out.stderr)
     );
     lab.bridge.ok(&format!("ip link set x{n} master br0 up"));
-    ns.ok(&format!("ip addr add {ip}/24 dev eth0 && ip link set eth0 up"));
+    ns.ok(&format!(
+        "ip addr add {ip}/24 dev eth0 && ip link set eth0 up"
+    ));
     Host {
         ns,
         ip,

@@ -13,6 +13,7 @@ struct Site {
     lab: DrLab,
     pebble: Pebble,
     dir: TempDir,
+    /// PIDs of the responders, one per real server (index = node).
     responders: Vec<u32>,
     nodes: usize,
 }
@@ -75,11 +76,20 @@ impl Site {
     }
 
     fn orders(&self) -> usize {
-        // Pebble logs one "There are now N orders" ... count new-order requests instead.
+        // One line per order Pebble accepted (a badNonce-rejected request adds none).
         self.pebble
             .log_text()
             .lines()
-            .filter(|l| l.contains("POST /order-plz"))
+            .filter(|l| l.contains("Added order"))
+            .count()
+    }
+
+    /// Challenges the client told Pebble to validate.
+    fn challenges_ready(&self) -> usize {
+        self.pebble
+            .log_text()
+            .lines()
+            .filter(|l| l.contains("POST /chalZ/"))
             .count()
     }
 }
@@ -111,7 +121,13 @@ fn tokens_left(site: &Site) -> usize {
 fn issues_for_vip_and_three_nodes_through_the_vip() {
     let s = Site::new("iss", 3, PebbleOpts::default());
     let o = s.cert(&s.lab.client.ns, "cl", "");
-    assert_eq!(o.status.code(), Some(0), "{}\npebble:\n{}", text(&o), s.pebble.log_text());
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}\npebble:\n{}",
+        text(&o),
+        s.pebble.log_text()
+    );
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains("X509_USER_CERT="), "{out}");
     let cert = s.p("cl/hostcert.pem");
@@ -134,7 +150,11 @@ fn issues_for_vip_and_three_nodes_through_the_vip() {
     }
     let o = lvs_cert_in(
         &s.lab.client.ns,
-        &format!("inspect {} --key {} {names} --days 1 --json", cert.display(), key.display()),
+        &format!(
+            "inspect {} --key {} {names} --days 1 --json",
+            cert.display(),
+            key.display()
+        ),
     );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -146,12 +166,21 @@ fn issues_for_vip_and_three_nodes_through_the_vip() {
         &format!("inspect {} --alt other.lab.example", cert.display()),
     );
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    let o = lvs_cert_in(&s.lab.client.ns, &format!("inspect {} --days 3650", cert.display()));
+    let o = lvs_cert_in(
+        &s.lab.client.ns,
+        &format!("inspect {} --days 3650", cert.display()),
+    );
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
 
     // openssl agrees: SANs, CN and a chain up to Pebble's root.
-    let x = s.lab.client.ok(&format!("openssl x509 -in {} -noout -text", cert.display()));
-    assert!(x.contains(&format!("CN = {VIP_HOST}")) || x.contains(&format!("CN={VIP_HOST}")), "{x}");
+    let x = s
+        .lab
+        .client
+        .ok(&format!("openssl x509 -in {} -noout -text", cert.display()));
+    assert!(
+        x.contains(&format!("CN = {VIP_HOST}")) || x.contains(&format!("CN={VIP_HOST}")),
+        "{x}"
+    );
     for i in 0..3 {
         assert!(x.contains(&format!("DNS:{}", node_name(i))), "{x}");
     }
@@ -162,8 +191,14 @@ fn issues_for_vip_and_three_nodes_through_the_vip() {
         c = cert.display()
     ));
     assert!(v.contains(": OK"), "{v}");
-    let m1 = s.lab.client.ok(&format!("openssl x509 -in {} -noout -pubkey", cert.display()));
-    let m2 = s.lab.client.ok(&format!("openssl pkey -in {} -pubout", key.display()));
+    let m1 = s.lab.client.ok(&format!(
+        "openssl x509 -in {} -noout -pubkey",
+        cert.display()
+    ));
+    let m2 = s
+        .lab
+        .client
+        .ok(&format!("openssl pkey -in {} -pubout", key.display()));
     assert_eq!(m1, m2, "key does not match");
 
     // The Pebble log shows validation fetches for every name.
@@ -172,4 +207,218 @@ fn issues_for_vip_and_three_nodes_through_the_vip() {
         eprintln!("{log}");
     }
     assert_eq!(s.orders(), 1, "{log}");
+}
+
+fn serial(site: &Site, who: &str) -> String {
+    let o = lvs_cert_in(
+        &site.lab.client.ns,
+        &format!(
+            "inspect {} --json",
+            site.p(&format!("{who}/hostcert.pem")).display()
+        ),
+    );
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).expect("inspect json");
+    j["serial"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn xrootd_mode_issues_one_certificate_per_node_node_name_first() {
+    let s = Site::new("xrd", 3, PebbleOpts::default());
+    let me = node_name(1);
+    let o = s.cert(&s.lab.client.ns, "cl", &format!("--xrootd --node {me}"));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}\n{}",
+        text(&o),
+        s.pebble.log_text()
+    );
+    assert_eq!(s.orders(), 3, "one order per node");
+    let x = s.lab.client.ok(&format!(
+        "openssl x509 -in {} -noout -subject -ext subjectAltName",
+        s.p("cl/hostcert.pem").display()
+    ));
+    assert!(
+        x.contains(&format!("CN = {me}")) || x.contains(&format!("CN={me}")),
+        "{x}"
+    );
+    assert!(
+        x.contains(&format!("DNS:{me}")) && x.contains(&format!("DNS:{VIP_HOST}")),
+        "{x}"
+    );
+    // Every node's certificate is published; another node installs its own from there.
+    for i in 0..3 {
+        let n = node_name(i);
+        assert!(
+            s.p(&format!("shared/certs/{n}")).is_dir(),
+            "{n} not published"
+        );
+    }
+    let other = node_name(2);
+    let o = lvs_cert_in(
+        &s.lab.reals[2].ns,
+        &format!(
+            "install --xrootd --from {} --name {other} --alt {VIP_HOST} --cert {} --key {}",
+            s.p("shared").display(),
+            s.p("rs3/hostcert.pem").display(),
+            s.p("rs3/hostkey.pem").display()
+        ),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = lvs_cert_in(
+        &s.lab.client.ns,
+        &format!(
+            "inspect {} --key {} --vip {other} --alt {VIP_HOST}",
+            s.p("rs3/hostcert.pem").display(),
+            s.p("rs3/hostkey.pem").display()
+        ),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+}
+
+#[test]
+fn self_check_names_the_node_that_does_not_serve_and_pebble_sees_no_ready_challenge() {
+    let s = Site::new("slf", 3, PebbleOpts::default());
+    // Node 3 serves some other directory instead of the shared webroot.
+    let other = s.p("not-shared");
+    std::fs::create_dir_all(&other).unwrap();
+    let rs3 = &s.lab.reals[2];
+    rs3.ns.kill(s.responders[2]);
+    rs3.ns.spawn(&format!(
+        "{} serve-challenges --webroot {} --listen {VIP}:80 --listen {}:80",
+        lab::bins::lvs_node().display(),
+        other.display(),
+        rs3.ip
+    ));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let o = s.cert(&s.lab.client.ns, "cl", "");
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains(&format!("node {}", node_name(2))), "{err}");
+    assert!(!err.contains(&format!("node {} ", node_name(0))), "{err}");
+    assert_eq!(s.challenges_ready(), 0, "{}", s.pebble.log_text());
+    assert_eq!(tokens_left(&s), 0, "tokens left behind");
+    assert!(!s.p("cl/hostcert.pem").exists());
+}
+
+#[test]
+fn issuance_succeeds_when_pebble_rejects_half_the_nonces() {
+    let s = Site::new(
+        "nonce",
+        3,
+        PebbleOpts {
+            env: vec![("PEBBLE_WFE_NONCEREJECT".into(), "50".into())],
+        },
+    );
+    let o = s.cert(&s.lab.client.ns, "cl", "-v");
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let log = s.pebble.log_text();
+    assert!(log.contains("reject 50% of good nonces"), "{log}");
+}
+
+#[test]
+fn three_concurrent_runs_from_three_nodes_make_exactly_one_order() {
+    let s = Site::new("conc", 3, PebbleOpts::default());
+    let bin = lab::bins::lvs_cert();
+    let mut pids = Vec::new();
+    for (i, r) in s.lab.reals.iter().enumerate() {
+        let who = format!("rs{}", i + 1);
+        let log = s.p(&format!("{who}.log"));
+        pids.push((
+            i,
+            r.ns.spawn_logged(
+                &format!("{} {}", bin.display(), s.acme_args(&who, "")),
+                &log,
+            ),
+        ));
+    }
+    for (i, pid) in pids {
+        let code = s.lab.reals[i]
+            .ns
+            .wait(pid, std::time::Duration::from_secs(120));
+        let log = std::fs::read_to_string(s.p(&format!("rs{}.log", i + 1))).unwrap_or_default();
+        assert_eq!(code, Some(0), "node {i}: {log}");
+    }
+    assert_eq!(s.orders(), 1, "{}", s.pebble.log_text());
+    let serials: Vec<String> = (1..=3).map(|i| serial(&s, &format!("rs{i}"))).collect();
+    assert!(serials.iter().all(|x| x == &serials[0]), "{serials:?}");
+    assert!(!s.p("shared/lvs-cert.lock").exists(), "lock left behind");
+}
+
+#[test]
+fn renew_is_a_no_op_on_a_fresh_certificate_and_issues_with_force() {
+    let s = Site::new("renew", 2, PebbleOpts::default());
+    let o = s.cert(&s.lab.client.ns, "cl", "");
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let first = serial(&s, "cl");
+    // acme again: nothing to do.
+    let o = s.cert(&s.lab.client.ns, "cl", "");
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("nothing to do"),
+        "{}",
+        text(&o)
+    );
+    let renew = format!("renew --state-dir {}", s.p("state-cl").display());
+    let o = lvs_cert_in(&s.lab.client.ns, &renew);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("nothing to do"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(s.orders(), 1);
+    assert_eq!(serial(&s, "cl"), first);
+    let hook = s.p("hook-ran");
+    let o = lvs_cert_in(&s.lab.client.ns, &format!("{renew} --force"));
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(s.orders(), 2);
+    assert_ne!(serial(&s, "cl"), first);
+    // A deploy hook runs after an install.
+    let o = s.cert(
+        &s.lab.client.ns,
+        "cl",
+        &format!(
+            "--force --deploy-hook 'echo $LVS_CERT_CERT > {}'",
+            hook.display()
+        ),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let h = std::fs::read_to_string(&hook).unwrap();
+    assert!(h.contains("cl/hostcert.pem"), "{h}");
+}
+
+#[test]
+fn live_certificate_survives_a_failed_issuance_and_a_broken_install() {
+    let s = Site::new("live", 2, PebbleOpts::default());
+    let o = s.cert(&s.lab.client.ns, "cl", "");
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let cert = std::fs::read(s.p("cl/hostcert.pem")).unwrap();
+    let key = std::fs::read(s.p("cl/hostkey.pem")).unwrap();
+    // Node 2 stops serving: the forced issuance fails before validation.
+    s.lab.reals[1].ns.kill(s.responders[1]);
+    let o = s.cert(&s.lab.client.ns, "cl", "--force");
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert_eq!(std::fs::read(s.p("cl/hostcert.pem")).unwrap(), cert);
+    assert_eq!(std::fs::read(s.p("cl/hostkey.pem")).unwrap(), key);
+    // A published pair whose key does not match is never installed.
+    let bad = s.p("bad");
+    std::fs::create_dir_all(&bad).unwrap();
+    std::fs::write(bad.join("fullchain.pem"), &cert).unwrap();
+    s.lab.client.ok(&format!(
+        "openssl genrsa -out {} 2048 2>/dev/null",
+        bad.join("privkey.pem").display()
+    ));
+    let o = lvs_cert_in(
+        &s.lab.client.ns,
+        &format!(
+            "install --from {} --cert {} --key {}",
+            bad.display(),
+            s.p("cl/hostcert.pem").display(),
+            s.p("cl/hostkey.pem").display()
+        ),
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert_eq!(std::fs::read(s.p("cl/hostcert.pem")).unwrap(), cert);
+    assert_eq!(std::fs::read(s.p("cl/hostkey.pem")).unwrap(), key);
 }
