@@ -377,12 +377,7 @@ fn account_path(a: &AcmeArgs, p: &Plan) -> PathBuf {
 }
 
 fn builder(a: &AcmeArgs) -> Result<instant_acme::AccountBuilder> {
-    match &a.root_ca {
-        Some(r) => {
-            Account::builder_with_root(r).map_err(|e| anyhow!("--root-ca {}: {e}", r.display()))
-        }
-        None => Account::builder().map_err(|e| anyhow!("TLS setup: {e}")),
-    }
+    crate::http::builder(a.root_ca.as_deref())
 }
 
 /// Loads the persisted account, or registers one and saves it (0600).
@@ -493,6 +488,7 @@ async fn issue(
     for c in &challenges {
         tokens.add(&c.token, &c.key_auth)?;
     }
+    tracing::info!("{} tokens written", challenges.len());
     if !challenges.is_empty() {
         selfcheck::run(&challenges, &p.vip, &p.nodes, p.rounds).await?;
     }
@@ -510,11 +506,15 @@ async fn issue(
             .ok_or_else(|| anyhow!("no http-01 for {name}"))?;
         retrying!(format!("challenge ready for {name}"), ch.set_ready())?;
     }
+    // Start polling fast (a CA validates in well under a second when reachable) and back
+    // off; a Retry-After from the CA overrides this.
     let policy = RetryPolicy::new()
-        .initial_delay(Duration::from_millis(200))
-        .backoff(1.5)
+        .initial_delay(Duration::from_millis(50))
+        .backoff(2.0)
         .timeout(Duration::from_secs(120));
+    tracing::info!("challenges ready");
     let status = retrying!("waiting for validation", order.poll_ready(&policy))?;
+    tracing::info!("order {status:?}");
     if status != OrderStatus::Ready {
         let mut why = Vec::new();
         let mut it = order.authorizations();
@@ -542,6 +542,7 @@ async fn issue(
         order.poll_certificate(&policy)
     )?;
     drop(tokens);
+    tracing::info!("certificate downloaded");
     let key_pem = key.serialize_pem();
     let leaf = verify::check_pair(chain.as_bytes(), &key_pem, &s.names)
         .context("the CA's certificate fails verification; nothing was installed")?;

@@ -4,6 +4,7 @@ mod acme;
 mod cli;
 mod csr;
 mod error;
+mod http;
 mod inspect;
 mod install;
 mod installcmd;

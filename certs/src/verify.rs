@@ -86,6 +86,15 @@ fn parse_one(der: &[u8]) -> Result<CertInfo> {
     })
 }
 
+/// The DER of every CERTIFICATE block in a PEM buffer.
+pub fn pem_certs(pem: &[u8]) -> Vec<Vec<u8>> {
+    x509_parser::pem::Pem::iter_from_buffer(pem)
+        .filter_map(|p| p.ok())
+        .filter(|p| p.label == "CERTIFICATE")
+        .map(|p| p.contents)
+        .collect()
+}
+
 /// Parses every CERTIFICATE block, leaf first. Fails on none or on garbage.
 pub fn parse_chain(pem: &[u8]) -> Result<Vec<CertInfo>> {
     let mut out = Vec::new();
