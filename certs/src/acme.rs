@@ -292,9 +292,30 @@ pub async fn run(a: &AcmeArgs) -> Result<()> {
         }
     }
     if !todo.is_empty() {
-        let acct = account(a, &p).await?;
+        let mut acct = account(a, &p).await?;
         for s in &todo {
-            let (chain, key, leaf) = issue(&acct, &p, s, &chdir).await?;
+            // The certificate this one replaces, for ARI's `replaces` (renewals exempt
+            // from Let's Encrypt's rate limits).
+            let prev = published(&p, s).map(|f| f.leaf).or_else(|| {
+                (p.mine.as_ref() == Some(s))
+                    .then(|| p.target.current(&s.names))
+                    .flatten()
+            });
+            let (chain, key, leaf) = match issue(&acct, &p, s, &chdir, prev.as_ref()).await {
+                // The CA forgot the saved account (a test CA restarted, or it was
+                // deactivated): register anew once and retry.
+                Err(e) if format!("{e:#}").contains("accountDoesNotExist") => {
+                    let path = account_path(a, &p);
+                    eprintln!(
+                        "the CA does not know the account in {}; registering a new one",
+                        path.display()
+                    );
+                    let _ = std::fs::remove_file(&path);
+                    acct = account(a, &p).await?;
+                    issue(&acct, &p, s, &chdir, prev.as_ref()).await?
+                }
+                r => r?,
+            };
             let dir = store::publish(&p.shared, &s.label, &chain, &key, &leaf)?;
             println!(
                 "issued {} for {} (expires {}), published in {}",
@@ -438,12 +459,31 @@ async fn issue(
     p: &Plan,
     s: &CertSpec,
     chdir: &Path,
+    prev: Option<&verify::CertInfo>,
 ) -> Result<(String, String, verify::CertInfo)> {
     let ids: Vec<Identifier> = s.names.iter().map(|n| Identifier::Dns(n.clone())).collect();
-    let mut order = retrying!(
-        format!("new order for {}", s.names.join(", ")),
-        acct.new_order(&NewOrder::new(&ids))
-    )?;
+    let what = format!("new order for {}", s.names.join(", "));
+    let replaces = prev.and_then(|c| {
+        let der = rustls_pki_types::CertificateDer::from(c.der.clone());
+        instant_acme::CertificateIdentifier::try_from(&der)
+            .ok()
+            .map(|i| i.into_owned())
+    });
+    let with_ari = match replaces {
+        // Unsupported (no ARI, e.g. Pebble) or refused (already replaced): plain order.
+        Some(id) => match acct.new_order(&NewOrder::new(&ids).replaces(id)).await {
+            Ok(o) => Some(o),
+            Err(e) => {
+                tracing::info!("order without ARI `replaces`: {e}");
+                None
+            }
+        },
+        None => None,
+    };
+    let mut order = match with_ari {
+        Some(o) => o,
+        None => retrying!(what, acct.new_order(&NewOrder::new(&ids)))?,
+    };
     tracing::info!("order {}", order.url());
 
     // Pass 1: read every authorization (cached by instant-acme, so a retry after a
