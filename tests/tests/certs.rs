@@ -422,3 +422,49 @@ fn live_certificate_survives_a_failed_issuance_and_a_broken_install() {
     assert_eq!(std::fs::read(s.p("cl/hostcert.pem")).unwrap(), cert);
     assert_eq!(std::fs::read(s.p("cl/hostkey.pem")).unwrap(), key);
 }
+
+#[test]
+fn sigterm_during_the_self_check_removes_tokens_and_releases_the_lock() {
+    let s = Site::new("term", 2, PebbleOpts::default());
+    // Node 2 accepts on port 80 but never answers: the self-check waits on it.
+    let rs2 = &s.lab.reals[1];
+    rs2.ns.kill(s.responders[1]);
+    rs2.ns.spawn(&format!(
+        "socat TCP-LISTEN:80,bind={},reuseaddr,fork SYSTEM:'sleep 30'",
+        rs2.ip
+    ));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let log = s.p("term.log");
+    let pid = s.lab.client.ns.spawn_logged(
+        &format!(
+            "{} {}",
+            lab::bins::lvs_cert().display(),
+            s.acme_args("cl", "")
+        ),
+        &log,
+    );
+    let seen = lab::wait_for(std::time::Duration::from_secs(20), || {
+        (tokens_left(&s) > 0 && s.p("shared/lvs-cert.lock").exists()).then_some(())
+    });
+    assert!(
+        seen.is_some(),
+        "no tokens appeared: {}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    s.lab
+        .client
+        .ns
+        .signal(pid, nix::sys::signal::Signal::SIGTERM);
+    let code = s
+        .lab
+        .client
+        .ns
+        .wait(pid, std::time::Duration::from_secs(10));
+    let out = std::fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("terminated"), "{out}");
+    assert_eq!(tokens_left(&s), 0, "tokens left behind");
+    assert!(!s.p("shared/lvs-cert.lock").exists(), "lock left behind");
+    assert_eq!(s.challenges_ready(), 0);
+}
