@@ -67,11 +67,27 @@ pub fn install(
         }
     }
     // Key first: a reader between the two renames sees the old cert with the new key for
-    // an instant at worst; the hook (reload) runs only after both are in place.
+    // an instant at worst; the hook (reload) runs only after both are in place. If the
+    // certificate cannot be written, the old key goes back so the live pair still matches.
+    let old_key = std::fs::read(&t.key).ok();
     lvs_shared::atomic::write(&t.key, key.as_bytes(), 0o400)
         .with_context(|| format!("writing {}", t.key.display()))?;
-    lvs_shared::atomic::write(&t.cert, chain.as_bytes(), 0o644)
-        .with_context(|| format!("writing {}", t.cert.display()))?;
+    if let Err(e) = lvs_shared::atomic::write(&t.cert, chain.as_bytes(), 0o644) {
+        match old_key {
+            Some(k) => {
+                let _ = lvs_shared::atomic::write(&t.key, &k, 0o400);
+            }
+            None => {
+                let _ = std::fs::remove_file(&t.key);
+            }
+        }
+        return Err(e).with_context(|| {
+            format!(
+                "writing {} (the previous key was put back)",
+                t.cert.display()
+            )
+        });
+    }
     println!(
         "installed {} and {} (expires {})",
         t.cert.display(),

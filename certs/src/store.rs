@@ -134,3 +134,34 @@ pub fn newest_valid(root: &Path, names: &[String]) -> Option<Found> {
     }
     best
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::verify::tests::self_signed;
+
+    #[test]
+    fn newest_valid_wins_and_broken_ones_are_skipped() {
+        let d = tempfile::tempdir().unwrap();
+        let names = vec!["ftp.example".to_string(), "n1.example".to_string()];
+        let now = verify::now();
+        let mut serials = Vec::new();
+        for age in [10, 2, 5] {
+            let (c, k) = self_signed(&["ftp.example", "n1.example"], now - age * 86400, 90);
+            let leaf = verify::check_pair(c.as_bytes(), &k, &names).unwrap();
+            publish(d.path(), "ftp.example", &c, &k, &leaf).unwrap();
+            serials.push(leaf.serial);
+        }
+        // A newer pair with a mismatched key must not win.
+        let (c, _) = self_signed(&["ftp.example", "n1.example"], now - 3600, 90);
+        let (_, k2) = self_signed(&["ftp.example"], now, 90);
+        let bad = d.path().join("certs/ftp.example/zz-bad");
+        std::fs::create_dir_all(&bad).unwrap();
+        std::fs::write(bad.join(CHAIN), c).unwrap();
+        std::fs::write(bad.join(KEY), k2).unwrap();
+        let f = newest_valid(d.path(), &names).unwrap();
+        assert_eq!(f.leaf.serial, serials[1]);
+        // Wrong CN: nothing.
+        assert!(newest_valid(d.path(), &["n1.example".to_string()]).is_none());
+    }
+}

@@ -174,3 +174,53 @@ pub fn fmt_time(t: i64) -> String {
         })
         .unwrap_or_else(|| t.to_string())
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use rcgen::{CertificateParams, DistinguishedName, DnType};
+
+    /// A self-signed certificate for `names` valid from `from` for `days`; (cert, key) PEM.
+    pub fn self_signed(names: &[&str], from: i64, days: i64) -> (String, String) {
+        let key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+            .unwrap();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, names[0]);
+        p.distinguished_name = dn;
+        p.not_before = time::OffsetDateTime::from_unix_timestamp(from).unwrap();
+        p.not_after = time::OffsetDateTime::from_unix_timestamp(from + days * 86400).unwrap();
+        (p.self_signed(&key).unwrap().pem(), key.serialize_pem())
+    }
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn pair_checks() {
+        let (c, k) = self_signed(&["ftp.example", "n1.example"], now() - 86400, 90);
+        let leaf = check_pair(c.as_bytes(), &k, &s(&["n1.example", "FTP.example"])).unwrap();
+        assert_eq!(leaf.common_name.as_deref(), Some("ftp.example"));
+        assert!(!leaf.due(now()));
+        let e = check_pair(c.as_bytes(), &k, &s(&["n2.example"])).unwrap_err();
+        assert!(e.to_string().contains("n2.example"), "{e}");
+        let (_, other) = self_signed(&["ftp.example"], now(), 90);
+        let e = check_pair(c.as_bytes(), &other, &[]).unwrap_err();
+        assert!(e.to_string().contains("does not match"), "{e}");
+        let (old, ok) = self_signed(&["ftp.example"], now() - 100 * 86400, 90);
+        assert!(check_pair(old.as_bytes(), &ok, &[])
+            .unwrap_err()
+            .to_string()
+            .contains("expired"));
+        assert!(parse_chain(b"garbage").is_err());
+    }
+
+    #[test]
+    fn due_at_one_third_of_lifetime() {
+        let (c, _) = self_signed(&["ftp.example"], now() - 61 * 86400, 90);
+        assert!(parse_chain(c.as_bytes()).unwrap()[0].due(now()));
+        let (c, _) = self_signed(&["ftp.example"], now() - 59 * 86400, 90);
+        assert!(!parse_chain(c.as_bytes()).unwrap()[0].due(now()));
+    }
+}
