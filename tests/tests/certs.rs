@@ -71,6 +71,21 @@ impl Site {
         format!("{a} {extra}")
     }
 
+    /// The same, but the self-check resolves the VIP and node names itself (through the
+    /// namespace's /etc/netns hosts file, as it would through DNS).
+    fn acme_args_resolving(&self, who: &str, extra: &str) -> String {
+        lab::pebble::write_hosts(&self.lab, self.nodes);
+        self.acme_args(who, extra)
+            .split(" --node-ip ")
+            .map(|part| match part.split_once(' ') {
+                Some((first, rest)) if first.contains('=') => rest.to_string(),
+                _ => part.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+            .replace(&format!(" --vip-ip {VIP}"), "")
+    }
+
     fn cert(&self, ns: &Netns, who: &str, extra: &str) -> Output {
         lvs_cert_in(ns, &self.acme_args(who, extra))
     }
@@ -225,7 +240,12 @@ fn serial(site: &Site, who: &str) -> String {
 fn xrootd_mode_issues_one_certificate_per_node_node_name_first() {
     let s = Site::new("xrd", 3, PebbleOpts::default());
     let me = node_name(1);
-    let o = s.cert(&s.lab.client.ns, "cl", &format!("--xrootd --node {me}"));
+    let args = s.acme_args_resolving("cl", &format!("--xrootd --node {me}"));
+    assert!(
+        !args.contains("--node-ip") && !args.contains("--vip-ip"),
+        "{args}"
+    );
+    let o = lvs_cert_in(&s.lab.client.ns, &args);
     assert_eq!(
         o.status.code(),
         Some(0),
