@@ -5,5 +5,6 @@ pub mod atomic;
 pub mod config;
 pub mod duration;
 pub mod error;
+pub mod hostname;
 
 pub use error::ConfigError;

@@ -7,6 +7,7 @@ pub mod gridftp;
 pub mod haproxy;
 pub mod netns;
 pub mod node;
+pub mod pebble;
 
 pub use dr::{DrLab, LabOpts};
 pub use netns::{require_root, wait_for, Netns};

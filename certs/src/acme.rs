@@ -1,0 +1,590 @@
+//! `lvs-cert acme`: one order for the VIP and the nodes (or one per node for XRootD) with
+//! instant-acme, tokens in the shared webroot, a self-check before any validation, our own
+//! rcgen CSR, verification before publish and install, and a pool-wide lock.
+
+use crate::cli::AcmeArgs;
+use crate::csr::{self, Subject};
+use crate::error::usage;
+use crate::install::{self, Target};
+use crate::names::{CertSpec, Pool};
+use crate::selfcheck::{self, Challenge, Endpoint};
+use crate::{lock, store, verify, webroot};
+use anyhow::{anyhow, bail, Context, Result};
+use instant_acme::{
+    Account, AccountCredentials, AuthorizationStatus, ChallengeType, Identifier, LetsEncrypt,
+    NewAccount, NewOrder, OrderStatus, RetryPolicy,
+};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+const ATTEMPTS: u32 = 8;
+
+/// badNonce (instant-acme retries only 3 times itself), 5xx and connection trouble.
+fn transient(e: &instant_acme::Error) -> bool {
+    use instant_acme::Error as E;
+    match e {
+        E::Api(p) => {
+            let t = p.r#type.as_deref().unwrap_or("");
+            t.ends_with(":badNonce")
+                || t.ends_with(":serverInternal")
+                || p.status.unwrap_or(0) >= 500
+        }
+        E::Hyper(_) | E::Http(_) | E::Other(_) => true,
+        _ => false,
+    }
+}
+
+/// Re-evaluates `$e` (an ACME call) until it succeeds, a non-transient error comes, or
+/// the attempts run out; backs off 100 ms, 200 ms, ...
+macro_rules! retrying {
+    ($what:expr, $e:expr) => {{
+        let mut attempt = 0u32;
+        loop {
+            match $e.await {
+                Ok(v) => break Ok(v),
+                Err(err) if attempt + 1 < ATTEMPTS && transient(&err) => {
+                    attempt += 1;
+                    tracing::info!("{}: {} (retry {attempt})", $what, err);
+                    tokio::time::sleep(Duration::from_millis(100 << attempt.min(5))).await;
+                }
+                Err(err) => break Err(anyhow!("{}: {}", $what, err)),
+            }
+        }
+    }};
+}
+
+/// Everything checked up front, before anything is written.
+pub struct Plan {
+    pub specs: Vec<CertSpec>,
+    /// The spec installed on this host, if any.
+    pub mine: Option<CertSpec>,
+    pub target: Target,
+    pub shared: PathBuf,
+    pub directory: String,
+    pub vip: Endpoint,
+    pub nodes: Vec<Endpoint>,
+    pub rounds: usize,
+    pub lock_stale: Duration,
+    pub lock_wait: Duration,
+    pub key_type: csr::KeyType,
+}
+
+async fn resolve(name: &str, port: u16) -> Option<IpAddr> {
+    let mut it = tokio::net::lookup_host((name, port)).await.ok()?;
+    it.next().map(|a| a.ip())
+}
+
+pub async fn plan(a: &AcmeArgs) -> Result<Plan> {
+    let pool = Pool::new(
+        a.pool.vip.as_deref(),
+        &a.pool.alt,
+        a.pool.hosts_file.as_deref(),
+    )?;
+    let specs = pool.specs(a.xrootd);
+    let mine = if a.xrootd {
+        let me = match &a.node {
+            Some(n) => lvs_shared::hostname::validate(n)
+                .map_err(|p| usage("--node", p, "pass this node's hostname as listed in --alt"))?,
+            None => nix::unistd::gethostname()
+                .ok()
+                .and_then(|h| h.into_string().ok())
+                .unwrap_or_default()
+                .to_ascii_lowercase(),
+        };
+        specs.iter().find(|s| s.label == me).cloned()
+    } else {
+        specs.first().cloned()
+    };
+    let directory = match (&a.directory, a.staging) {
+        (Some(u), _) => {
+            if !u.starts_with("https://") {
+                return Err(usage(
+                    "--directory",
+                    format!("`{u}` is not an https:// URL"),
+                    "pass the ACME directory URL, e.g. https://acme-v02.api.letsencrypt.org/directory",
+                ));
+            }
+            u.clone()
+        }
+        (None, true) => LetsEncrypt::Staging.url().to_string(),
+        (None, false) => LetsEncrypt::Production.url().to_string(),
+    };
+    if let Some(r) = &a.root_ca {
+        let ok = std::fs::read(r)
+            .ok()
+            .and_then(|b| verify::parse_chain(&b).ok())
+            .is_some();
+        if !ok {
+            return Err(usage(
+                format!("--root-ca {}", r.display()),
+                "not a readable PEM certificate",
+                "pass the PEM CA certificate that signed the ACME server's TLS certificate",
+            ));
+        }
+    }
+    if let Some(e) = &a.email {
+        if !e.contains('@') || e.contains(char::is_whitespace) {
+            return Err(usage(
+                "--email",
+                format!("`{e}` is not an address"),
+                "pass user@example.org",
+            ));
+        }
+    }
+    let dur = |flag: &str, v: &str| {
+        lvs_shared::duration::parse(v)
+            .map_err(|p| usage(flag, p, "write a duration such as 30s, 10m"))
+    };
+    let lock_stale = dur("--lock-stale", &a.lock_stale)?;
+    let lock_wait = dur("--lock-wait", &a.lock_wait)?;
+    let shared = match &a.shared_dir {
+        Some(d) => d.clone(),
+        None => a
+            .webroot
+            .parent()
+            .map(|p| p.join("lvs-cert"))
+            .ok_or_else(|| {
+                usage(
+                    "--shared-dir",
+                    "cannot derive it from --webroot",
+                    "pass --shared-dir DIR",
+                )
+            })?,
+    };
+    if shared.starts_with(&a.webroot) {
+        return Err(usage(
+            format!("--shared-dir {}", shared.display()),
+            "is inside the webroot, which every node serves to the internet",
+            "put it beside the webroot, e.g. /mnt/nfsshare/lvs-cert",
+        ));
+    }
+    // Addresses for the self-check: flags first, then the resolver.
+    let mut given: HashMap<String, IpAddr> = HashMap::new();
+    for kv in &a.node_ip {
+        let (n, ip) = kv
+            .split_once('=')
+            .and_then(|(n, ip)| Some((n.to_ascii_lowercase(), ip.parse::<IpAddr>().ok()?)))
+            .ok_or_else(|| {
+                usage(
+                    format!("--node-ip {kv}"),
+                    "not NAME=IP",
+                    "write e.g. --node-ip n1.example.org=192.0.2.11",
+                )
+            })?;
+        if !pool.nodes.contains(&n) {
+            return Err(usage(
+                format!("--node-ip {kv}"),
+                format!("`{n}` is not one of the nodes"),
+                "use a name given with --alt",
+            ));
+        }
+        given.insert(n, ip);
+    }
+    let port = a.http_port;
+    let vip_ip = match a.vip_ip {
+        Some(ip) => ip,
+        None => resolve(&pool.vip, port).await.ok_or_else(|| {
+            usage(
+                "--vip",
+                format!("cannot resolve `{}`", pool.vip),
+                "fix DNS or pass --vip-ip ADDRESS",
+            )
+        })?,
+    };
+    let mut nodes = Vec::new();
+    for n in &pool.nodes {
+        let ip = match given.get(n) {
+            Some(ip) => *ip,
+            None => resolve(n, port).await.ok_or_else(|| {
+                usage(
+                    "--alt",
+                    format!("cannot resolve node `{n}` for the self-check"),
+                    format!("fix DNS or pass --node-ip {n}=IP"),
+                )
+            })?,
+        };
+        nodes.push(Endpoint {
+            label: format!("node {n}"),
+            addr: SocketAddr::new(ip, port),
+        });
+    }
+    let rounds = if a.self_check_rounds > 0 {
+        a.self_check_rounds
+    } else {
+        (2 * nodes.len()).max(3)
+    };
+    Ok(Plan {
+        target: Target::new(a.cert.clone(), a.key.clone(), a.xrootd),
+        vip: Endpoint {
+            label: "the VIP".into(),
+            addr: SocketAddr::new(vip_ip, port),
+        },
+        specs,
+        mine,
+        shared,
+        directory,
+        nodes,
+        rounds,
+        lock_stale,
+        lock_wait,
+        key_type: a.key_type,
+    })
+}
+
+fn published(p: &Plan, s: &CertSpec) -> Option<store::Found> {
+    store::newest_valid(&p.shared.join("certs").join(&s.label), &s.names)
+}
+
+pub async fn run(a: &AcmeArgs) -> Result<()> {
+    let p = plan(a).await?;
+    let chdir = webroot::prepare(&a.webroot)?;
+    let start = SystemTime::now();
+    let now = verify::now();
+
+    // Fast path without the lock: nothing due anywhere.
+    let local_fresh = p
+        .mine
+        .as_ref()
+        .and_then(|m| p.target.current(&m.names))
+        .filter(|c| !c.due(now));
+    let local_fresh = match local_fresh {
+        Some(c) if !a.force && ari_says_due(a, &p, &c).await == Some(true) => {
+            println!("the CA's renewal info (ARI) asks for early renewal");
+            None
+        }
+        other => other,
+    };
+    let satisfied = |s: &CertSpec| {
+        (p.mine.as_ref() == Some(s) && local_fresh.is_some())
+            || published(&p, s).is_some_and(|f| !f.leaf.due(now))
+    };
+    if !a.force && p.specs.iter().all(satisfied) {
+        if let Some(c) = &local_fresh {
+            println!(
+                "nothing to do: {} covers all names and is not due (expires {}); use --force to issue anyway",
+                p.target.cert.display(),
+                verify::fmt_time(c.not_after)
+            );
+        } else {
+            install_mine(a, &p)?;
+        }
+        record(a, &p)?;
+        return Ok(());
+    }
+
+    let guard = lock::acquire(&p.shared, p.lock_stale, p.lock_wait).await?;
+    // Re-check under the lock: another node may have issued while we waited.
+    let mut todo = Vec::new();
+    for s in &p.specs {
+        let fresh = published(&p, s).filter(|f| {
+            let new_since_start = std::fs::metadata(&f.dir)
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t >= start);
+            new_since_start || (!a.force && !f.leaf.due(now))
+        });
+        let local_ok = !a.force && p.mine.as_ref() == Some(s) && local_fresh.is_some();
+        if fresh.is_none() && !local_ok {
+            todo.push(s.clone());
+        } else {
+            tracing::info!("{}: a fresh certificate is already published", s.label);
+        }
+    }
+    if !todo.is_empty() {
+        let mut acct = account(a, &p).await?;
+        for s in &todo {
+            // The certificate this one replaces, for ARI's `replaces` (renewals exempt
+            // from Let's Encrypt's rate limits).
+            let prev = published(&p, s).map(|f| f.leaf).or_else(|| {
+                (p.mine.as_ref() == Some(s))
+                    .then(|| p.target.current(&s.names))
+                    .flatten()
+            });
+            let (chain, key, leaf) = match issue(&acct, &p, s, &chdir, prev.as_ref()).await {
+                // The CA forgot the saved account (a test CA restarted, or it was
+                // deactivated): register anew once and retry.
+                Err(e) if format!("{e:#}").contains("accountDoesNotExist") => {
+                    let path = account_path(a, &p);
+                    eprintln!(
+                        "the CA does not know the account in {}; registering a new one",
+                        path.display()
+                    );
+                    let _ = std::fs::remove_file(&path);
+                    acct = account(a, &p).await?;
+                    issue(&acct, &p, s, &chdir, prev.as_ref()).await?
+                }
+                r => r?,
+            };
+            let dir = store::publish(&p.shared, &s.label, &chain, &key, &leaf)?;
+            println!(
+                "issued {} for {} (expires {}), published in {}",
+                leaf.serial,
+                s.names.join(", "),
+                verify::fmt_time(leaf.not_after),
+                dir.display()
+            );
+        }
+    } else {
+        println!("another node already issued a fresh certificate; installing it");
+    }
+    drop(guard);
+    install_mine(a, &p)?;
+    record(a, &p)?;
+    Ok(())
+}
+
+/// Installs this host's certificate from the shared directory.
+fn install_mine(a: &AcmeArgs, p: &Plan) -> Result<()> {
+    let Some(m) = &p.mine else {
+        println!(
+            "this host is not one of the nodes (--node/hostname); nothing installed here. \
+             On each node: lvs-cert install --xrootd --from {}",
+            p.shared.display()
+        );
+        return Ok(());
+    };
+    let f = published(p, m).ok_or_else(|| {
+        anyhow!(
+            "no valid certificate for {} in {}",
+            m.label,
+            p.shared.display()
+        )
+    })?;
+    match install::install(
+        &p.target,
+        &f.chain,
+        &f.key,
+        &m.names,
+        a.deploy_hook.as_deref(),
+    )? {
+        install::Outcome::Installed => install::print_sysconfig(&p.target),
+        install::Outcome::Unchanged => println!(
+            "{} is already the newest certificate",
+            p.target.cert.display()
+        ),
+    }
+    Ok(())
+}
+
+/// The renewal record `renew` replays, in the state dir and the shared dir.
+fn record(a: &AcmeArgs, p: &Plan) -> Result<()> {
+    let mut r = a.clone();
+    r.force = false;
+    let json = serde_json::to_vec_pretty(&r)?;
+    create_private_dir(&a.state_dir)?;
+    lvs_shared::atomic::write(&a.state_dir.join("renewal.json"), &json, 0o600)
+        .with_context(|| format!("writing {}/renewal.json", a.state_dir.display()))?;
+    lvs_shared::atomic::write(&p.shared.join("renewal.json"), &json, 0o600)
+        .with_context(|| format!("writing {}/renewal.json", p.shared.display()))?;
+    Ok(())
+}
+
+fn create_private_dir(d: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(d)
+        .with_context(|| format!("creating {}", d.display()))
+}
+
+fn account_path(a: &AcmeArgs, p: &Plan) -> PathBuf {
+    // One account per directory URL; FNV-1a keeps the name short and stable.
+    let h = p.directory.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100000001b3)
+    });
+    a.state_dir.join(format!("account-{h:016x}.json"))
+}
+
+fn builder(a: &AcmeArgs) -> Result<instant_acme::AccountBuilder> {
+    crate::http::builder(a.root_ca.as_deref())
+}
+
+/// Loads the persisted account, or registers one and saves it (0600).
+async fn account(a: &AcmeArgs, p: &Plan) -> Result<Account> {
+    let path = account_path(a, p);
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let bad = || {
+            format!(
+                "{} is not an account file; remove it to register anew",
+                path.display()
+            )
+        };
+        let _: AccountCredentials = serde_json::from_str(&text).with_context(bad)?;
+        return retrying!(
+            format!("loading the account from {}", p.directory),
+            builder(a)?.from_credentials(serde_json::from_str(&text).with_context(bad)?)
+        );
+    }
+    let contact = a.email.as_ref().map(|e| format!("mailto:{e}"));
+    let contacts: Vec<&str> = contact.iter().map(|s| s.as_str()).collect();
+    let new = NewAccount {
+        contact: &contacts,
+        terms_of_service_agreed: true,
+        only_return_existing: false,
+    };
+    let (acct, creds) = retrying!(
+        format!("registering an account at {}", p.directory),
+        builder(a)?.create(&new, p.directory.clone(), None)
+    )?;
+    create_private_dir(&a.state_dir)?;
+    lvs_shared::atomic::write(&path, &serde_json::to_vec(&creds)?, 0o600)
+        .with_context(|| format!("saving the account to {}", path.display()))?;
+    println!("registered an ACME account, saved in {}", path.display());
+    Ok(acct)
+}
+
+/// Asks the CA's ARI endpoint whether `cert` should be renewed now. None: no ARI, no
+/// account yet, or an error (the 1/3-lifetime rule then decides alone).
+async fn ari_says_due(a: &AcmeArgs, p: &Plan, cert: &verify::CertInfo) -> Option<bool> {
+    if !account_path(a, p).exists() {
+        return None;
+    }
+    let acct = account(a, p).await.ok()?;
+    let der = rustls_pki_types::CertificateDer::from(cert.der.clone());
+    let id = instant_acme::CertificateIdentifier::try_from(&der).ok()?;
+    match acct.renewal_info(&id).await {
+        Ok((info, _)) => Some(time::OffsetDateTime::now_utc() >= info.suggested_window.start),
+        Err(e) => {
+            tracing::debug!("no renewal info: {e}");
+            None
+        }
+    }
+}
+
+/// One order: authorizations, tokens, self-check, validation, CSR, certificate.
+async fn issue(
+    acct: &Account,
+    p: &Plan,
+    s: &CertSpec,
+    chdir: &Path,
+    prev: Option<&verify::CertInfo>,
+) -> Result<(String, String, verify::CertInfo)> {
+    let ids: Vec<Identifier> = s.names.iter().map(|n| Identifier::Dns(n.clone())).collect();
+    let what = format!("new order for {}", s.names.join(", "));
+    let replaces = prev.and_then(|c| {
+        let der = rustls_pki_types::CertificateDer::from(c.der.clone());
+        instant_acme::CertificateIdentifier::try_from(&der)
+            .ok()
+            .map(|i| i.into_owned())
+    });
+    let with_ari = match replaces {
+        // Unsupported (no ARI, e.g. Pebble) or refused (already replaced): plain order.
+        Some(id) => match acct.new_order(&NewOrder::new(&ids).replaces(id)).await {
+            Ok(o) => Some(o),
+            Err(e) => {
+                tracing::info!("order without ARI `replaces`: {e}");
+                None
+            }
+        },
+        None => None,
+    };
+    let mut order = match with_ari {
+        Some(o) => o,
+        None => retrying!(what, acct.new_order(&NewOrder::new(&ids)))?,
+    };
+    tracing::info!("order {}", order.url());
+
+    // Pass 1: read every authorization (cached by instant-acme, so a retry after a
+    // transient error only fetches what is missing).
+    let mut challenges: Vec<Challenge> = Vec::new();
+    let mut attempt = 0;
+    loop {
+        challenges.clear();
+        let mut failed = None;
+        let mut it = order.authorizations();
+        while let Some(r) = it.next().await {
+            let mut authz = match r {
+                Ok(a) => a,
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            };
+            match authz.status {
+                AuthorizationStatus::Valid => continue, // reused authorization
+                AuthorizationStatus::Pending => {}
+                st => bail!("authorization for {} is {st:?}", authz.identifier()),
+            }
+            let name = authz.identifier().to_string();
+            let ch = authz
+                .challenge(ChallengeType::Http01)
+                .ok_or_else(|| anyhow!("the CA offers no http-01 challenge for {name}"))?;
+            challenges.push(Challenge {
+                name,
+                token: ch.token.clone(),
+                key_auth: ch.key_authorization().as_str().to_string(),
+            });
+        }
+        match failed {
+            None => break,
+            Some(e) if attempt + 1 < ATTEMPTS && transient(&e) => attempt += 1,
+            Some(e) => bail!("reading authorizations: {e}"),
+        }
+    }
+
+    let mut tokens = webroot::Tokens::new(chdir.to_path_buf());
+    for c in &challenges {
+        tokens.add(&c.token, &c.key_auth)?;
+    }
+    tracing::info!("{} tokens written", challenges.len());
+    if !challenges.is_empty() {
+        selfcheck::run(&challenges, &p.vip, &p.nodes, p.rounds).await?;
+    }
+
+    // Pass 2: tell the CA to validate (states are cached: no refetch).
+    let mut it = order.authorizations();
+    while let Some(r) = it.next().await {
+        let mut authz = r.map_err(|e| anyhow!("authorization: {e}"))?;
+        if authz.status != AuthorizationStatus::Pending {
+            continue;
+        }
+        let name = authz.identifier().to_string();
+        let mut ch = authz
+            .challenge(ChallengeType::Http01)
+            .ok_or_else(|| anyhow!("no http-01 for {name}"))?;
+        retrying!(format!("challenge ready for {name}"), ch.set_ready())?;
+    }
+    // Start polling fast (a CA validates in well under a second when reachable) and back
+    // off; a Retry-After from the CA overrides this.
+    let policy = RetryPolicy::new()
+        .initial_delay(Duration::from_millis(50))
+        .backoff(2.0)
+        .timeout(Duration::from_secs(120));
+    tracing::info!("challenges ready");
+    let status = retrying!("waiting for validation", order.poll_ready(&policy))?;
+    tracing::info!("order {status:?}");
+    if status != OrderStatus::Ready {
+        let mut why = Vec::new();
+        let mut it = order.authorizations();
+        while let Some(Ok(mut a)) = it.next().await {
+            let name = a.identifier().to_string();
+            if let Ok(st) = a.refresh().await {
+                for c in &st.challenges {
+                    if let Some(e) = &c.error {
+                        why.push(format!(
+                            "{name}: {}",
+                            e.detail.as_deref().unwrap_or("failed")
+                        ));
+                    }
+                }
+            }
+        }
+        bail!("the order became {status:?}: {}", why.join("; "));
+    }
+
+    let key = csr::generate_key(p.key_type)?;
+    let (der, _) = csr::make_csr(&s.names, &Subject::default(), &key)?;
+    retrying!("finalizing the order", order.finalize_csr(&der))?;
+    let chain = retrying!(
+        "downloading the certificate",
+        order.poll_certificate(&policy)
+    )?;
+    drop(tokens);
+    tracing::info!("certificate downloaded");
+    let key_pem = key.serialize_pem();
+    let leaf = verify::check_pair(chain.as_bytes(), &key_pem, &s.names)
+        .context("the CA's certificate fails verification; nothing was installed")?;
+    Ok((chain, key_pem, leaf))
+}

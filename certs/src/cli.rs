@@ -1,0 +1,192 @@
+//! Command line. Exit codes: 0 ok, 1 failure, 2 bad input or usage (nothing written).
+
+use crate::csr::{KeyType, Subject};
+use clap::{Args, Parser, Subcommand};
+use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/lvs-cert";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "lvs-cert",
+    version,
+    about = "Certificates for a load-balanced GridFTP pool: SAN and XRootD CSRs, ACME through the VIP, install, renew"
+)]
+pub struct Cli {
+    /// More log output (-v info, -vv debug). Private keys are never logged.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Write a private key and CSR for a CA (shared: CN = VIP; --xrootd: one per node).
+    Request(RequestArgs),
+    /// Obtain a certificate over ACME (Let's Encrypt) through the VIP with a shared webroot.
+    Acme(Box<AcmeArgs>),
+    /// Re-run what `acme` recorded when the certificate is due (safe from a timer on every node).
+    Renew(RenewArgs),
+    /// Install the newest valid certificate published in a directory.
+    Install(InstallArgs),
+    /// Show a certificate; exit 1 when names are missing, the key does not match or it expires soon.
+    Inspect(InspectArgs),
+}
+
+#[derive(Args, Debug, Clone, Serialize, Deserialize)]
+pub struct PoolArgs {
+    /// The virtual hostname clients use (CN of the shared certificate).
+    #[arg(long)]
+    pub vip: Option<String>,
+    /// A node's hostname (repeat for every GridFTP node).
+    #[arg(long = "alt")]
+    pub alt: Vec<String>,
+    /// OSG batch file: lines `<NODE-HOSTNAME> <VIRTUAL-HOSTNAME>`.
+    #[arg(long)]
+    pub hosts_file: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct RequestArgs {
+    #[command(flatten)]
+    pub pool: PoolArgs,
+    /// One key and CSR per node (CN = node, SANs = node + VIP) for XRootD hosts.
+    #[arg(long)]
+    pub xrootd: bool,
+    /// Directory for the key and CSR files.
+    #[arg(long, default_value = ".")]
+    pub out: PathBuf,
+    #[arg(long, value_enum, default_value = "rsa2048")]
+    pub key_type: KeyType,
+    #[command(flatten)]
+    pub subject: Subject,
+    /// Overwrite existing key/CSR files.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Args, Debug, Clone, Serialize, Deserialize)]
+pub struct AcmeArgs {
+    #[command(flatten)]
+    pub pool: PoolArgs,
+    /// The shared webroot every node serves on port 80 (tokens go to .well-known/acme-challenge/).
+    #[arg(long)]
+    pub webroot: PathBuf,
+    /// Shared directory for the lock, published certificates and the renewal record
+    /// [default: WEBROOT/../lvs-cert].
+    #[arg(long)]
+    pub shared_dir: Option<PathBuf>,
+    /// Local directory for the ACME account (0600).
+    #[arg(long, default_value = DEFAULT_STATE_DIR)]
+    pub state_dir: PathBuf,
+    /// ACME directory URL [default: Let's Encrypt production].
+    #[arg(long, conflicts_with = "staging")]
+    pub directory: Option<String>,
+    /// Use the Let's Encrypt staging directory.
+    #[arg(long)]
+    pub staging: bool,
+    /// PEM CA certificate to trust for the ACME server's TLS (a test CA such as Pebble).
+    #[arg(long)]
+    pub root_ca: Option<PathBuf>,
+    /// Contact address for the ACME account.
+    #[arg(long)]
+    pub email: Option<String>,
+    /// Where to install the certificate [default: the GridFTP or, with --xrootd, the hostcert path].
+    #[arg(long)]
+    pub cert: Option<PathBuf>,
+    /// Where to install the key.
+    #[arg(long)]
+    pub key: Option<PathBuf>,
+    /// One certificate per node, the node's name first (XRootD).
+    #[arg(long)]
+    pub xrootd: bool,
+    /// With --xrootd: this node's hostname, whose certificate is installed here [default: hostname].
+    #[arg(long)]
+    pub node: Option<String>,
+    /// Command run (sh -c) after a new certificate is installed.
+    #[arg(long)]
+    pub deploy_hook: Option<String>,
+    /// Issue even if a valid certificate is installed and not due.
+    #[arg(long)]
+    #[serde(skip)]
+    pub force: bool,
+    #[arg(long, value_enum, default_value = "rsa2048")]
+    pub key_type: KeyType,
+    /// The VIP address for the self-check [default: resolve --vip].
+    #[arg(long)]
+    pub vip_ip: Option<IpAddr>,
+    /// A node's real IP for the self-check, NAME=IP (repeatable) [default: resolve the name].
+    #[arg(long = "node-ip")]
+    pub node_ip: Vec<String>,
+    /// Fetches of each token through the VIP [default: 2 per node, at least 3].
+    #[arg(long, default_value_t = 0)]
+    pub self_check_rounds: usize,
+    /// HTTP port the CA validates on.
+    #[arg(long, default_value_t = 80)]
+    pub http_port: u16,
+    /// A lock whose heartbeat is older than this is stale (its holder died).
+    #[arg(long, default_value = "30s")]
+    pub lock_stale: String,
+    /// How long to wait for another node's issuance.
+    #[arg(long, default_value = "10m")]
+    pub lock_wait: String,
+}
+
+#[derive(Args, Debug)]
+pub struct RenewArgs {
+    /// Where `acme` recorded what to renew.
+    #[arg(long, default_value = DEFAULT_STATE_DIR)]
+    pub state_dir: PathBuf,
+    /// Fall back to the record in this shared directory (nodes that never ran `acme`).
+    #[arg(long)]
+    pub shared_dir: Option<PathBuf>,
+    /// Renew even if not due.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct InstallArgs {
+    /// Directory holding published certificates (lvs-cert's shared dir, a certbot live/ dir,
+    /// or a directory with fullchain.pem/cert.pem and privkey.pem).
+    #[arg(long)]
+    pub from: PathBuf,
+    /// The CN the certificate must have (the VIP hostname, or with --xrootd this node's name).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Other names it must cover.
+    #[arg(long = "alt")]
+    pub alt: Vec<String>,
+    /// Install to the XRootD paths (/etc/grid-security/hostcert.pem, hostkey.pem).
+    #[arg(long)]
+    pub xrootd: bool,
+    #[arg(long)]
+    pub cert: Option<PathBuf>,
+    #[arg(long)]
+    pub key: Option<PathBuf>,
+    #[arg(long)]
+    pub deploy_hook: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    /// PEM certificate (chain) to show.
+    pub cert: PathBuf,
+    /// Private key that must match.
+    #[arg(long)]
+    pub key: Option<PathBuf>,
+    /// Name that must be covered.
+    #[arg(long)]
+    pub vip: Option<String>,
+    /// More names that must be covered.
+    #[arg(long = "alt")]
+    pub alt: Vec<String>,
+    /// Fail when it expires within N days.
+    #[arg(long)]
+    pub days: Option<u32>,
+    #[arg(long)]
+    pub json: bool,
+}

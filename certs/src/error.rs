@@ -1,0 +1,45 @@
+//! Exit codes: 0 ok, 1 failure, 2 bad input or usage (nothing written). A [`Usage`] error
+//! anywhere in the chain makes the process exit 2.
+
+use std::fmt;
+
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_FAIL: u8 = 1;
+pub const EXIT_USAGE: u8 = 2;
+
+/// Bad input: names the flag or file and the fix. Raised before anything is written.
+#[derive(Debug)]
+pub struct Usage {
+    pub what: String,
+    pub problem: String,
+    pub fix: String,
+}
+
+impl fmt::Display for Usage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}\n  fix: {}", self.what, self.problem, self.fix)
+    }
+}
+
+impl std::error::Error for Usage {}
+
+pub fn usage(
+    what: impl Into<String>,
+    problem: impl Into<String>,
+    fix: impl Into<String>,
+) -> anyhow::Error {
+    anyhow::Error::new(Usage {
+        what: what.into(),
+        problem: problem.into(),
+        fix: fix.into(),
+    })
+}
+
+/// Maps an error to the exit code: 2 when any cause is a [`Usage`] error.
+pub fn exit_code(e: &anyhow::Error) -> u8 {
+    if e.chain().any(|c| c.downcast_ref::<Usage>().is_some()) {
+        EXIT_USAGE
+    } else {
+        EXIT_FAIL
+    }
+}

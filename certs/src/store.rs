@@ -1,0 +1,167 @@
+//! The shared directory: issued certificates are published here so every node can install
+//! them (`lvs-cert install --from DIR`), next to the lock and the renewal record.
+//!
+//! Layout: `DIR/certs/<label>/<notBefore>-<serial>/{fullchain.pem,privkey.pem}`; a new
+//! directory is filled under a temporary name and renamed into place in one step.
+
+use crate::verify::{self, CertInfo};
+use anyhow::{Context, Result};
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+pub const CHAIN: &str = "fullchain.pem";
+pub const KEY: &str = "privkey.pem";
+
+fn mkdir_private(p: &Path) -> Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(p)
+        .with_context(|| format!("creating {}", p.display()))
+}
+
+/// Publishes a verified certificate and key; returns the new directory.
+pub fn publish(
+    shared: &Path,
+    label: &str,
+    chain: &str,
+    key: &str,
+    leaf: &CertInfo,
+) -> Result<PathBuf> {
+    let base = shared.join("certs").join(label);
+    mkdir_private(&base)?;
+    let tmp = base.join(format!(
+        ".tmp-{}-{}",
+        std::process::id(),
+        leaf.serial.replace(':', "")
+    ));
+    mkdir_private(&tmp)?;
+    let res = (|| -> Result<PathBuf> {
+        lvs_shared::atomic::write(&tmp.join(KEY), key.as_bytes(), 0o600)?;
+        lvs_shared::atomic::write(&tmp.join(CHAIN), chain.as_bytes(), 0o644)?;
+        let dst = base.join(format!(
+            "{}-{}",
+            leaf.not_before,
+            leaf.serial.replace(':', "")
+        ));
+        std::fs::rename(&tmp, &dst).with_context(|| format!("renaming into {}", dst.display()))?;
+        std::fs::File::open(&base)?.sync_all()?;
+        Ok(dst)
+    })();
+    if res.is_err() {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    res
+}
+
+/// A certificate found under a directory, verified.
+pub struct Found {
+    pub dir: PathBuf,
+    pub chain: String,
+    pub key: String,
+    pub leaf: CertInfo,
+}
+
+/// Directories below `root` (up to 3 levels, `root` included) that hold a chain and key.
+/// Accepts our layout and certbot's `live/NAME/` layout.
+fn candidates(root: &Path, depth: u32, out: &mut Vec<PathBuf>) {
+    let has = |c: &str| root.join(c).is_file();
+    if (has(CHAIN) || has("cert.pem")) && has(KEY) {
+        out.push(root.to_path_buf());
+    }
+    if depth == 0 {
+        return;
+    }
+    if let Ok(rd) = std::fs::read_dir(root) {
+        for e in rd.flatten() {
+            let name = e.file_name();
+            if name.to_string_lossy().starts_with('.') {
+                continue; // half-published temp dirs
+            }
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                candidates(&e.path(), depth - 1, out);
+            }
+        }
+    }
+}
+
+/// The newest (latest notBefore) certificate under `root` that verifies and covers
+/// `names` with `names[0]` as its CN. Broken candidates are skipped with a note.
+pub fn newest_valid(root: &Path, names: &[String]) -> Option<Found> {
+    let mut dirs = Vec::new();
+    candidates(root, 3, &mut dirs);
+    let mut best: Option<Found> = None;
+    for d in dirs {
+        let chain_p = if d.join(CHAIN).is_file() {
+            d.join(CHAIN)
+        } else {
+            d.join("cert.pem")
+        };
+        let (Ok(chain), Ok(key)) = (
+            std::fs::read_to_string(&chain_p),
+            std::fs::read_to_string(d.join(KEY)),
+        ) else {
+            continue;
+        };
+        let leaf = match verify::check_pair(chain.as_bytes(), &key, names) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::debug!("skipping {}: {e:#}", d.display());
+                continue;
+            }
+        };
+        if let Some(cn) = names.first() {
+            if !leaf
+                .common_name
+                .as_deref()
+                .is_some_and(|c| c.eq_ignore_ascii_case(cn))
+            {
+                continue;
+            }
+        }
+        let newer = match &best {
+            None => true,
+            Some(b) => leaf.not_before > b.leaf.not_before,
+        };
+        if newer {
+            best = Some(Found {
+                dir: d,
+                chain,
+                key,
+                leaf,
+            });
+        }
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::verify::tests::self_signed;
+
+    #[test]
+    fn newest_valid_wins_and_broken_ones_are_skipped() {
+        let d = tempfile::tempdir().unwrap();
+        let names = vec!["ftp.example".to_string(), "n1.example".to_string()];
+        let now = verify::now();
+        let mut serials = Vec::new();
+        for age in [10, 2, 5] {
+            let (c, k) = self_signed(&["ftp.example", "n1.example"], now - age * 86400, 90);
+            let leaf = verify::check_pair(c.as_bytes(), &k, &names).unwrap();
+            publish(d.path(), "ftp.example", &c, &k, &leaf).unwrap();
+            serials.push(leaf.serial);
+        }
+        // A newer pair with a mismatched key must not win.
+        let (c, _) = self_signed(&["ftp.example", "n1.example"], now - 3600, 90);
+        let (_, k2) = self_signed(&["ftp.example"], now, 90);
+        let bad = d.path().join("certs/ftp.example/zz-bad");
+        std::fs::create_dir_all(&bad).unwrap();
+        std::fs::write(bad.join(CHAIN), c).unwrap();
+        std::fs::write(bad.join(KEY), k2).unwrap();
+        let f = newest_valid(d.path(), &names).unwrap();
+        assert_eq!(f.leaf.serial, serials[1]);
+        // Wrong CN: nothing.
+        assert!(newest_valid(d.path(), &["n1.example".to_string()]).is_none());
+    }
+}

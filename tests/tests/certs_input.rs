@@ -1,0 +1,278 @@
+//! lvs-cert without a CA: CSRs checked with openssl, and bad input (exit 2, clear error,
+//! no files left behind).
+
+use lab::pebble::TempDir;
+use lab::Netns;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn lvs_cert(args: &[&str]) -> Output {
+    Command::new(lab::bins::lvs_cert())
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn files(d: &Path) -> Vec<String> {
+    let mut v: Vec<String> = walk(d);
+    v.sort();
+    v
+}
+
+fn walk(d: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(d) {
+        for e in rd.flatten() {
+            out.push(e.path().display().to_string());
+            if e.path().is_dir() {
+                out.extend(walk(&e.path()));
+            }
+        }
+    }
+    out
+}
+
+fn openssl(args: &str) -> String {
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg(format!("openssl {args}"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "openssl {args}: {}", text(&o));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn request_writes_a_key_and_a_csr_that_openssl_reads() {
+    let d = TempDir::new("req");
+    let out = d.path().to_str().unwrap();
+    let o = lvs_cert(&[
+        "request",
+        "--vip",
+        "gridftp.example.org",
+        "--alt",
+        "gftp1.example.org",
+        "--alt",
+        "gftp2.example.org",
+        "--out",
+        out,
+        "--country",
+        "US",
+        "--state",
+        "Nebraska",
+        "--locality",
+        "Lincoln",
+        "--organization",
+        "University of Nebraska",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("gridftp.example.org.csr") && stdout.contains("Next:"),
+        "{stdout}"
+    );
+    let key = d.path().join("gridftp.example.org.key");
+    let csr = d.path().join("gridftp.example.org.csr");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let t = openssl(&format!(
+        "req -in {} -noout -text -verify 2>&1",
+        csr.display()
+    ));
+    assert!(
+        t.contains("CN = gridftp.example.org") || t.contains("CN=gridftp.example.org"),
+        "{t}"
+    );
+    assert!(
+        t.contains("O = University of Nebraska") || t.contains("O=University of Nebraska"),
+        "{t}"
+    );
+    for n in [
+        "gridftp.example.org",
+        "gftp1.example.org",
+        "gftp2.example.org",
+    ] {
+        assert!(t.contains(&format!("DNS:{n}")), "{n}: {t}");
+    }
+    assert!(
+        t.contains("verify OK") || t.contains("Certificate request self-signature verify OK"),
+        "{t}"
+    );
+    let a = openssl(&format!("req -in {} -noout -pubkey", csr.display()));
+    let b = openssl(&format!("pkey -in {} -pubout", key.display()));
+    assert_eq!(a, b);
+    // Existing files are never overwritten without --force.
+    let o = lvs_cert(&[
+        "request",
+        "--vip",
+        "gridftp.example.org",
+        "--alt",
+        "gftp1.example.org",
+        "--out",
+        out,
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+}
+
+#[test]
+fn request_xrootd_from_an_osg_hosts_file() {
+    let d = TempDir::new("reqx");
+    let hf = d.path().join("load-balanced-hosts.txt");
+    std::fs::write(
+        &hf,
+        "gftp1.example.org gridftp.example.org\ngftp2.example.org gridftp.example.org\n",
+    )
+    .unwrap();
+    let out = d.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let o = lvs_cert(&[
+        "request",
+        "--xrootd",
+        "--hosts-file",
+        hf.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--key-type",
+        "ecdsa-p256",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    for n in ["gftp1.example.org", "gftp2.example.org"] {
+        let t = openssl(&format!("req -in {}/{n}.csr -noout -text", out.display()));
+        assert!(
+            t.contains(&format!("CN = {n}")) || t.contains(&format!("CN={n}")),
+            "{t}"
+        );
+        assert!(t.contains("DNS:gridftp.example.org"), "{t}");
+        let san = t.split("Subject Alternative Name").nth(1).unwrap();
+        assert!(
+            san.find(n).unwrap() < san.find("gridftp.example.org").unwrap(),
+            "node first: {t}"
+        );
+    }
+    assert_eq!(files(&out).len(), 4);
+}
+
+#[test]
+fn bad_names_duplicates_and_too_many_names_exit_2_and_write_nothing() {
+    let d = TempDir::new("bad");
+    let out = d.path().to_str().unwrap();
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec![
+                "--vip".into(),
+                "grid_ftp.example.org".into(),
+                "--alt".into(),
+                "a.example.org".into(),
+            ],
+            "not allowed",
+        ),
+        (
+            vec![
+                "--vip".into(),
+                "g.example.org".into(),
+                "--alt=-a.example.org".into(),
+            ],
+            "starts or ends",
+        ),
+        (
+            vec![
+                "--vip".into(),
+                "g.example.org".into(),
+                "--alt".into(),
+                "a..example.org".into(),
+            ],
+            "empty label",
+        ),
+        (
+            vec![
+                "--vip".into(),
+                "g.example.org".into(),
+                "--alt".into(),
+                "a.example.org".into(),
+                "--alt".into(),
+                "A.example.org".into(),
+            ],
+            "twice",
+        ),
+        (
+            {
+                let mut v = vec!["--vip".to_string(), "g.example.org".to_string()];
+                for i in 0..100 {
+                    v.push("--alt".into());
+                    v.push(format!("n{i}.example.org"));
+                }
+                v
+            },
+            "at most 100",
+        ),
+    ];
+    for (names, want) in &cases {
+        for cmd in ["request", "acme"] {
+            let mut args: Vec<&str> = vec![cmd];
+            args.extend(names.iter().map(|s| s.as_str()));
+            let webroot = d.path().join("webroot");
+            std::fs::create_dir_all(&webroot).unwrap();
+            let state = d.path().join("state");
+            let wr = webroot.to_str().unwrap().to_string();
+            let st = state.to_str().unwrap().to_string();
+            if cmd == "request" {
+                args.extend(["--out", out]);
+            } else {
+                args.extend([
+                    "--webroot",
+                    &wr,
+                    "--state-dir",
+                    &st,
+                    "--vip-ip",
+                    "192.0.2.100",
+                ]);
+            }
+            let o = lvs_cert(&args);
+            assert_eq!(o.status.code(), Some(2), "{cmd} {want}: {}", text(&o));
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert!(err.contains(want) && err.contains("fix:"), "{cmd}: {err}");
+            // Only the (empty) webroot we made ourselves.
+            assert_eq!(
+                files(d.path()),
+                vec![webroot.display().to_string()],
+                "{cmd} {want}"
+            );
+            std::fs::remove_dir_all(&webroot).unwrap();
+        }
+    }
+}
+
+#[test]
+fn unwritable_webroot_exits_2_and_leaves_nothing() {
+    lab::require_root();
+    let d = TempDir::new("ro");
+    let webroot = d.path().join("webroot");
+    std::fs::create_dir_all(&webroot).unwrap();
+    let state = d.path().join("state");
+    // Root ignores file modes: a read-only mount in a private mount namespace does not.
+    let ns = Netns::new(&lab::netns::unique_prefix("ro"));
+    let o = ns.run(&format!(
+        "unshare -m sh -c 'mount -t tmpfs -o ro none {wr} && {bin} acme --vip g.example.org --alt a.example.org \
+         --webroot {wr} --state-dir {st} --vip-ip 192.0.2.100 --node-ip a.example.org=192.0.2.11'",
+        wr = webroot.display(),
+        st = state.display(),
+        bin = lab::bins::lvs_cert().display()
+    ));
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("--webroot") && err.contains("fix:"), "{err}");
+    assert_eq!(files(d.path()), vec![webroot.display().to_string()]);
+    assert!(!state.exists());
+}
