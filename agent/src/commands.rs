@@ -39,7 +39,10 @@ async fn apply(config: &Path, mode: Mode, dry_run: bool) -> u8 {
         if prepared.plan.steps.is_empty() {
             println!("{verb}: nothing to do (dry run)");
         } else {
-            println!("{verb}: plan ({} steps, dry run, nothing changed):", prepared.plan.steps.len());
+            println!(
+                "{verb}: plan ({} steps, dry run, nothing changed):",
+                prepared.plan.steps.len()
+            );
             for (i, s) in prepared.plan.steps.iter().enumerate() {
                 println!("  {:>3}. {}", i + 1, s.describe());
             }
@@ -91,8 +94,17 @@ pub async fn status(config: &Path, json: bool) -> u8 {
             st.real_ip.as_deref().unwrap_or("-"),
             st.method
         );
-        let w = st.items.iter().map(|i| i.name.len()).max().unwrap_or(4).max(4);
-        println!("{:<10} {:<w$} {:<28} {:<28} OK", "KIND", "NAME", "DESIRED", "ACTUAL");
+        let w = st
+            .items
+            .iter()
+            .map(|i| i.name.len())
+            .max()
+            .unwrap_or(4)
+            .max(4);
+        println!(
+            "{:<10} {:<w$} {:<28} {:<28} OK",
+            "KIND", "NAME", "DESIRED", "ACTUAL"
+        );
         for i in &st.items {
             println!(
                 "{:<10} {:<w$} {:<28} {:<28} {}",
@@ -103,7 +115,14 @@ pub async fn status(config: &Path, json: bool) -> u8 {
                 if i.ok { "yes" } else { "NO" }
             );
         }
-        println!("{}", if st.converged() { "converged" } else { "DRIFT: run `lvs-node up`" });
+        println!(
+            "{}",
+            if st.converged() {
+                "converged"
+            } else {
+                "DRIFT: run `lvs-node up`"
+            }
+        );
     }
     if st.converged() {
         EXIT_OK

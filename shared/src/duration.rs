@@ -29,17 +29,20 @@ pub fn parse(s: &str) -> Result<Duration, String> {
 /// Formats a duration back into the config syntax (largest exact unit).
 pub fn format(d: Duration) -> String {
     let ms = d.as_millis() as u64;
-    if ms % 86_400_000 == 0 && ms > 0 {
-        format!("{}d", ms / 86_400_000)
-    } else if ms % 3_600_000 == 0 && ms > 0 {
-        format!("{}h", ms / 3_600_000)
-    } else if ms % 60_000 == 0 && ms > 0 {
-        format!("{}m", ms / 60_000)
-    } else if ms % 1000 == 0 {
-        format!("{}s", ms / 1000)
-    } else {
-        format!("{ms}ms")
+    for (unit, size) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1000),
+    ] {
+        if ms > 0 && ms.is_multiple_of(size) {
+            return format!("{}{unit}", ms / size);
+        }
     }
+    if ms == 0 {
+        return "0s".into();
+    }
+    format!("{ms}ms")
 }
 
 /// serde helper: `#[serde(with = "lvs_shared::duration::serde_dur")]`.

@@ -75,7 +75,9 @@ impl DrLab {
                 ns.disable_ipv6();
             } else {
                 // DAD only slows the lab down; the IPv6 test checks our own nodad flag.
-                ns.ok("sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0");
+                ns.ok(
+                    "sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0",
+                );
             }
             let m = mac(n);
             let out = crate::netns::host(&format!(
@@ -89,12 +91,19 @@ impl DrLab {
                 String::from_utf8_lossy(&out.stderr)
             );
             bridge.ok(&format!("ip link set p{port} master br0 up"));
-            ns.ok(&format!("ip addr add {ip}/24 dev eth0 && ip link set eth0 up"));
+            ns.ok(&format!(
+                "ip addr add {ip}/24 dev eth0 && ip link set eth0 up"
+            ));
             let ip6 = format!("2001:db8::{}", n);
             if opts.ipv6 {
                 ns.ok(&format!("ip -6 addr add {ip6}/64 dev eth0 nodad"));
             }
-            Host { ns, ip, ip6, mac: m }
+            Host {
+                ns,
+                ip,
+                ip6,
+                mac: m,
+            }
         };
         let client = mk("cl", CLIENT_IP, 1);
         let director = mk("dir", DIRECTOR_IP, 2);

@@ -13,7 +13,11 @@ static COUNTER: AtomicU32 = AtomicU32::new(0);
 /// A short prefix unique to this process and call, so concurrent tests never collide.
 pub fn unique_prefix(tag: &str) -> String {
     let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-    let tag: String = tag.chars().filter(|c| c.is_ascii_alphanumeric()).take(8).collect();
+    let tag: String = tag
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .take(8)
+        .collect();
     format!("lvt{}x{}{}", std::process::id(), n, tag)
 }
 
@@ -37,7 +41,11 @@ fn unsafe_free_uid() -> u32 {
 
 /// Runs a host command outside any namespace that only *reads* or manages namespaces.
 pub fn host(cmd: &str) -> Output {
-    Command::new("sh").arg("-c").arg(cmd).output().expect("spawn sh")
+    Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .output()
+        .expect("spawn sh")
 }
 
 pub struct Netns {
@@ -99,7 +107,14 @@ impl Netns {
 
     fn spawn_with(&self, cmd: &str, out: Stdio, err: Stdio) -> u32 {
         let child = Command::new("ip")
-            .args(["netns", "exec", &self.name, "sh", "-c", &format!("exec {cmd}")])
+            .args([
+                "netns",
+                "exec",
+                &self.name,
+                "sh",
+                "-c",
+                &format!("exec {cmd}"),
+            ])
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
@@ -133,7 +148,8 @@ impl Netns {
                 let mut kids = self.children.lock().unwrap();
                 if let Some(i) = kids.iter().position(|c| c.id() == pid) {
                     if let Ok(Some(st)) = kids[i].try_wait() {
-                        kids.remove(i);
+                        // Already reaped by try_wait; wait() just returns the same status.
+                        let _ = kids.remove(i).wait();
                         return st.code();
                     }
                 } else {

@@ -15,9 +15,13 @@ fn kernel_arp_sender(lab: &DrLab, rs: &Host) -> String {
         &std::env::temp_dir().join(format!("{}-tcpdump.log", lab.prefix)),
     );
     std::thread::sleep(std::time::Duration::from_millis(400));
-    rs.ns.ok("ip neigh flush dev eth0; ping -c 1 -W 1 -I 192.0.2.100 192.0.2.1 >/dev/null 2>&1 || true");
+    rs.ns.ok(
+        "ip neigh flush dev eth0; ping -c 1 -W 1 -I 192.0.2.100 192.0.2.1 >/dev/null 2>&1 || true",
+    );
     lab.client.ns.wait(cap, std::time::Duration::from_secs(5));
-    let log = std::fs::read_to_string(std::env::temp_dir().join(format!("{}-tcpdump.log", lab.prefix))).unwrap_or_default();
+    let log =
+        std::fs::read_to_string(std::env::temp_dir().join(format!("{}-tcpdump.log", lab.prefix)))
+            .unwrap_or_default();
     let _ = std::fs::remove_file(std::env::temp_dir().join(format!("{}-tcpdump.log", lab.prefix)));
     log
 }
@@ -31,11 +35,18 @@ fn arp_problem_is_real_without_suppression() {
     let macs = lab.arp_answers(&VIP.to_string());
     // Real servers answer for the VIP besides the director: the DR "ARP problem".
     for rs in &lab.reals {
-        assert!(macs.contains(&rs.mac), "real server {} should answer without suppression: {macs:?}", rs.mac);
+        assert!(
+            macs.contains(&rs.mac),
+            "real server {} should answer without suppression: {macs:?}",
+            rs.mac
+        );
     }
     // And the kernel's own ARP leaves with the VIP as sender ("tell VIP") poisoning caches.
     let log = kernel_arp_sender(&lab, &lab.reals[0]);
-    assert!(log.contains("tell 192.0.2.100"), "expected tell VIP, got: {log}");
+    assert!(
+        log.contains("tell 192.0.2.100"),
+        "expected tell VIP, got: {log}"
+    );
 }
 
 fn method_hides_vip(method: &str, device: &str) {
@@ -50,10 +61,17 @@ fn method_hides_vip(method: &str, device: &str) {
         cfgs.push(cfg);
     }
     let macs = lab.arp_answers(&VIP.to_string());
-    assert_eq!(macs, vec![lab.director.mac.clone()], "only the director may answer for the VIP ({method})");
+    assert_eq!(
+        macs,
+        vec![lab.director.mac.clone()],
+        "only the director may answer for the VIP ({method})"
+    );
     // The kernel's own ARP from a real server names the real IP, never the VIP.
     let log = kernel_arp_sender(&lab, &lab.reals[0]);
-    assert!(log.contains("tell 192.0.2.11"), "expected tell RIP with {method}, got: {log}");
+    assert!(
+        log.contains("tell 192.0.2.11"),
+        "expected tell RIP with {method}, got: {log}"
+    );
     assert!(!log.contains("tell 192.0.2.100"), "{log}");
     // Status is converged.
     for (rs, cfg) in lab.reals.iter().zip(&cfgs) {
@@ -64,7 +82,11 @@ fn method_hides_vip(method: &str, device: &str) {
     for ((rs, cfg), snap) in lab.reals.iter().zip(&cfgs).zip(&before) {
         let out = lvs_node_ok(rs, cfg, "down");
         assert!(out.contains("down: done"), "{out}");
-        assert_eq!(&snapshot(rs), snap, "host not restored exactly after down ({method})");
+        assert_eq!(
+            &snapshot(rs),
+            snap,
+            "host not restored exactly after down ({method})"
+        );
     }
 }
 

@@ -50,7 +50,13 @@ fn cases() -> Vec<(&'static str, String, &'static str)> {
 
 #[test]
 fn bad_configs_exit_2_and_change_nothing() {
-    let lab = DrLab::build("badcfg", LabOpts { reals: 1, ..Default::default() });
+    let lab = DrLab::build(
+        "badcfg",
+        LabOpts {
+            reals: 1,
+            ..Default::default()
+        },
+    );
     let work = Workdir::new(&lab.prefix);
     let rs = &lab.reals[0];
     let cases = cases();
@@ -75,7 +81,10 @@ fn bad_configs_exit_2_and_change_nothing() {
                 && err.contains(key)
                 && err.contains("fix:");
             if !ok {
-                failures.push(format!("[{name}] `{cmd}` exit {:?}, want 2 naming `{key}`:\n{err}", out.status.code()));
+                failures.push(format!(
+                    "[{name}] `{cmd}` exit {:?}, want 2 naming `{key}`:\n{err}",
+                    out.status.code()
+                ));
             }
         }
         if snapshot(rs) != before {
@@ -90,7 +99,14 @@ fn bad_configs_exit_2_and_change_nothing() {
     }
     // A missing tool is a config error too (PATH without arptables).
     let cfg = work.path().join("notool.toml");
-    std::fs::write(&cfg, format!("interface = \"eth0\"\nstate_dir = \"{}/st\"\n[arp]\nmethod = \"arptables\"\n{OK_VIP}", work.path().display())).unwrap();
+    std::fs::write(
+        &cfg,
+        format!(
+            "interface = \"eth0\"\nstate_dir = \"{}/st\"\n[arp]\nmethod = \"arptables\"\n{OK_VIP}",
+            work.path().display()
+        ),
+    )
+    .unwrap();
     let out = lvs_node_env(rs, &cfg, "up", "PATH=/nonexistent");
     let err = String::from_utf8_lossy(&out.stderr);
     if out.status.code() != Some(2) || !err.contains("arp.method") || !err.contains("install") {
@@ -102,5 +118,10 @@ fn bad_configs_exit_2_and_change_nothing() {
     if out.status.code() != Some(2) || !err.contains("nope.toml") || !err.contains("--config") {
         failures.push(format!("[missing file] {:?}: {err}", out.status.code()));
     }
-    assert!(failures.is_empty(), "{} problem(s):\n{}", failures.len(), failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "{} problem(s):\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
 }

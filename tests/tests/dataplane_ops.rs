@@ -10,20 +10,35 @@ fn cfg_v4(method: &str, device: &str) -> String {
 
 #[test]
 fn dr_traffic_is_answered_by_real_servers_from_the_vip() {
-    let lab = DrLab::build("drtraffic", LabOpts { reals: 2, ports: vec![2811], ..Default::default() });
+    let lab = DrLab::build(
+        "drtraffic",
+        LabOpts {
+            reals: 2,
+            ports: vec![2811],
+            ..Default::default()
+        },
+    );
     let work = Workdir::new(&lab.prefix);
     for (i, rs) in lab.reals.iter().enumerate() {
         let cfg = write_config(&work, rs, &format!("rs{i}"), &cfg_v4("sysctl", "lo"));
         lvs_node_ok(rs, &cfg, "up");
-        rs.ns.spawn(&format!("socat TCP-LISTEN:2811,bind={VIP},fork,reuseaddr SYSTEM:'echo rs{i}'"));
+        rs.ns.spawn(&format!(
+            "socat TCP-LISTEN:2811,bind={VIP},fork,reuseaddr SYSTEM:'echo rs{i}'"
+        ));
     }
     std::thread::sleep(std::time::Duration::from_millis(300));
     let mut seen = std::collections::BTreeSet::new();
     for _ in 0..6 {
-        let out = lab.client.ok(&format!("socat -T3 - TCP:{VIP}:2811 </dev/null"));
+        let out = lab
+            .client
+            .ok(&format!("socat -T3 - TCP:{VIP}:2811 </dev/null"));
         seen.insert(out.trim().to_string());
     }
-    assert_eq!(seen.len(), 2, "both real servers answer through the director: {seen:?}");
+    assert_eq!(
+        seen.len(),
+        2,
+        "both real servers answer through the director: {seen:?}"
+    );
     // The client learned the VIP from the director only; replies came straight from the
     // real servers (their MACs never appear for the VIP in the client's cache).
     let neigh = lab.client.ok(&format!("ip neigh show {VIP}"));
@@ -32,23 +47,41 @@ fn dr_traffic_is_answered_by_real_servers_from_the_vip() {
 
 #[test]
 fn up_is_idempotent_and_dry_run_changes_nothing() {
-    let lab = DrLab::build("idem", LabOpts { reals: 1, ..Default::default() });
+    let lab = DrLab::build(
+        "idem",
+        LabOpts {
+            reals: 1,
+            ..Default::default()
+        },
+    );
     let work = Workdir::new(&lab.prefix);
     let rs = &lab.reals[0];
     let cfg = write_config(&work, rs, "rs", &cfg_v4("arptables", "lo"));
     let before = snapshot(rs);
     let plan = lvs_node_ok(rs, &cfg, "up --dry-run");
-    assert!(plan.contains("plan (") && plan.contains("add VIP 192.0.2.100/32 on lo"), "{plan}");
-    assert!(plan.find("arptables -A INPUT").unwrap() < plan.find("add VIP").unwrap(), "suppression first: {plan}");
+    assert!(
+        plan.contains("plan (") && plan.contains("add VIP 192.0.2.100/32 on lo"),
+        "{plan}"
+    );
+    assert!(
+        plan.find("arptables -A INPUT").unwrap() < plan.find("add VIP").unwrap(),
+        "suppression first: {plan}"
+    );
     assert_eq!(snapshot(rs), before, "dry-run changed the host");
-    assert!(!work.path().join("rs-state/state.json").exists(), "dry-run wrote state");
+    assert!(
+        !work.path().join("rs-state/state.json").exists(),
+        "dry-run wrote state"
+    );
     lvs_node_ok(rs, &cfg, "up");
     let after_up = snapshot(rs);
     let again = lvs_node_ok(rs, &cfg, "up");
     assert!(again.contains("nothing changed"), "{again}");
     assert_eq!(snapshot(rs), after_up);
     let dry_down = lvs_node_ok(rs, &cfg, "down --dry-run");
-    assert!(dry_down.find("remove VIP").unwrap() < dry_down.find("arptables -D").unwrap(), "VIPs go first: {dry_down}");
+    assert!(
+        dry_down.find("remove VIP").unwrap() < dry_down.find("arptables -D").unwrap(),
+        "VIPs go first: {dry_down}"
+    );
     assert_eq!(snapshot(rs), after_up, "down --dry-run changed the host");
     lvs_node_ok(rs, &cfg, "down");
     let again = lvs_node_ok(rs, &cfg, "down");
@@ -58,7 +91,13 @@ fn up_is_idempotent_and_dry_run_changes_nothing() {
 
 #[test]
 fn failure_midway_rolls_back_this_run() {
-    let lab = DrLab::build("rollback", LabOpts { reals: 1, ..Default::default() });
+    let lab = DrLab::build(
+        "rollback",
+        LabOpts {
+            reals: 1,
+            ..Default::default()
+        },
+    );
     let work = Workdir::new(&lab.prefix);
     let rs = &lab.reals[0];
     for method in ["sysctl", "arptables", "nftables"] {
@@ -68,7 +107,12 @@ fn failure_midway_rolls_back_this_run() {
         let cfg = write_config(&work, rs, method, &body);
         let before = snapshot(rs);
         let out = lvs_node_env(rs, &cfg, "up", "LVS_NODE_FAIL_AT_STEP=3");
-        assert_eq!(out.status.code(), Some(1), "{method}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{method}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("rolled back"), "{err}");
         assert_eq!(snapshot(rs), before, "{method}: rollback left changes");
@@ -77,7 +121,13 @@ fn failure_midway_rolls_back_this_run() {
 
 #[test]
 fn crash_between_steps_is_completed_by_next_up_or_down() {
-    let lab = DrLab::build("crash", LabOpts { reals: 1, ..Default::default() });
+    let lab = DrLab::build(
+        "crash",
+        LabOpts {
+            reals: 1,
+            ..Default::default()
+        },
+    );
     let work = Workdir::new(&lab.prefix);
     let rs = &lab.reals[0];
     let body = format!("[arp]\nmethod = \"arptables\"\n[[vip]]\naddress = \"{VIP}\"\n[[vip]]\naddress = \"192.0.2.101\"\n");
@@ -88,12 +138,20 @@ fn crash_between_steps_is_completed_by_next_up_or_down() {
     assert_eq!(out.status.code(), Some(137));
     assert_ne!(snapshot(rs), before);
     lvs_node_ok(rs, &cfg, "down");
-    assert_eq!(snapshot(rs), before, "down after a crash must restore the host");
+    assert_eq!(
+        snapshot(rs),
+        before,
+        "down after a crash must restore the host"
+    );
     // A crash, then `up` completes the run.
     let out = lvs_node_env(rs, &cfg, "up", "LVS_NODE_CRASH_AT_STEP=2");
     assert_eq!(out.status.code(), Some(137));
     let st = lvs_node(rs, &cfg, "status");
-    assert_eq!(st.status.code(), Some(3), "status must report drift after a crash");
+    assert_eq!(
+        st.status.code(),
+        Some(3),
+        "status must report drift after a crash"
+    );
     lvs_node_ok(rs, &cfg, "up");
     assert_eq!(lvs_node(rs, &cfg, "status").status.code(), Some(0));
     lvs_node_ok(rs, &cfg, "down");
@@ -102,23 +160,42 @@ fn crash_between_steps_is_completed_by_next_up_or_down() {
 
 #[test]
 fn status_reports_drift_and_json() {
-    let lab = DrLab::build("status", LabOpts { reals: 1, ..Default::default() });
+    let lab = DrLab::build(
+        "status",
+        LabOpts {
+            reals: 1,
+            ..Default::default()
+        },
+    );
     let work = Workdir::new(&lab.prefix);
     let rs = &lab.reals[0];
     let cfg = write_config(&work, rs, "rs", &cfg_v4("nftables", "lo"));
-    assert_eq!(lvs_node(rs, &cfg, "status").status.code(), Some(3), "not up yet");
+    assert_eq!(
+        lvs_node(rs, &cfg, "status").status.code(),
+        Some(3),
+        "not up yet"
+    );
     lvs_node_ok(rs, &cfg, "up");
     let js = lvs_node_ok(rs, &cfg, "status --json");
     let v: serde_json::Value = serde_json::from_str(&js).unwrap();
     assert_eq!(v["converged"], true);
-    let kinds: Vec<&str> = v["items"].as_array().unwrap().iter().map(|i| i["kind"].as_str().unwrap()).collect();
-    assert!(kinds.contains(&"vip") && kinds.contains(&"nftables"), "{kinds:?}");
+    let kinds: Vec<&str> = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["kind"].as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.contains(&"vip") && kinds.contains(&"nftables"),
+        "{kinds:?}"
+    );
     rs.ok(&format!("ip addr del {VIP}/32 dev lo"));
     let out = lvs_node(rs, &cfg, "status");
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stdout).contains("absent"));
     rs.ok("nft delete table arp lvs_node");
-    let v: serde_json::Value = serde_json::from_slice(&lvs_node(rs, &cfg, "status --json").stdout).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_slice(&lvs_node(rs, &cfg, "status --json").stdout).unwrap();
     assert_eq!(v["converged"], false);
     lvs_node_ok(rs, &cfg, "up");
     assert_eq!(lvs_node(rs, &cfg, "status").status.code(), Some(0));
@@ -127,7 +204,13 @@ fn status_reports_drift_and_json() {
 
 #[test]
 fn config_change_removes_stale_vips_and_method() {
-    let lab = DrLab::build("stale", LabOpts { reals: 1, ..Default::default() });
+    let lab = DrLab::build(
+        "stale",
+        LabOpts {
+            reals: 1,
+            ..Default::default()
+        },
+    );
     let work = Workdir::new(&lab.prefix);
     let rs = &lab.reals[0];
     let before = snapshot(rs);
@@ -140,7 +223,10 @@ fn config_change_removes_stale_vips_and_method() {
     let out = lvs_node_ok(rs, &cfg, "up");
     assert!(out.contains("remove VIP 192.0.2.101/32"), "{out}");
     assert!(!rs.ok("ip -o addr show dev lo").contains("192.0.2.101"));
-    assert!(!rs.ok("arptables-save").contains("192.0.2.1"), "stale arptables rules left");
+    assert!(
+        !rs.ok("arptables-save").contains("192.0.2.1"),
+        "stale arptables rules left"
+    );
     assert_eq!(lvs_node(rs, &cfg, "status").status.code(), Some(0));
     lvs_node_ok(rs, &cfg, "down");
     assert_eq!(snapshot(rs), before);
@@ -148,7 +234,14 @@ fn config_change_removes_stale_vips_and_method() {
 
 #[test]
 fn ipv6_vip_is_nodad_and_deprecated_and_never_a_source() {
-    let lab = DrLab::build("ipv6", LabOpts { reals: 1, ipv6: true, ..Default::default() });
+    let lab = DrLab::build(
+        "ipv6",
+        LabOpts {
+            reals: 1,
+            ipv6: true,
+            ..Default::default()
+        },
+    );
     let work = Workdir::new(&lab.prefix);
     let rs = &lab.reals[0];
     let body = format!("[[vip]]\naddress = \"{VIP6}\"\n[[vip]]\naddress = \"{VIP}\"\n");
@@ -157,9 +250,15 @@ fn ipv6_vip_is_nodad_and_deprecated_and_never_a_source() {
     let a = rs.ok("ip -6 addr show dev lo");
     assert!(a.contains("2001:db8::100/128"), "{a}");
     assert!(a.contains("nodad"), "IPv6 VIP must be nodad: {a}");
-    assert!(a.contains("deprecated") && a.contains("preferred_lft 0sec"), "IPv6 VIP must have preferred_lft 0: {a}");
+    assert!(
+        a.contains("deprecated") && a.contains("preferred_lft 0sec"),
+        "IPv6 VIP must have preferred_lft 0: {a}"
+    );
     let r = rs.ok("ip -6 route get 2001:db8::1");
-    assert!(!r.contains("src 2001:db8::100"), "host traffic must not leave from the VIP: {r}");
+    assert!(
+        !r.contains("src 2001:db8::100"),
+        "host traffic must not leave from the VIP: {r}"
+    );
     let r4 = rs.ok("ip route get 192.0.2.1");
     assert!(r4.contains("src 192.0.2.11"), "{r4}");
     assert_eq!(lvs_node(rs, &cfg, "status").status.code(), Some(0));
@@ -167,21 +266,32 @@ fn ipv6_vip_is_nodad_and_deprecated_and_never_a_source() {
     rs.ok("ip -6 addr del 2001:db8::100/128 dev lo && ip -6 addr add 2001:db8::100/128 dev lo");
     assert_eq!(lvs_node(rs, &cfg, "status").status.code(), Some(3));
     lvs_node_ok(rs, &cfg, "up");
-    assert!(rs.ok("ip -6 addr show dev lo").contains("preferred_lft 0sec"));
+    assert!(rs
+        .ok("ip -6 addr show dev lo")
+        .contains("preferred_lft 0sec"));
     lvs_node_ok(rs, &cfg, "down");
     assert!(!rs.ok("ip -6 addr show dev lo").contains("2001:db8::100"));
 }
 
 #[test]
 fn ipv4_vip_on_nic_is_never_the_source() {
-    let lab = DrLab::build("nicsrc", LabOpts { reals: 1, ..Default::default() });
+    let lab = DrLab::build(
+        "nicsrc",
+        LabOpts {
+            reals: 1,
+            ..Default::default()
+        },
+    );
     let work = Workdir::new(&lab.prefix);
     let rs = &lab.reals[0];
     rs.ok("ip route add default via 192.0.2.2");
     let cfg = write_config(&work, rs, "rs", &cfg_v4("arptables", "eth0"));
     lvs_node_ok(rs, &cfg, "up");
     let a = rs.ok("ip -o -4 addr show dev eth0");
-    assert!(a.find("192.0.2.11/24").unwrap() < a.find("192.0.2.100/32").unwrap(), "real IP stays first: {a}");
+    assert!(
+        a.find("192.0.2.11/24").unwrap() < a.find("192.0.2.100/32").unwrap(),
+        "real IP stays first: {a}"
+    );
     for dst in ["192.0.2.1", "198.51.100.7"] {
         let r = rs.ok(&format!("ip route get {dst}"));
         assert!(r.contains("src 192.0.2.11"), "{dst}: {r}");

@@ -38,7 +38,10 @@ pub async fn execute(
             std::process::exit(137);
         }
         let res = if fail_at == Some(i + 1) {
-            Err(ApplyError(format!("injected failure at step {} ({FAIL_ENV})", i + 1)))
+            Err(ApplyError(format!(
+                "injected failure at step {} ({FAIL_ENV})",
+                i + 1
+            )))
         } else {
             run(nl, actual, op).await
         };
@@ -98,7 +101,10 @@ async fn run(nl: &Netlink, actual: &Actual, op: &Op) -> Result<(), ApplyError> {
             Some(i) => nl.del_vip(v, i).await,
             None => Ok(()),
         },
-        Op::AddVip { vip, .. } => nl.add_vip(vip, index(&vip.device)?, vip.device != "lo").await,
+        Op::AddVip { vip, .. } => {
+            nl.add_vip(vip, index(&vip.device)?, vip.device != "lo")
+                .await
+        }
         Op::SetSysctl { key, to, .. } => sysctl::write(key, to).map(|_| ()),
         Op::AddArpRule(r) => arptables::add(r),
         Op::DelArpRule(r) => arptables::del(r),

@@ -125,17 +125,33 @@ async fn prepare_unlocked(cfg: &NodeConfig, mode: Mode) -> Result<Prepared, Fail
     let mut actual = observe::links_and_addrs(&nl).await?;
     let desired = match mode {
         Mode::Up => preflight::check(cfg, &actual, &owned)?,
-        Mode::Down => preflight::Desired { items: Vec::new(), rip: None },
+        Mode::Down => preflight::Desired {
+            items: Vec::new(),
+            rip: None,
+        },
     };
     observe::tools(&mut actual, &desired.items, &owned)?;
     let plan = plan::build(&desired.items, &actual, &owned);
-    Ok(Prepared { nl, actual, owned, desired, plan, _lock: None })
+    Ok(Prepared {
+        nl,
+        actual,
+        owned,
+        desired,
+        plan,
+        _lock: None,
+    })
 }
 
 impl Prepared {
     pub async fn apply(self, cfg: &NodeConfig) -> Result<Outcome, Failure> {
-        let applied =
-            apply::execute(&self.nl, &self.actual, &self.owned, &self.plan, &cfg.state_dir).await?;
+        let applied = apply::execute(
+            &self.nl,
+            &self.actual,
+            &self.owned,
+            &self.plan,
+            &cfg.state_dir,
+        )
+        .await?;
         Ok(Outcome { applied })
     }
 
@@ -151,7 +167,13 @@ impl Prepared {
                     Ok(()) => actual_text(&self.actual, it),
                     Err(why) => why.clone(),
                 };
-                ItemStatus { kind, name, desired, actual, ok: res.is_ok() }
+                ItemStatus {
+                    kind,
+                    name,
+                    desired,
+                    actual,
+                    ok: res.is_ok(),
+                }
             })
             .collect();
         // Things we created that the config no longer wants and that are still there.
@@ -184,7 +206,11 @@ fn describe(it: &Item) -> (String, String, String) {
     match it {
         Item::Vip(v) => {
             let flags = if v.is_v4() { "" } else { " nodad,deprecated" };
-            ("vip".into(), v.address.to_string(), format!("/{} on {}{flags}", v.prefix, v.device))
+            (
+                "vip".into(),
+                v.address.to_string(),
+                format!("/{} on {}{flags}", v.prefix, v.device),
+            )
         }
         Item::Sysctl { key, value } => ("sysctl".into(), sysctl::display(key), value.clone()),
         Item::ArpRule(r) => {

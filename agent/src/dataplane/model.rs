@@ -106,11 +106,7 @@ impl Actual {
         self.addrs
             .iter()
             .filter(|a| a.address == vip.address && Some(a.index) != idx)
-            .map(|a| {
-                self.link_name(a.index)
-                    .unwrap_or("?")
-                    .to_string()
-            })
+            .map(|a| self.link_name(a.index).unwrap_or("?").to_string())
             .collect()
     }
 }

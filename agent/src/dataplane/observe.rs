@@ -32,7 +32,8 @@ pub fn tools(actual: &mut Actual, desired: &[Item], owned: &Owned) -> Result<(),
         || owned.arp_filter_table;
     if want_arp && find_tool("arptables").is_some() {
         actual.arp_rules = Some(arptables::list()?);
-        actual.arp_filter_table = Some(arptables::is_nft_variant() && arptables::filter_table_exists());
+        actual.arp_filter_table =
+            Some(arptables::is_nft_variant() && arptables::filter_table_exists());
     }
     let want_nft = desired.iter().any(|i| matches!(i, Item::NftTable(_))) || owned.nft_table;
     if want_nft && find_tool("nft").is_some() {

@@ -14,13 +14,26 @@ use netlink_packet_route::address::AddressFlags;
 pub enum Op {
     DelVip(Vip),
     /// `existed`: the address was there with wrong flags and is updated in place.
-    AddVip { vip: Vip, existed: bool },
-    SetSysctl { key: String, from: String, to: String, restore: bool },
+    AddVip {
+        vip: Vip,
+        existed: bool,
+    },
+    SetSysctl {
+        key: String,
+        from: String,
+        to: String,
+        restore: bool,
+    },
     AddArpRule(ArpRule),
     DelArpRule(ArpRule),
     DropArpFilterTable,
-    NftReplace { table: NftTable, previous: Option<String> },
-    NftDelete { previous: String },
+    NftReplace {
+        table: NftTable,
+        previous: Option<String>,
+    },
+    NftDelete {
+        previous: String,
+    },
     /// Rollback only: put back a previous listing of our table exactly.
     NftRestore(String),
 }
@@ -31,20 +44,33 @@ impl Op {
             Op::DelVip(v) => format!("remove VIP {} from {}", v.cidr(), v.device),
             Op::AddVip { vip, existed } => {
                 let flags = if vip.is_v4() {
-                    if vip.device == "lo" { "" } else { " (noprefixroute, real IP stays primary)" }
+                    if vip.device == "lo" {
+                        ""
+                    } else {
+                        " (noprefixroute, real IP stays primary)"
+                    }
                 } else {
                     " (nodad, preferred_lft 0)"
                 };
                 let verb = if *existed { "update" } else { "add" };
                 format!("{verb} VIP {} on {}{flags}", vip.cidr(), vip.device)
             }
-            Op::SetSysctl { key, from, to, restore } => {
+            Op::SetSysctl {
+                key,
+                from,
+                to,
+                restore,
+            } => {
                 let verb = if *restore { "restore" } else { "set" };
                 format!("{verb} {} = {to} (now {from})", sysctl::display(key))
             }
             Op::AddArpRule(r) => format!("add {}", arptables::describe(r)),
-            Op::DelArpRule(r) => format!("remove {}", arptables::describe(r)).replace(" -A ", " -D "),
-            Op::DropArpFilterTable => "remove the empty `table arp filter` that arptables-nft created".into(),
+            Op::DelArpRule(r) => {
+                format!("remove {}", arptables::describe(r)).replace(" -A ", " -D ")
+            }
+            Op::DropArpFilterTable => {
+                "remove the empty `table arp filter` that arptables-nft created".into()
+            }
             Op::NftReplace { table, .. } => format!(
                 "replace nftables `table arp {}` ({} VIPs, real IP {}) in one transaction",
                 nftables::TABLE,
@@ -52,7 +78,10 @@ impl Op {
                 table.rip
             ),
             Op::NftDelete { .. } => format!("delete nftables `table arp {}`", nftables::TABLE),
-            Op::NftRestore(_) => format!("restore the previous nftables `table arp {}`", nftables::TABLE),
+            Op::NftRestore(_) => format!(
+                "restore the previous nftables `table arp {}`",
+                nftables::TABLE
+            ),
         }
     }
 }
@@ -79,11 +108,16 @@ pub fn vip_ok(actual: &Actual, vip: &Vip) -> Result<(), String> {
         return Err(format!("present as /{}", a.prefix));
     }
     if vip.address.is_ipv6() {
-        if a.flags.intersects(AddressFlags::Tentative | AddressFlags::Dadfailed) {
+        if a.flags
+            .intersects(AddressFlags::Tentative | AddressFlags::Dadfailed)
+        {
             return Err("tentative or dadfailed".into());
         }
         if !a.flags.contains(AddressFlags::Nodad) || !a.flags.contains(AddressFlags::Deprecated) {
-            return Err(format!("flags [{}], want nodad and preferred_lft 0", a.flag_names().join(",")));
+            return Err(format!(
+                "flags [{}], want nodad and preferred_lft 0",
+                a.flag_names().join(",")
+            ));
         }
     }
     Ok(())
@@ -117,7 +151,13 @@ pub fn build(desired: &[Item], actual: &Actual, owned: &Owned) -> Plan {
     let mut steps = Vec::new();
     let mut intent = owned.clone();
     let mut done = owned.clone();
-    let want_vips: Vec<&Vip> = desired.iter().filter_map(|i| match i { Item::Vip(v) => Some(v), _ => None }).collect();
+    let want_vips: Vec<&Vip> = desired
+        .iter()
+        .filter_map(|i| match i {
+            Item::Vip(v) => Some(v),
+            _ => None,
+        })
+        .collect();
 
     // (1) VIPs we added that are no longer wanted.
     for v in &owned.vips {
@@ -140,9 +180,19 @@ pub fn build(desired: &[Item], actual: &Actual, owned: &Owned) -> Plan {
         match it {
             Item::Sysctl { key, value } => {
                 let from = actual.sysctls.get(key).cloned().unwrap_or_default();
-                intent.sysctl_orig.entry(key.clone()).or_insert_with(|| from.clone());
-                done.sysctl_orig.entry(key.clone()).or_insert_with(|| from.clone());
-                steps.push(Op::SetSysctl { key: key.clone(), from, to: value.clone(), restore: false });
+                intent
+                    .sysctl_orig
+                    .entry(key.clone())
+                    .or_insert_with(|| from.clone());
+                done.sysctl_orig
+                    .entry(key.clone())
+                    .or_insert_with(|| from.clone());
+                steps.push(Op::SetSysctl {
+                    key: key.clone(),
+                    from,
+                    to: value.clone(),
+                    restore: false,
+                });
             }
             Item::ArpRule(r) => {
                 adding_rules = true;
@@ -155,7 +205,10 @@ pub fn build(desired: &[Item], actual: &Actual, owned: &Owned) -> Plan {
             Item::NftTable(t) => {
                 intent.nft_table = true;
                 done.nft_table = true;
-                steps.push(Op::NftReplace { table: t.clone(), previous: actual.nft.as_ref().map(|(_, raw)| raw.clone()) });
+                steps.push(Op::NftReplace {
+                    table: t.clone(),
+                    previous: actual.nft.as_ref().map(|(_, raw)| raw.clone()),
+                });
             }
             Item::Vip(_) => {}
         }
@@ -176,25 +229,43 @@ pub fn build(desired: &[Item], actual: &Actual, owned: &Owned) -> Plan {
             intent.vips.push((*v).clone());
             done.vips.push((*v).clone());
         }
-        steps.push(Op::AddVip { vip: (*v).clone(), existed });
+        steps.push(Op::AddVip {
+            vip: (*v).clone(),
+            existed,
+        });
     }
 
     // (4) Suppression no longer wanted, restored exactly as it was.
     for (key, orig) in &owned.sysctl_orig {
-        if desired.iter().any(|i| matches!(i, Item::Sysctl { key: k, .. } if k == key)) {
+        if desired
+            .iter()
+            .any(|i| matches!(i, Item::Sysctl { key: k, .. } if k == key))
+        {
             continue;
         }
         let cur = actual.sysctls.get(key).cloned().unwrap_or_default();
         if &cur != orig {
-            steps.push(Op::SetSysctl { key: key.clone(), from: cur, to: orig.clone(), restore: true });
+            steps.push(Op::SetSysctl {
+                key: key.clone(),
+                from: cur,
+                to: orig.clone(),
+                restore: true,
+            });
         }
         done.sysctl_orig.remove(key);
     }
     for r in &owned.arp_rules {
-        if desired.iter().any(|i| matches!(i, Item::ArpRule(x) if x == r)) {
+        if desired
+            .iter()
+            .any(|i| matches!(i, Item::ArpRule(x) if x == r))
+        {
             continue;
         }
-        if actual.arp_rules.as_ref().is_some_and(|rules| rules.contains(r)) {
+        if actual
+            .arp_rules
+            .as_ref()
+            .is_some_and(|rules| rules.contains(r))
+        {
             steps.push(Op::DelArpRule(r.clone()));
         }
         done.arp_rules.retain(|x| x != r);
@@ -207,25 +278,52 @@ pub fn build(desired: &[Item], actual: &Actual, owned: &Owned) -> Plan {
     }
     if owned.nft_table && !desired.iter().any(|i| matches!(i, Item::NftTable(_))) {
         if let Some((_, raw)) = &actual.nft {
-            steps.push(Op::NftDelete { previous: raw.clone() });
+            steps.push(Op::NftDelete {
+                previous: raw.clone(),
+            });
         }
         done.nft_table = false;
     }
-    Plan { steps, intent, done }
+    Plan {
+        steps,
+        intent,
+        done,
+    }
 }
 
 /// The step that undoes `op`, if any (used to roll back a failed run).
 pub fn inverse(op: &Op) -> Option<Op> {
     Some(match op {
-        Op::DelVip(v) => Op::AddVip { vip: v.clone(), existed: false },
+        Op::DelVip(v) => Op::AddVip {
+            vip: v.clone(),
+            existed: false,
+        },
         Op::AddVip { existed: true, .. } => return None,
-        Op::AddVip { vip, existed: false } => Op::DelVip(vip.clone()),
-        Op::SetSysctl { key, from, to, restore } => Op::SetSysctl { key: key.clone(), from: to.clone(), to: from.clone(), restore: !restore },
+        Op::AddVip {
+            vip,
+            existed: false,
+        } => Op::DelVip(vip.clone()),
+        Op::SetSysctl {
+            key,
+            from,
+            to,
+            restore,
+        } => Op::SetSysctl {
+            key: key.clone(),
+            from: to.clone(),
+            to: from.clone(),
+            restore: !restore,
+        },
         Op::AddArpRule(r) => Op::DelArpRule(r.clone()),
         Op::DelArpRule(r) => Op::AddArpRule(r.clone()),
         Op::DropArpFilterTable => return None,
-        Op::NftReplace { previous: Some(raw), .. } => Op::NftRestore(raw.clone()),
-        Op::NftReplace { previous: None, .. } => Op::NftDelete { previous: String::new() },
+        Op::NftReplace {
+            previous: Some(raw),
+            ..
+        } => Op::NftRestore(raw.clone()),
+        Op::NftReplace { previous: None, .. } => Op::NftDelete {
+            previous: String::new(),
+        },
         Op::NftDelete { previous } => Op::NftRestore(previous.clone()),
         Op::NftRestore(_) => return None,
     })

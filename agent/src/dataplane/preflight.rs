@@ -15,7 +15,8 @@ pub struct Desired {
 }
 
 pub fn check(cfg: &NodeConfig, actual: &Actual, owned: &Owned) -> Result<Desired, ConfigError> {
-    let err = |key: &str, problem: String, fix: String| ConfigError::new(&cfg.file, key, problem, fix);
+    let err =
+        |key: &str, problem: String, fix: String| ConfigError::new(&cfg.file, key, problem, fix);
     let backend: &dyn ArpBackend = arp::backend(cfg.arp_method);
     let Some(nic_index) = actual.link_index(&cfg.interface) else {
         let names: Vec<&str> = actual.links.iter().map(|l| l.name.as_str()).collect();
@@ -45,7 +46,10 @@ pub fn check(cfg: &NodeConfig, actual: &Actual, owned: &Owned) -> Result<Desired
         }
         _ => nic_v4
             .iter()
-            .filter(|a| !a.flags.contains(netlink_packet_route::address::AddressFlags::Secondary))
+            .filter(|a| {
+                !a.flags
+                    .contains(netlink_packet_route::address::AddressFlags::Secondary)
+            })
             .chain(nic_v4.iter())
             .find(|a| !vip_set.contains(&a.address))
             .and_then(|a| match a.address {
@@ -64,7 +68,10 @@ pub fn check(cfg: &NodeConfig, actual: &Actual, owned: &Owned) -> Result<Desired
     if backend.needs_real_ip() && !v4_vips.is_empty() && rip.is_none() {
         return Err(err(
             "interface",
-            format!("`{}` has no IPv4 address to use as the real IP in ARP rules", cfg.interface),
+            format!(
+                "`{}` has no IPv4 address to use as the real IP in ARP rules",
+                cfg.interface
+            ),
             "configure the node's address on the interface first, or set real_ip".into(),
         ));
     }
@@ -80,7 +87,10 @@ pub fn check(cfg: &NodeConfig, actual: &Actual, owned: &Owned) -> Result<Desired
         if Some(v.address) == rip.map(IpAddr::V4) {
             return Err(err(
                 &key,
-                format!("{} is this node's real IP on `{}`", v.address, cfg.interface),
+                format!(
+                    "{} is this node's real IP on `{}`",
+                    v.address, cfg.interface
+                ),
                 "the VIP must be the pool's shared virtual address, not the node's own".into(),
             ));
         }
@@ -98,11 +108,20 @@ pub fn check(cfg: &NodeConfig, actual: &Actual, owned: &Owned) -> Result<Desired
     }
     if let Some(tool) = backend.tool() {
         if !v4_vips.is_empty() && arp::find_tool(tool).is_none() {
-            let pkg = if tool == "nft" { "nftables" } else { "arptables" };
+            let pkg = if tool == "nft" {
+                "nftables"
+            } else {
+                "arptables"
+            };
             return Err(err(
                 "arp.method",
-                format!("method \"{}\" needs `{tool}`, which is not installed", cfg.arp_method.as_str()),
-                format!("install the `{pkg}` package, or use method = \"sysctl\" with the VIPs on lo"),
+                format!(
+                    "method \"{}\" needs `{tool}`, which is not installed",
+                    cfg.arp_method.as_str()
+                ),
+                format!(
+                    "install the `{pkg}` package, or use method = \"sysctl\" with the VIPs on lo"
+                ),
             ));
         }
     }

@@ -186,7 +186,9 @@ impl NodeConfig {
             if address.is_unspecified() || address.is_loopback() || address.is_multicast() {
                 return Err(err(
                     &k("address"),
-                    format!("{address} cannot be a virtual IP (unspecified, loopback or multicast)"),
+                    format!(
+                        "{address} cannot be a virtual IP (unspecified, loopback or multicast)"
+                    ),
                     "use the unicast VIP that the directors balance",
                 ));
             }

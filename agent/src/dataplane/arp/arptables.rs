@@ -61,12 +61,21 @@ pub fn describe(rule: &ArpRule) -> String {
 
 pub fn add(rule: &ArpRule) -> Result<(), ApplyError> {
     let a = args(rule, "-A");
-    run_tool("arptables", &a.iter().map(String::as_str).collect::<Vec<_>>(), None).map(|_| ())
+    run_tool(
+        "arptables",
+        &a.iter().map(String::as_str).collect::<Vec<_>>(),
+        None,
+    )
+    .map(|_| ())
 }
 
 pub fn del(rule: &ArpRule) -> Result<(), ApplyError> {
     let a = args(rule, "-D");
-    match run_tool("arptables", &a.iter().map(String::as_str).collect::<Vec<_>>(), None) {
+    match run_tool(
+        "arptables",
+        &a.iter().map(String::as_str).collect::<Vec<_>>(),
+        None,
+    ) {
         Ok(_) => Ok(()),
         // Already gone: removal is idempotent.
         Err(_) if !list()?.contains(rule) => Ok(()),
@@ -112,7 +121,10 @@ pub fn parse_save(text: &str) -> Vec<ArpRule> {
                 }
             }
             ("OUTPUT", [a, b, c])
-                if **a == "--mangle-ip-s" && **b == "-j" && **c == "-s" && opts["-j"] == "mangle" =>
+                if **a == "--mangle-ip-s"
+                    && **b == "-j"
+                    && **c == "-s"
+                    && opts["-j"] == "mangle" =>
             {
                 if let (Some(vip), Some(rip)) = (ip("-s"), ip("--mangle-ip-s")) {
                     rules.push(ArpRule::MangleOut { vip, rip });
@@ -132,7 +144,8 @@ pub fn is_nft_variant() -> bool {
 }
 
 pub fn filter_table_exists() -> bool {
-    super::find_tool("nft").is_some() && run_tool("nft", &["list", "table", "arp", "filter"], None).is_ok()
+    super::find_tool("nft").is_some()
+        && run_tool("nft", &["list", "table", "arp", "filter"], None).is_ok()
 }
 
 /// Drops `table arp filter` only when no chain holds a rule (arptables-nft leaves empty
@@ -165,7 +178,9 @@ mod tests {
         assert_eq!(
             r,
             vec![
-                ArpRule::DropIn { vip: "192.0.2.100".parse().unwrap() },
+                ArpRule::DropIn {
+                    vip: "192.0.2.100".parse().unwrap()
+                },
                 ArpRule::MangleOut {
                     vip: "192.0.2.100".parse().unwrap(),
                     rip: "192.0.2.11".parse().unwrap()
