@@ -268,13 +268,14 @@ pub async fn run(a: &AcmeArgs) -> Result<()> {
                 verify::fmt_time(c.not_after)
             );
         } else {
-            install_mine(a, &p)?;
+            install_mine(a, &p, None)?;
         }
         record(a, &p)?;
         return Ok(());
     }
 
     let guard = lock::acquire(&p.shared, p.lock_stale, p.lock_wait).await?;
+    let mut issued_mine: Option<(String, String)> = None;
     // Re-check under the lock: another node may have issued while we waited.
     let mut todo = Vec::new();
     for s in &p.specs {
@@ -317,6 +318,9 @@ pub async fn run(a: &AcmeArgs) -> Result<()> {
                 r => r?,
             };
             let dir = store::publish(&p.shared, &s.label, &chain, &key, &leaf)?;
+            if p.mine.as_ref() == Some(s) {
+                issued_mine = Some((chain.clone(), key.clone()));
+            }
             println!(
                 "issued {} for {} (expires {}), published in {}",
                 leaf.serial,
@@ -329,13 +333,14 @@ pub async fn run(a: &AcmeArgs) -> Result<()> {
         println!("another node already issued a fresh certificate; installing it");
     }
     drop(guard);
-    install_mine(a, &p)?;
+    install_mine(a, &p, issued_mine)?;
     record(a, &p)?;
     Ok(())
 }
 
 /// Installs this host's certificate from the shared directory.
-fn install_mine(a: &AcmeArgs, p: &Plan) -> Result<()> {
+/// `fresh` is the pair this run just issued (installed as is, not searched for again).
+fn install_mine(a: &AcmeArgs, p: &Plan, fresh: Option<(String, String)>) -> Result<()> {
     let Some(m) = &p.mine else {
         println!(
             "this host is not one of the nodes (--node/hostname); nothing installed here. \
@@ -344,20 +349,20 @@ fn install_mine(a: &AcmeArgs, p: &Plan) -> Result<()> {
         );
         return Ok(());
     };
-    let f = published(p, m).ok_or_else(|| {
-        anyhow!(
-            "no valid certificate for {} in {}",
-            m.label,
-            p.shared.display()
-        )
-    })?;
-    match install::install(
-        &p.target,
-        &f.chain,
-        &f.key,
-        &m.names,
-        a.deploy_hook.as_deref(),
-    )? {
+    let (chain, key) = match fresh {
+        Some(pair) => pair,
+        None => {
+            let f = published(p, m).ok_or_else(|| {
+                anyhow!(
+                    "no valid certificate for {} in {}",
+                    m.label,
+                    p.shared.display()
+                )
+            })?;
+            (f.chain, f.key)
+        }
+    };
+    match install::install(&p.target, &chain, &key, &m.names, a.deploy_hook.as_deref())? {
         install::Outcome::Installed => install::print_sysconfig(&p.target),
         install::Outcome::Unchanged => println!(
             "{} is already the newest certificate",

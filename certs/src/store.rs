@@ -57,6 +57,7 @@ pub fn publish(
 /// A certificate found under a directory, verified.
 pub struct Found {
     pub dir: PathBuf,
+    pub published: std::time::SystemTime,
     pub chain: String,
     pub key: String,
     pub leaf: CertInfo,
@@ -119,12 +120,18 @@ pub fn newest_valid(root: &Path, names: &[String]) -> Option<Found> {
                 continue;
             }
         }
+        // notBefore has one-second resolution and a CA may backdate it: two issued in the
+        // same second tie, and the later publish (directory mtime) wins.
+        let mtime = std::fs::metadata(&d)
+            .and_then(|m| m.modified())
+            .unwrap_or(std::time::UNIX_EPOCH);
         let newer = match &best {
             None => true,
-            Some(b) => leaf.not_before > b.leaf.not_before,
+            Some(b) => (leaf.not_before, mtime) > (b.leaf.not_before, b.published),
         };
         if newer {
             best = Some(Found {
+                published: mtime,
                 dir: d,
                 chain,
                 key,

@@ -404,13 +404,20 @@ fn renew_is_a_no_op_on_a_fresh_certificate_and_issues_with_force() {
         ),
     );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    let h = std::fs::read_to_string(&hook).unwrap();
+    let h = std::fs::read_to_string(&hook).unwrap_or_else(|e| panic!("{e}: {}", text(&o)));
     assert!(h.contains("cl/hostcert.pem"), "{h}");
 }
 
 #[test]
 fn live_certificate_survives_a_failed_issuance_and_a_broken_install() {
-    let s = Site::new("live", 2, PebbleOpts::default());
+    // No authorization reuse: the forced re-issue must validate again (and fail).
+    let s = Site::new(
+        "live",
+        2,
+        PebbleOpts {
+            env: vec![("PEBBLE_AUTHZREUSE".into(), "0".into())],
+        },
+    );
     let o = s.cert(&s.lab.client.ns, "cl", "");
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let cert = std::fs::read(s.p("cl/hostcert.pem")).unwrap();
