@@ -21,6 +21,22 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+struct Signals {
+    hup: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Signals> {
+        Ok(Signals {
+            hup: signal(SignalKind::hangup())?,
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
+}
+
 pub async fn run(config: &Path) -> u8 {
     let cfg = match NodeConfig::load(config) {
         Ok(c) => c,
@@ -29,8 +45,17 @@ pub async fn run(config: &Path) -> u8 {
             return crate::cli::EXIT_USAGE;
         }
     };
+    // Signal handlers first: once a listener answers, a SIGTERM must already mean a clean
+    // stop (on_stop), never the default kill.
+    let signals = match Signals::install() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: cannot install signal handlers: {e}");
+            return crate::cli::EXIT_FAIL;
+        }
+    };
     match Daemon::start(cfg).await {
-        Ok(mut d) => d.main_loop().await,
+        Ok(mut d) => d.main_loop(signals).await,
         Err(e) => {
             eprintln!("error: {e}");
             crate::cli::EXIT_FAIL
@@ -58,7 +83,8 @@ struct Daemon {
     agent: Option<Task<(std::net::SocketAddr, Vec<IpAddr>, usize)>>,
     control: Option<Task<(PathBuf, PathBuf)>>,
     cfg_tx: watch::Sender<Arc<NodeConfig>>,
-    _dataplane: Task<()>,
+    /// None once stopping: no repair may race the final `down`.
+    dataplane: Option<Task<()>>,
     _load: Task<()>,
 }
 
@@ -105,7 +131,7 @@ impl Daemon {
             agent: None,
             control: None,
             cfg_tx,
-            _dataplane: dataplane,
+            dataplane: Some(dataplane),
             _load: load,
         };
         d.apply(&cfg).await?;
@@ -194,15 +220,12 @@ impl Daemon {
         Ok(())
     }
 
-    async fn main_loop(&mut self) -> u8 {
-        let (Ok(mut hup), Ok(mut term), Ok(mut int)) = (
-            signal(SignalKind::hangup()),
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) else {
-            eprintln!("error: cannot install signal handlers");
-            return crate::cli::EXIT_FAIL;
-        };
+    async fn main_loop(&mut self, signals: Signals) -> u8 {
+        let Signals {
+            mut hup,
+            mut term,
+            mut int,
+        } = signals;
         // The watchdog is fed from this loop, so a wedged loop is noticed by systemd.
         let wd = sd_notify::watchdog_enabled().map(|d| d / 2);
         let mut wd_tick = tokio::time::interval(wd.unwrap_or(Duration::from_secs(3600)));
@@ -239,6 +262,7 @@ impl Daemon {
 
     async fn stop(&mut self, why: &str) -> u8 {
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+        self.dataplane = None; // abort the repair loop before anything is torn down
         self.checks.clear();
         self.http = None;
         self.agent = None;

@@ -54,7 +54,6 @@ fn vip_present(h: &lab::dr::Host) -> bool {
 }
 
 #[test]
-#[ignore = "needs the real data plane from main; remove this line after merging `daemon`"]
 fn deleted_vip_is_repaired_and_timed() {
     let (lab, _dir, _cfg, _pid) = managed_node("rep", "");
     let rs = &lab.reals[0];
@@ -98,7 +97,6 @@ fn deleted_vip_is_repaired_and_timed() {
 }
 
 #[test]
-#[ignore = "needs the real data plane from main; remove this line after merging `daemon`"]
 fn arp_sysctl_drift_is_repaired_on_the_recheck_interval() {
     let (lab, _dir, _cfg, _pid) = managed_node("sys", "");
     let rs = &lab.reals[0];
@@ -113,7 +111,6 @@ fn arp_sysctl_drift_is_repaired_on_the_recheck_interval() {
 }
 
 #[test]
-#[ignore = "needs the real data plane from main; remove this line after merging `daemon`"]
 fn sigterm_keeps_vips_and_on_stop_down_removes_them() {
     let (lab, dir, cfg, pid) = managed_node("stp", "");
     let rs = &lab.reals[0];
@@ -127,12 +124,16 @@ fn sigterm_keeps_vips_and_on_stop_down_removes_them() {
     std::fs::write(&cfg, text).unwrap();
     let pid = start_agent(rs, &cfg, &dir.join("agent2.log"), HTTP_PORT);
     rs.ns.signal(pid, nix::sys::signal::Signal::SIGTERM);
-    assert_eq!(rs.ns.wait(pid, Duration::from_secs(5)), Some(0));
+    assert_eq!(
+        rs.ns.wait(pid, Duration::from_secs(5)),
+        Some(0),
+        "agent log:\n{}",
+        std::fs::read_to_string(dir.join("agent2.log")).unwrap_or_default()
+    );
     assert!(!vip_present(rs), "on_stop = \"down\" left the VIP");
 }
 
 #[test]
-#[ignore = "needs the real data plane from main; remove this line after merging `daemon`"]
 fn sighup_adds_a_vip() {
     let (lab, _dir, cfg, pid) = managed_node("hup", "");
     let rs = &lab.reals[0];

@@ -104,7 +104,7 @@ pub struct Prepared {
 pub async fn prepare(cfg: &NodeConfig, mode: Mode, lock: bool) -> Result<Prepared, Failure> {
     if lock && cfg.state_dir.is_dir() {
         // A previous run created state_dir: lock first and observe once.
-        let l = state::lock(&cfg.state_dir)?;
+        let l = state::lock(&cfg.state_dir).await?;
         let mut p = prepare_unlocked(cfg, mode).await?;
         p._lock = Some(l);
         return Ok(p);
@@ -113,7 +113,7 @@ pub async fn prepare(cfg: &NodeConfig, mode: Mode, lock: bool) -> Result<Prepare
     if !lock || (first.plan.steps.is_empty() && first.plan.done == first.owned) {
         return Ok(first);
     }
-    let l = state::lock(&cfg.state_dir)?;
+    let l = state::lock(&cfg.state_dir).await?;
     let mut p = prepare_unlocked(cfg, mode).await?;
     p._lock = Some(l);
     Ok(p)

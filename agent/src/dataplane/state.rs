@@ -59,17 +59,34 @@ pub struct Lock {
     _f: Flock<fs::File>,
 }
 
-pub fn lock(dir: &Path) -> Result<Lock, ApplyError> {
+/// How long a run waits for another one (the daemon's repair, an admin's `up`).
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Takes the lock without blocking the async runtime: the holder may be a task of this
+/// very process (the daemon's repair loop), which must keep running to release it.
+pub async fn lock(dir: &Path) -> Result<Lock, ApplyError> {
     ensure_dir(dir)?;
     let p = dir.join("lock");
-    let f = fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .open(&p)
-        .map_err(|e| ApplyError(format!("open {}: {e}", p.display())))?;
-    let f = Flock::lock(f, FlockArg::LockExclusive)
-        .map_err(|(_, e)| ApplyError(format!("lock {}: {e}", p.display())))?;
-    Ok(Lock { _f: f })
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        let f = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&p)
+            .map_err(|e| ApplyError(format!("open {}: {e}", p.display())))?;
+        match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
+            Ok(f) => return Ok(Lock { _f: f }),
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            Err((_, e)) => {
+                return Err(ApplyError(format!(
+                    "lock {}: {e}; another lvs-node run holds it (wait and retry)",
+                    p.display()
+                )))
+            }
+        }
+    }
 }
