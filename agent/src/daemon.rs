@@ -82,6 +82,8 @@ struct Daemon {
     http: Option<Task<(std::net::SocketAddr, Vec<IpAddr>, usize)>>,
     agent: Option<Task<(std::net::SocketAddr, Vec<IpAddr>, usize)>>,
     control: Option<Task<(PathBuf, PathBuf)>>,
+    /// The HTTP-01 responder for `[acme]`: webroot and listen addresses.
+    acme: Option<Task<(PathBuf, Vec<std::net::SocketAddr>)>>,
     cfg_tx: watch::Sender<Arc<NodeConfig>>,
     /// None once stopping: no repair may race the final `down`.
     dataplane: Option<Task<()>>,
@@ -130,6 +132,7 @@ impl Daemon {
             http: None,
             agent: None,
             control: None,
+            acme: None,
             cfg_tx,
             dataplane: Some(dataplane),
             _load: load,
@@ -207,6 +210,29 @@ impl Daemon {
                 });
             }
         }
+        let acme_key = match &cfg.acme {
+            Some(a) => {
+                let vips: Vec<IpAddr> = cfg.vips.iter().map(|v| v.address).collect();
+                let real = crate::dataplane::real_ip(cfg).await;
+                Some((a.webroot.clone(), a.listeners(&vips, real)))
+            }
+            None => None,
+        };
+        if self.acme.as_ref().map(|t| t.key.clone()) != acme_key {
+            self.acme = None;
+            if let Some(k) = acme_key {
+                let (root, addrs) = k.clone();
+                tracing::info!(webroot = %root.display(), listen = ?addrs, "serving ACME HTTP-01 challenges");
+                self.acme = Some(Task {
+                    handle: tokio::spawn(async move {
+                        if let Err(e) = crate::acme_responder::serve(root, addrs).await {
+                            tracing::error!("ACME HTTP-01 responder stopped: {e}");
+                        }
+                    }),
+                    key: k,
+                });
+            }
+        }
         let ck = (d.control_socket.clone(), cfg.state_dir.clone());
         if self.control.as_ref().map(|t| &t.key) != Some(&ck) {
             self.control = None;
@@ -267,6 +293,7 @@ impl Daemon {
         self.http = None;
         self.agent = None;
         self.control = None;
+        self.acme = None;
         let _ = std::fs::remove_file(&self.cfg.daemon.control_socket);
         if self.cfg.daemon.on_stop == OnStop::Down && self.cfg.daemon.manage_dataplane {
             tracing::info!("{why}: on_stop = \"down\": removing the VIPs");

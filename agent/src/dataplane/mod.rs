@@ -243,6 +243,12 @@ fn actual_text(actual: &Actual, it: &Item) -> String {
     }
 }
 
+/// The node's real IP as the data plane resolves it (`real_ip` or the NIC's primary).
+pub async fn real_ip(cfg: &NodeConfig) -> Option<std::net::IpAddr> {
+    let p = prepare(cfg, Mode::Up, false).await.ok()?;
+    p.desired.rip.map(std::net::IpAddr::V4)
+}
+
 pub async fn converge(cfg: &NodeConfig) -> Result<Outcome, ApplyError> {
     Ok(prepare(cfg, Mode::Up, true).await?.apply(cfg).await?)
 }
