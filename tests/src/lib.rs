@@ -5,6 +5,7 @@ pub mod bins;
 pub mod dr;
 pub mod netns;
 pub mod node;
+pub mod units;
 
 pub use dr::{DrLab, LabOpts};
 pub use netns::{require_root, wait_for, Netns};
