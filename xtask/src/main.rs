@@ -132,17 +132,6 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (y, m, d)
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn civil_dates() {
-        assert_eq!(super::civil_from_days(0), (1970, 1, 1));
-        assert_eq!(super::civil_from_days(11_016), (2000, 2, 29));
-        assert_eq!(super::civil_from_days(20_513), (2026, 3, 1));
-        assert_eq!(super::civil_from_days(-1), (1969, 12, 31));
-    }
-}
-
 const LVS_NODE_EXTRA: &str = r#".SH FILES
 .TP
 /etc/lvs\-node/node.toml
@@ -173,3 +162,14 @@ Runs \fBlvs\-cert renew\fR twice a day.
 .SH SEE ALSO
 \fBlvs\-node\fR(1)
 "#;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn civil_dates() {
+        assert_eq!(super::civil_from_days(0), (1970, 1, 1));
+        assert_eq!(super::civil_from_days(11_016), (2000, 2, 29));
+        assert_eq!(super::civil_from_days(20_513), (2026, 3, 1));
+        assert_eq!(super::civil_from_days(-1), (1969, 12, 31));
+    }
+}
