@@ -55,11 +55,11 @@ build() {
     export SOURCE_DATE_EPOCH
 }
 
-# stage DEST ZSH_DIR: the installed tree. ZSH_DIR differs: Debian's zsh reads
+# stage DEST ZSH_DIR: the installed tree (uses the caller's temp dir $WORK). ZSH_DIR differs: Debian's zsh reads
 # /usr/share/zsh/vendor-completions, Fedora/EL's /usr/share/zsh/site-functions.
 stage() {
-    local dest=$1 zshdir=$2 assets
-    assets=$(mktemp -d)
+    # Generated into the caller's $WORK, which its EXIT trap removes even on failure.
+    local dest=$1 zshdir=$2 assets="$WORK/assets"
     "$BIN/xtask" assets "$assets"
 
     install -d -m 0755 "$dest/usr/bin" "$dest/usr/lib/systemd/system" "$dest/usr/lib/tmpfiles.d" \
@@ -88,5 +88,4 @@ stage() {
     for f in "$assets"/completions/bash/*; do install -m 0644 "$f" "$dest/usr/share/bash-completion/completions/"; done
     for f in "$assets"/completions/zsh/*; do install -m 0644 "$f" "$dest$zshdir/"; done
     for f in "$assets"/completions/fish/*; do install -m 0644 "$f" "$dest/usr/share/fish/vendor_completions.d/"; done
-    rm -rf "$assets"
 }
