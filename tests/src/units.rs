@@ -52,14 +52,29 @@ fn host_unit_dir() -> PathBuf {
         .expect("no systemd unit directory with sysinit.target on this host (install systemd)")
 }
 
-/// Makes `root` verifiable: the host's units next to ours (ours win: `cp -n`), and a stub
-/// /usr/bin/kill for ExecReload= (with /bin -> usr/bin, as on Debian 12 and EL8/9).
+/// Makes `root` verifiable: the host's units next to ours, and a stub /usr/bin/kill for
+/// ExecReload= (with /bin -> usr/bin, as on Debian 12 and EL8/9). Units already in the
+/// root win, and a host's own lvs-* units are never copied (a developer machine may have
+/// the package installed). Only files and symlinks are copied: verify needs no .wants/.
 /// ExecStart= binaries must already be in the root: the caller puts them there.
 pub fn prepare_root(root: &Path) {
     let units = root.join("usr/lib/systemd/system");
     std::fs::create_dir_all(&units).unwrap();
-    let src = format!("{}/.", host_unit_dir().display());
-    run_ok("cp", &["-a", "-n", &src, units.to_str().unwrap()]);
+    for entry in std::fs::read_dir(host_unit_dir()).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name();
+        let dest = units.join(&name);
+        let kind = entry.file_type().unwrap();
+        if name.to_string_lossy().starts_with("lvs-") || dest.symlink_metadata().is_ok() {
+            continue;
+        }
+        if kind.is_symlink() {
+            let target = std::fs::read_link(entry.path()).unwrap();
+            std::os::unix::fs::symlink(target, &dest).unwrap();
+        } else if kind.is_file() {
+            std::fs::copy(entry.path(), &dest).unwrap();
+        }
+    }
     let bin = root.join("usr/bin");
     std::fs::create_dir_all(&bin).unwrap();
     stub(&bin.join("kill"));
