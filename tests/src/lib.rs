@@ -8,6 +8,7 @@ pub mod haproxy;
 pub mod netns;
 pub mod node;
 pub mod pebble;
+pub mod units;
 
 pub use dr::{DrLab, LabOpts};
 pub use netns::{require_root, wait_for, Netns};

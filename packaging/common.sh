@@ -1,0 +1,91 @@
+# Shared by build-deb.sh and build-rpm.sh (sourced, not run): option parsing, the cargo
+# build and the staged file tree. Both packages install the same tree, so it is built once,
+# here, and the .deb and the RPM cannot drift apart.
+
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PROFILE=release
+BUILD=yes
+OUT="$REPO/target/packages"
+
+usage() {
+    cat >&2 <<EOF
+usage: $0 [--profile release|debug] [--no-build] [--out DIR]
+  --profile P   which cargo profile's binaries to package (default: release)
+  --no-build    package the binaries already in the target dir (the tests use this, after
+                the workspace build, so no cargo process runs inside \`cargo test\`)
+  --out DIR     where the package goes (default: target/packages)
+EOF
+    exit 2
+}
+
+parse_args() {
+    while [ $# -gt 0 ]; do
+        case "$1" in
+        --profile) PROFILE=${2:-}; shift 2 ;;
+        --no-build) BUILD=no; shift ;;
+        --out) OUT=${2:-}; shift 2 ;;
+        *) usage ;;
+        esac
+    done
+    case "$PROFILE" in release | debug) ;; *) usage ;; esac
+    [ -n "$OUT" ] || usage
+    mkdir -p "$OUT"
+    OUT=$(cd "$OUT" && pwd)
+    TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
+    BIN="$TARGET_DIR/$PROFILE"
+}
+
+# Builds the two binaries and the man/completion generator with one cargo call.
+build() {
+    if [ "$BUILD" = yes ]; then
+        local flag=()
+        [ "$PROFILE" = release ] && flag=(--release)
+        (cd "$REPO" && cargo build "${flag[@]}" -p lvs-node -p lvs-cert -p xtask)
+    fi
+    for b in lvs-node lvs-cert xtask; do
+        [ -x "$BIN/$b" ] || { echo "error: $BIN/$b missing: build first or drop --no-build" >&2; exit 1; }
+    done
+    # The package version is the binary's own (`lvs-node 0.1.0`), not a second copy.
+    VERSION=$("$BIN/lvs-node" --version | awk '{print $2}')
+    [ -n "$VERSION" ] || { echo "error: cannot read the version from lvs-node --version" >&2; exit 1; }
+    # Reproducible dates in man pages and archives: the last commit's time.
+    SOURCE_DATE_EPOCH=$(git -C "$REPO" log -1 --format=%ct 2>/dev/null || date +%s)
+    export SOURCE_DATE_EPOCH
+}
+
+# stage DEST ZSH_DIR: the installed tree (uses the caller's temp dir $WORK). ZSH_DIR differs: Debian's zsh reads
+# /usr/share/zsh/vendor-completions, Fedora/EL's /usr/share/zsh/site-functions.
+stage() {
+    # Generated into the caller's $WORK, which its EXIT trap removes even on failure.
+    local dest=$1 zshdir=$2 assets="$WORK/assets"
+    "$BIN/xtask" assets "$assets"
+
+    install -d -m 0755 "$dest/usr/bin" "$dest/usr/lib/systemd/system" "$dest/usr/lib/tmpfiles.d" \
+        "$dest/etc/lvs-node" "$dest/usr/share/man/man1" "$dest/usr/share/doc/lvs-node" \
+        "$dest/usr/share/bash-completion/completions" "$dest$zshdir" \
+        "$dest/usr/share/fish/vendor_completions.d"
+    # State directories are root-only (tmpfiles.d creates them the same way at boot).
+    install -d -m 0700 "$dest/var/lib/lvs-node" "$dest/var/lib/lvs-cert"
+
+    # Debug info stripped: a debug build's 80 MB binary packs to a few MB.
+    for b in lvs-node lvs-cert; do
+        install -m 0755 "$BIN/$b" "$dest/usr/bin/$b"
+        strip --strip-debug "$dest/usr/bin/$b"
+    done
+    install -m 0644 "$REPO"/systemd/lvs-node.service "$REPO"/systemd/lvs-cert-renew.service \
+        "$REPO"/systemd/lvs-cert-renew.timer "$dest/usr/lib/systemd/system/"
+    install -m 0644 "$REPO/systemd/lvs-node.tmpfiles" "$dest/usr/lib/tmpfiles.d/lvs-node.conf"
+    install -m 0644 "$REPO/packaging/node.toml.example" "$dest/etc/lvs-node/node.toml"
+    install -m 0644 "$REPO/docs/packaging.md" "$dest/usr/share/doc/lvs-node/packaging.md"
+
+    # gzip -n: no name or time stamp in the header, so rebuilds are identical.
+    for m in "$assets"/man/*.1; do
+        gzip -9n <"$m" >"$dest/usr/share/man/man1/$(basename "$m").gz"
+        chmod 0644 "$dest/usr/share/man/man1/$(basename "$m").gz"
+    done
+    for f in "$assets"/completions/bash/*; do install -m 0644 "$f" "$dest/usr/share/bash-completion/completions/"; done
+    for f in "$assets"/completions/zsh/*; do install -m 0644 "$f" "$dest$zshdir/"; done
+    for f in "$assets"/completions/fish/*; do install -m 0644 "$f" "$dest/usr/share/fish/vendor_completions.d/"; done
+}
