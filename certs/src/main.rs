@@ -1,24 +1,8 @@
 //! `lvs-cert`: certificates for a load-balanced GridFTP pool.
 
-mod acme;
-mod cli;
-mod csr;
-mod error;
-mod http;
-mod inspect;
-mod install;
-mod installcmd;
-mod lock;
-mod names;
-mod renew;
-mod request;
-mod selfcheck;
-mod store;
-mod verify;
-mod webroot;
-
 use clap::Parser;
-use cli::{Cli, Command};
+use lvs_cert::cli::{Cli, Command};
+use lvs_cert::{acme, error, inspect, installcmd, renew, request};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {

@@ -40,13 +40,14 @@ fn build_package(script: &str, out: &Path) -> PathBuf {
 }
 
 /// Every man page xtask must generate: one per command and visible subcommand.
-/// TODO(lead): add lvs-cert's pages here when xtask documents lvs-cert (see
-/// xtask/src/main.rs, lvs_cert_command).
 fn man_pages() -> Vec<String> {
-    let cmd = lvs_node::cli::Cli::command();
-    let mut v = vec!["lvs-node.1.gz".to_string()];
-    for s in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
-        v.push(format!("lvs-node-{}.1.gz", s.get_name()));
+    let mut v = Vec::new();
+    for cmd in [lvs_node::cli::Cli::command(), lvs_cert::cli::Cli::command()] {
+        let name = cmd.get_name().to_string();
+        v.push(format!("{name}.1.gz"));
+        for s in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+            v.push(format!("{name}-{}.1.gz", s.get_name()));
+        }
     }
     v
 }
@@ -64,11 +65,14 @@ fn expected_files(zsh: &str, deb: bool) -> BTreeMap<String, u32> {
         ("/usr/share/doc/lvs-node/packaging.md", 0o644),
         ("/usr/share/bash-completion/completions/lvs-node", 0o644),
         ("/usr/share/fish/vendor_completions.d/lvs-node.fish", 0o644),
+        ("/usr/share/bash-completion/completions/lvs-cert", 0o644),
+        ("/usr/share/fish/vendor_completions.d/lvs-cert.fish", 0o644),
     ]
     .into_iter()
     .map(|(p, m)| (p.to_string(), m))
     .collect();
     m.insert(format!("{zsh}/_lvs-node"), 0o644);
+    m.insert(format!("{zsh}/_lvs-cert"), 0o644);
     if deb {
         m.insert("/usr/share/doc/lvs-node/copyright".into(), 0o644);
     }
@@ -248,9 +252,6 @@ fn deb_contents_metadata_and_install_into_a_throwaway_root() {
         let text = std::fs::read_to_string(r.join("usr/lib/systemd/system").join(unit)).unwrap();
         for doc in text.split_whitespace().filter(|w| w.starts_with("man:")) {
             let page = doc.trim_start_matches("man:").replace("(1)", ".1.gz");
-            if page.starts_with("lvs-cert") {
-                continue; // TODO(lead): drop once xtask documents lvs-cert (see man_pages).
-            }
             assert!(
                 r.join("usr/share/man/man1").join(&page).exists(),
                 "{unit} refers to {doc}, not shipped"

@@ -39,13 +39,8 @@ fn commands() -> Vec<(Command, &'static str)> {
     v
 }
 
-/// TODO(lead): lvs-cert has no library target yet, so its clap `Cli` cannot be imported.
-/// Once certs/ exposes `lvs_cert::cli::Cli` (a `[lib]` target with `pub mod cli`), add
-/// `lvs-cert = { path = "../certs" }` to xtask/Cargo.toml and replace the body with
-/// `Some(lvs_cert::cli::Cli::command())`; the packages then ship lvs-cert's man pages and
-/// completions with no other change (tests/tests/packaging.rs lists them).
 fn lvs_cert_command() -> Option<Command> {
-    None
+    Some(lvs_cert::cli::Cli::command())
 }
 
 fn assets(out: &Path) -> std::io::Result<()> {
