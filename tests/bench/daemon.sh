@@ -74,7 +74,7 @@ echo "== lvs-node run benchmarks ($(date -u +%F), $(nproc) cores, $("$BIN" --ver
 echo "health: $(X curl -s http://10.0.0.11:8080/health)"
 
 echo "-- /health throughput (wrk, 1 thread, $CONNS connections, ${DURATION}s; agent pinned to one core)"
-X taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency http://10.0.0.11:8080/health | tee "$WORK/wrk.txt" | grep -E "Requests/sec|50%|99%|Non-2xx|Socket errors" || true
+X taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency http://10.0.0.11:8080/health | tee "$WORK/wrk.txt" | grep -E "Requests/sec|50%|75%|90%|99%|Non-2xx|Socket errors" || true
 
 rss_kb=$(awk '/VmRSS/{print $2}' /proc/$APID/status)
 hwm_kb=$(awk '/VmHWM/{print $2}' /proc/$APID/status)
