@@ -8,6 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 BIN=${LVS_NODE:-target/release/lvs-node}
 DURATION=${DURATION:-10}
+CONNS=${CONNS:-50}
 if [ ! -x "$BIN" ]; then cargo build --release -p lvs-node; fi
 NS=lvbench$$
 WORK=$(mktemp -d /tmp/lvbench.XXXXXX)
@@ -72,8 +73,8 @@ fi
 echo "== lvs-node run benchmarks ($(date -u +%F), $(nproc) cores, $("$BIN" --version))"
 echo "health: $(X curl -s http://10.0.0.11:8080/health)"
 
-echo "-- /health throughput (wrk, 1 thread, 50 connections, ${DURATION}s; agent pinned to one core)"
-X taskset -c 1 wrk -t1 -c50 -d"${DURATION}s" --latency http://10.0.0.11:8080/health | tee "$WORK/wrk.txt" | grep -E "Requests/sec|50%|99%|Non-2xx|Socket errors" || true
+echo "-- /health throughput (wrk, 1 thread, $CONNS connections, ${DURATION}s; agent pinned to one core)"
+X taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency http://10.0.0.11:8080/health | tee "$WORK/wrk.txt" | grep -E "Requests/sec|50%|75%|90%|99%|Non-2xx|Socket errors" || true
 
 rss_kb=$(awk '/VmRSS/{print $2}' /proc/$APID/status)
 hwm_kb=$(awk '/VmHWM/{print $2}' /proc/$APID/status)

@@ -624,3 +624,111 @@ fn sd_notify_ready_and_watchdog() {
     rs.ns.signal(pid, nix::sys::signal::Signal::SIGTERM);
     let _ = sock.recv(&mut buf);
 }
+
+/// The failures the seeds' TCP_CHECK cannot see: the shared file system unmounted or full,
+/// and a host certificate about to expire. GridFTP keeps accepting connections throughout.
+#[test]
+fn filesystem_and_certificate_checks_catch_what_tcp_check_misses() {
+    let lab = DrLab::build(
+        "fsc",
+        LabOpts {
+            reals: 1,
+            ..LabOpts::default()
+        },
+    );
+    let dir = TestDir::new(&lab.prefix);
+    let rs = &lab.reals[0];
+    let d = &lab.director.ns;
+    prepare_real_by_hand(rs);
+    gridftp::start(&rs.ns, rs.ip, "rs0.lab", &dir.join("gridftp.log"));
+    let shared = dir.join("shared");
+    std::fs::create_dir_all(&shared).unwrap();
+    let cert = dir.join("hostcert.pem");
+    let mkcert = |days: u32| {
+        rs.ok(&format!(
+            "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days {days} \
+             -subj /CN=rs0.lab -addext subjectAltName=DNS:gridftp.lab,DNS:rs0.lab \
+             -keyout {k} -out {c} 2>/dev/null",
+            k = dir.join("hostkey.pem").display(),
+            c = cert.display()
+        ));
+    };
+    mkcert(30);
+    let cfg = write_config(
+        rs,
+        &dir.join("rs0"),
+        &NodeOpts {
+            extra: &format!(
+                "[[check]]\nname = \"shared\"\nkind = \"filesystem\"\npath = \"{}\"\nmin_free = \"50%\"\ninterval = \"300ms\"\ntimeout = \"200ms\"\nrise = 1\nfall = 1\n\
+                 [[check]]\nname = \"hostcert\"\nkind = \"certificate\"\ncert = \"{}\"\nmin_days = 7\ninterval = \"300ms\"\ntimeout = \"200ms\"\nrise = 1\nfall = 1\n",
+                shared.display(),
+                cert.display()
+            ),
+            ..NodeOpts::default()
+        },
+    );
+    // The agent gets its own mount namespace with a small tmpfs as "the shared file system",
+    // so the test never mounts anything on the host.
+    let log = dir.join("agent.log");
+    let agent = rs.ns.spawn_logged(
+        &format!(
+            "unshare -m sh -c 'mount -t tmpfs -o size=4m tmpfs {s} && exec {b} -c {c} run'",
+            s = shared.display(),
+            b = lab::bins::lvs_node().display(),
+            c = cfg.display()
+        ),
+        &log,
+    );
+    let up = |what: &str| {
+        wait_health(d, rs.ip, HTTP_PORT, 200, Duration::from_secs(5)).unwrap_or_else(|| {
+            panic!(
+                "{what}: not up: {:?}\n{}",
+                health(d, rs.ip, HTTP_PORT),
+                std::fs::read_to_string(&log).unwrap_or_default()
+            )
+        })
+    };
+    let down = |what: &str| {
+        wait_health(d, rs.ip, HTTP_PORT, 503, Duration::from_secs(5))
+            .unwrap_or_else(|| panic!("{what}: still {:?}", health(d, rs.ip, HTTP_PORT)))
+            .1
+    };
+    let in_agent_mnt = |cmd: &str| rs.ok(&format!("nsenter -t {agent} -m sh -c '{cmd}'"));
+    up("start");
+
+    in_agent_mnt(&format!("umount {}", shared.display()));
+    let body = down("unmounted");
+    assert!(
+        body.contains("shared:") && body.contains("is not a mount point"),
+        "{body}"
+    );
+    in_agent_mnt(&format!(
+        "mount -t tmpfs -o size=4m tmpfs {}",
+        shared.display()
+    ));
+    up("remounted");
+
+    in_agent_mnt(&format!(
+        "dd if=/dev/zero of={}/fill bs=1M count=3 2>/dev/null",
+        shared.display()
+    ));
+    let body = down("full");
+    assert!(body.contains("free"), "{body}");
+    in_agent_mnt(&format!("rm {}/fill", shared.display()));
+    up("space freed");
+
+    mkcert(3);
+    let body = down("expiring cert");
+    assert!(
+        body.contains("hostcert: certificate expires in "),
+        "{body}"
+    );
+    mkcert(30);
+    up("renewed cert");
+    // Through all of this, a TCP_CHECK on 2811 would have passed.
+    assert!(rs
+        .ns
+        .run("timeout 5 socat -T 1 -u TCP:127.0.0.1:2811,connect-timeout=1 - | head -c 3 | grep -q 220")
+        .status
+        .success());
+}
