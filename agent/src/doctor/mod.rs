@@ -204,10 +204,8 @@ pub fn render(findings: &[Finding], s: &Summary) -> String {
     let mut t = String::new();
     for f in findings {
         t.push_str(&format!("{} {}: {}\n", f.severity.label(), f.id, f.summary));
-        if f.severity != Severity::Ok || !f.detail.is_empty() {
-            for l in f.detail.lines() {
-                t.push_str(&format!("       {l}\n"));
-            }
+        for l in f.detail.lines().flat_map(|l| wrap(l, 92)) {
+            t.push_str(&format!("       {l}\n"));
         }
         if let Some(fix) = &f.fix {
             let mut lines = fix.lines();
@@ -224,6 +222,25 @@ pub fn render(findings: &[Finding], s: &Summary) -> String {
         s.ok, s.warn, s.error
     ));
     t
+}
+
+/// Word-wraps one line to `width` columns (long words stay whole).
+fn wrap(line: &str, width: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    for w in line.split_whitespace() {
+        if !cur.is_empty() && cur.len() + 1 + w.len() > width {
+            out.push(std::mem::take(&mut cur));
+        }
+        if !cur.is_empty() {
+            cur.push(' ');
+        }
+        cur.push_str(w);
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
 }
 
 #[cfg(test)]
