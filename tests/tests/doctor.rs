@@ -238,6 +238,7 @@ fn healthy_node_all_ok() {
         "rp_filter",
         "arp_announce",
         "arp_ignore",
+        "gridftp.control_interface",
         "gridftp.data_interface",
         "gridftp.port_range",
         "gridftp.firewall",
@@ -363,6 +364,24 @@ fn data_interface_vip_with_only_2811_balanced_is_an_error() {
     let f = expect(&v, "gridftp.data_interface", "error");
     assert!(
         f["summary"].as_str().unwrap().starts_with("hostname"),
+        "{f:#}"
+    );
+    assert_eq!(code, 1);
+
+    // `hostname` = the node's own name fixes the data channel but makes the server listen
+    // only on the real IP: connections to the VIP are refused.
+    n.write_gridftp(
+        &format!("hostname {HOSTNAME}\nport_range 50000,50100\n"),
+        "",
+    );
+    let (code, v) = n.doctor();
+    expect(&v, "gridftp.data_interface", "ok");
+    let f = expect(&v, "gridftp.control_interface", "error");
+    assert!(
+        f["fix"]
+            .as_str()
+            .unwrap()
+            .contains("data_interface 192.0.2.11"),
         "{f:#}"
     );
     assert_eq!(code, 1);

@@ -247,7 +247,75 @@ fn covers(ports: &[u16], range: Option<(u16, u16)>) -> bool {
 
 pub fn findings(cfg: &NodeConfig, gf: &GridftpSettings) -> Vec<Finding> {
     let range = gf.port_range().map(|(k, s)| (k, s, parse_range(&s.value)));
-    vec![data_interface(cfg, gf, &range), port_range(gf, &range)]
+    vec![
+        control_interface(cfg, gf),
+        data_interface(cfg, gf, &range),
+        port_range(gf, &range),
+    ]
+}
+
+/// `gridftp.control_interface`: the server must accept connections to the VIP. With
+/// `control_interface` (or `hostname`) set to the real IP it listens only there, and the
+/// connections the director forwards (destination VIP) are refused.
+fn control_interface(cfg: &NodeConfig, gf: &GridftpSettings) -> Finding {
+    const ID: &str = "gridftp.control_interface";
+    let set = gf
+        .conf("control_interface")
+        .map(|s| ("control_interface", s))
+        .or_else(|| gf.conf("hostname").map(|s| ("hostname", s)));
+    let Some((key, s)) = set else {
+        return Finding::ok(
+            ID,
+            "the server listens on all addresses (the VIP included)",
+            "neither control_interface nor hostname is set",
+        );
+    };
+    let addrs = match resolve(&s.value) {
+        Ok(a) => a,
+        Err(e) => {
+            return Finding::error(
+                ID,
+                format!("{key} `{}` does not resolve", s.value),
+                format!("{e} (at {})", s.source),
+                format!("remove {key} so the server listens on all addresses"),
+            )
+        }
+    };
+    if addrs.iter().any(|a| a.is_unspecified()) {
+        return Finding::ok(
+            ID,
+            format!("{key} {}: all addresses", s.value),
+            s.source.clone(),
+        );
+    }
+    let missed: Vec<String> = cfg
+        .vips
+        .iter()
+        .filter(|v| !addrs.contains(&v.address))
+        .map(|v| v.address.to_string())
+        .collect();
+    if missed.is_empty() {
+        return Finding::ok(
+            ID,
+            format!("{key} {} is the VIP", s.value),
+            "the server listens only on the VIP: directors' TCP checks must target the VIP              through the node, not its real IP",
+        );
+    }
+    Finding::error(
+        ID,
+        format!("{key} {} makes the server listen only there, not on the VIP", s.value),
+        format!(
+            "set at {}; {key} sets the control interface, so connections the director forwards              to {}:2811 (DR keeps the VIP as destination) are refused.",
+            s.source,
+            missed.join(", ")
+        ),
+        format!(
+            "remove {key} and set only `data_interface {}` (the address passive replies advertise)",
+            cfg.real_ip
+                .map(|r| r.to_string())
+                .unwrap_or_else(|| "REAL_IP".into())
+        ),
+    )
 }
 
 type RangeSetting<'a> = Option<(&'static str, &'a Setting, Result<(u16, u16), String>)>;

@@ -2,7 +2,7 @@
 //! each finding with its fix. Read-only: it changes nothing on the host.
 //!
 //! One file per check area; each returns [`Finding`]s with stable ids (`dataplane`,
-//! `rp_filter`, `arp_announce`, `arp_ignore`, `gridftp.data_interface`, `gridftp.port_range`,
+//! `rp_filter`, `arp_announce`, `arp_ignore`, `gridftp.control_interface`, `gridftp.data_interface`, `gridftp.port_range`,
 //! `gridftp.firewall`, `hostname.loopback`, `cert.names`, `cert.expiry`, `report.http`,
 //! `report.agent_check`, `report`). Exit 0 without error findings, 1 with at least one,
 //! 2 for a bad config or usage.
