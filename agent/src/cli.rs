@@ -59,6 +59,9 @@ pub enum Command {
     DirectorConfig(DirectorConfigArgs),
     /// Serve /.well-known/acme-challenge/ from a shared webroot (no daemon needed).
     ServeChallenges(ServeChallengesArgs),
+    /// Check this real server for what breaks LVS-DR GridFTP, and explain each fix.
+    /// Exit 0: no error (warnings allowed); 1: at least one error; 2: bad config.
+    Doctor(DoctorArgs),
 }
 
 #[derive(Args, Debug)]
@@ -122,6 +125,25 @@ pub struct ServeChallengesArgs {
     /// Address to listen on, e.g. 192.0.2.100:80 (repeatable).
     #[arg(long, required = true)]
     pub listen: Vec<SocketAddr>,
+}
+
+#[derive(Args, Debug, Default)]
+pub struct DoctorArgs {
+    /// Machine-readable output: the findings and a summary.
+    #[arg(long)]
+    pub json: bool,
+    /// GridFTP config file(s) to read instead of /etc/gridftp.d/* then /etc/gridftp.conf
+    /// (repeatable; later files win).
+    #[arg(long, value_name = "PATH")]
+    pub gridftp_conf: Vec<PathBuf>,
+    /// The GridFTP service environment file (default /etc/sysconfig/globus-gridftp-server,
+    /// then /etc/default/globus-gridftp-server).
+    #[arg(long, value_name = "PATH")]
+    pub sysconfig: Option<PathBuf>,
+    /// The host certificate (default X509_USER_CERT from the environment file, then
+    /// /etc/grid-security/gridftp/gridftp-hostcert.pem, then /etc/grid-security/hostcert.pem).
+    #[arg(long, value_name = "PATH")]
+    pub cert: Option<PathBuf>,
 }
 
 pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {

@@ -8,6 +8,7 @@ pub mod control;
 pub mod daemon;
 pub mod dataplane;
 pub mod director_config;
+pub mod doctor;
 pub mod health;
 pub mod logging;
 pub mod probe;

@@ -33,5 +33,6 @@ async fn dispatch(cli: Cli) -> u8 {
         Command::Probe(a) => lvs_node::probe::run(a).await,
         Command::DirectorConfig(a) => lvs_node::director_config::run(&config, a),
         Command::ServeChallenges(a) => lvs_node::acme_responder::standalone(a).await,
+        Command::Doctor(a) => lvs_node::doctor::run(&config, a).await,
     }
 }

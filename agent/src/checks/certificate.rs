@@ -25,8 +25,27 @@ impl Check for Certificate {
     }
 }
 
-/// Checks the first certificate of a PEM (or DER) file at time `now` (unix seconds).
-pub fn inspect(data: &[u8], now: i64, min_days: u32, hostnames: &[String]) -> CheckResult {
+/// What the checks need from a certificate: validity (unix seconds) and the names clients
+/// match (DNS SANs, else the CN).
+#[derive(Debug, Clone)]
+pub struct CertInfo {
+    pub not_before: i64,
+    pub not_after: i64,
+    pub names: Vec<String>,
+}
+
+impl CertInfo {
+    /// The hostnames among `hostnames` that no name of the certificate covers.
+    pub fn uncovered<'a>(&self, hostnames: &'a [String]) -> Vec<&'a String> {
+        hostnames
+            .iter()
+            .filter(|h| !self.names.iter().any(|n| covers(n, h)))
+            .collect()
+    }
+}
+
+/// Parses the first certificate of a PEM (or DER) file.
+pub fn parse(data: &[u8]) -> Result<CertInfo, String> {
     let pem;
     let der: &[u8] = if data.starts_with(b"-----") {
         pem = Pem::iter_from_buffer(data)
@@ -40,19 +59,6 @@ pub fn inspect(data: &[u8], now: i64, min_days: u32, hostnames: &[String]) -> Ch
     let (_, cert) =
         x509_parser::parse_x509_certificate(der).map_err(|e| format!("bad certificate: {e}"))?;
     let v = cert.validity();
-    let (nb, na) = (v.not_before.timestamp(), v.not_after.timestamp());
-    if now < nb {
-        return Err("certificate is not valid yet".into());
-    }
-    if now >= na {
-        return Err("certificate has expired".into());
-    }
-    let days_left = (na - now) / 86400;
-    if days_left < min_days as i64 {
-        return Err(format!(
-            "certificate expires in {days_left} days (minimum {min_days})"
-        ));
-    }
     let mut names: Vec<String> = Vec::new();
     if let Ok(Some(san)) = cert.subject_alternative_name() {
         for g in &san.value.general_names {
@@ -69,16 +75,37 @@ pub fn inspect(data: &[u8], now: i64, min_days: u32, hostnames: &[String]) -> Ch
             }
         }
     }
-    for h in hostnames {
-        if !names.iter().any(|n| covers(n, h)) {
-            return Err(format!("certificate does not cover {h}"));
-        }
+    Ok(CertInfo {
+        not_before: v.not_before.timestamp(),
+        not_after: v.not_after.timestamp(),
+        names,
+    })
+}
+
+/// Checks the first certificate of a PEM (or DER) file at time `now` (unix seconds).
+pub fn inspect(data: &[u8], now: i64, min_days: u32, hostnames: &[String]) -> CheckResult {
+    let info = parse(data)?;
+    let (nb, na) = (info.not_before, info.not_after);
+    if now < nb {
+        return Err("certificate is not valid yet".into());
+    }
+    if now >= na {
+        return Err("certificate has expired".into());
+    }
+    let days_left = (na - now) / 86400;
+    if days_left < min_days as i64 {
+        return Err(format!(
+            "certificate expires in {days_left} days (minimum {min_days})"
+        ));
+    }
+    if let Some(h) = info.uncovered(hostnames).first() {
+        return Err(format!("certificate does not cover {h}"));
     }
     Ok(format!("valid for {days_left} more days"))
 }
 
 /// RFC 6125 matching: exact, or a `*.` wildcard standing for exactly one left-most label.
-fn covers(pattern: &str, host: &str) -> bool {
+pub fn covers(pattern: &str, host: &str) -> bool {
     let host = host.to_ascii_lowercase();
     if let Some(rest) = pattern.strip_prefix("*.") {
         return host

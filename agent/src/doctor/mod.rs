@@ -1,0 +1,267 @@
+//! `lvs-node doctor`: checks a real server for what breaks LVS-DR GridFTP and explains
+//! each finding with its fix. Read-only: it changes nothing on the host.
+//!
+//! One file per check area; each returns [`Finding`]s with stable ids (`dataplane`,
+//! `rp_filter`, `arp_announce`, `arp_ignore`, `gridftp.control_interface`, `gridftp.data_interface`, `gridftp.port_range`,
+//! `gridftp.firewall`, `hostname.loopback`, `cert.names`, `cert.expiry`, `report.http`,
+//! `report.agent_check`, `report`). Exit 0 without error findings, 1 with at least one,
+//! 2 for a bad config or usage.
+
+pub mod cert;
+pub mod dataplane;
+pub mod firewall;
+pub mod gridftp;
+pub mod hostname;
+pub mod report;
+pub mod sysctl;
+
+use crate::cli::{DoctorArgs, EXIT_FAIL, EXIT_OK, EXIT_USAGE};
+use lvs_shared::config::NodeConfig;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Ok,
+    Warn,
+    Error,
+}
+
+impl Severity {
+    fn label(self) -> &'static str {
+        match self {
+            Severity::Ok => "[ ok ]",
+            Severity::Warn => "[WARN]",
+            Severity::Error => "[FAIL]",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    /// Stable identifier, e.g. `gridftp.data_interface`.
+    pub id: String,
+    pub severity: Severity,
+    /// One line.
+    pub summary: String,
+    /// Why it matters (may span lines).
+    pub detail: String,
+    /// What to do; None when the finding is ok.
+    pub fix: Option<String>,
+}
+
+impl Finding {
+    pub fn ok(id: &str, summary: impl Into<String>, detail: impl Into<String>) -> Finding {
+        Finding {
+            id: id.into(),
+            severity: Severity::Ok,
+            summary: summary.into(),
+            detail: detail.into(),
+            fix: None,
+        }
+    }
+    pub fn warn(
+        id: &str,
+        summary: impl Into<String>,
+        detail: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Finding {
+        Finding {
+            id: id.into(),
+            severity: Severity::Warn,
+            summary: summary.into(),
+            detail: detail.into(),
+            fix: Some(fix.into()),
+        }
+    }
+    pub fn error(
+        id: &str,
+        summary: impl Into<String>,
+        detail: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Finding {
+        Finding {
+            id: id.into(),
+            severity: Severity::Error,
+            summary: summary.into(),
+            detail: detail.into(),
+            fix: Some(fix.into()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Summary {
+    pub ok: usize,
+    pub warn: usize,
+    pub error: usize,
+    pub exit_code: u8,
+}
+
+pub fn summarize(findings: &[Finding]) -> Summary {
+    let mut s = Summary::default();
+    for f in findings {
+        match f.severity {
+            Severity::Ok => s.ok += 1,
+            Severity::Warn => s.warn += 1,
+            Severity::Error => s.error += 1,
+        }
+    }
+    s.exit_code = if s.error > 0 { EXIT_FAIL } else { EXIT_OK };
+    s
+}
+
+/// Where the GridFTP side of the host keeps its files (overridable for tests).
+#[derive(Debug, Clone)]
+pub struct Paths {
+    /// GridFTP config files in load order (later ones win).
+    pub gridftp_conf: Vec<PathBuf>,
+    /// The service's environment file, if one exists.
+    pub sysconfig: Option<PathBuf>,
+    /// An explicit host certificate (else X509_USER_CERT, else the defaults).
+    pub cert: Option<PathBuf>,
+}
+
+pub const GRIDFTP_CONF: &str = "/etc/gridftp.conf";
+pub const GRIDFTP_CONF_DIR: &str = "/etc/gridftp.d";
+pub const SYSCONFIG: [&str; 2] = [
+    "/etc/sysconfig/globus-gridftp-server",
+    "/etc/default/globus-gridftp-server",
+];
+pub const DEFAULT_CERTS: [&str; 2] = [
+    "/etc/grid-security/gridftp/gridftp-hostcert.pem",
+    "/etc/grid-security/hostcert.pem",
+];
+
+impl Paths {
+    pub fn from_args(a: &DoctorArgs) -> Paths {
+        let gridftp_conf = if a.gridftp_conf.is_empty() {
+            gridftp::default_files(Path::new(GRIDFTP_CONF), Path::new(GRIDFTP_CONF_DIR))
+        } else {
+            a.gridftp_conf.clone()
+        };
+        let sysconfig = a
+            .sysconfig
+            .clone()
+            .or_else(|| SYSCONFIG.iter().map(PathBuf::from).find(|p| p.is_file()));
+        Paths {
+            gridftp_conf,
+            sysconfig,
+            cert: a.cert.clone(),
+        }
+    }
+}
+
+/// Runs every check in order. Never fails: problems are findings.
+pub async fn diagnose(cfg: &NodeConfig, paths: &Paths) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let status = crate::dataplane::observe(cfg).await;
+    out.push(dataplane::finding(cfg, &status));
+    out.extend(sysctl::findings(cfg, status.as_ref().ok()));
+    let gf = gridftp::GridftpSettings::load(&paths.gridftp_conf, paths.sysconfig.as_deref());
+    out.extend(gridftp::findings(cfg, &gf));
+    out.push(firewall::finding(&gf));
+    out.push(hostname::finding(&gf));
+    out.extend(cert::findings(cfg, paths, &gf));
+    out.extend(report::findings(cfg).await);
+    out
+}
+
+pub async fn run(config: &Path, args: DoctorArgs) -> u8 {
+    let cfg = match NodeConfig::load(config) {
+        Ok(c) => c,
+        Err(e) => {
+            if args.json {
+                let v = serde_json::json!({
+                    "error": e.to_string(),
+                    "summary": {"exit_code": EXIT_USAGE},
+                });
+                println!("{}", serde_json::to_string_pretty(&v).expect("json"));
+            }
+            eprintln!("error: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let paths = Paths::from_args(&args);
+    let findings = diagnose(&cfg, &paths).await;
+    let summary = summarize(&findings);
+    if args.json {
+        let v = serde_json::json!({
+            "config": cfg.file,
+            "findings": findings,
+            "summary": summary,
+        });
+        println!("{}", serde_json::to_string_pretty(&v).expect("json"));
+    } else {
+        print!("{}", render(&findings, &summary));
+    }
+    summary.exit_code
+}
+
+/// Human output: one line per finding, then the indented detail and fix.
+pub fn render(findings: &[Finding], s: &Summary) -> String {
+    let mut t = String::new();
+    for f in findings {
+        t.push_str(&format!("{} {}: {}\n", f.severity.label(), f.id, f.summary));
+        for l in f.detail.lines().flat_map(|l| wrap(l, 92)) {
+            t.push_str(&format!("       {l}\n"));
+        }
+        if let Some(fix) = &f.fix {
+            let mut lines = fix.lines();
+            if let Some(first) = lines.next() {
+                t.push_str(&format!("       fix: {first}\n"));
+            }
+            for l in lines {
+                t.push_str(&format!("            {l}\n"));
+            }
+        }
+    }
+    t.push_str(&format!(
+        "{} ok, {} warning(s), {} error(s)\n",
+        s.ok, s.warn, s.error
+    ));
+    t
+}
+
+/// Word-wraps one line to `width` columns (long words stay whole).
+fn wrap(line: &str, width: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    for w in line.split_whitespace() {
+        if !cur.is_empty() && cur.len() + 1 + w.len() > width {
+            out.push(std::mem::take(&mut cur));
+        }
+        if !cur.is_empty() {
+            cur.push(' ');
+        }
+        cur.push_str(w);
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_code_follows_errors_only() {
+        let w = vec![
+            Finding::ok("a", "fine", ""),
+            Finding::warn("b", "hmm", "d", "f"),
+        ];
+        assert_eq!(summarize(&w).exit_code, EXIT_OK);
+        let mut e = w.clone();
+        e.push(Finding::error("c", "bad", "d", "f"));
+        let s = summarize(&e);
+        assert_eq!((s.ok, s.warn, s.error, s.exit_code), (1, 1, 1, EXIT_FAIL));
+        let text = render(&e, &s);
+        assert!(
+            text.contains("[FAIL] c: bad\n       d\n       fix: f\n"),
+            "{text}"
+        );
+    }
+}
