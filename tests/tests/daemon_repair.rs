@@ -1,8 +1,5 @@
 //! `lvs-node run` keeping the data plane converged: drift repair and stop behaviour.
-//!
-//! These need the real data plane (`dataplane::converge/teardown/observe` from main). On
-//! the `daemon` branch they are stubs, so the tests are ignored there; after the merge,
-//! delete the `#[ignore]` lines (or run `cargo test -- --ignored`).
+//! They use the real data plane (`dataplane::converge/teardown/observe`).
 
 mod daemon_util;
 
