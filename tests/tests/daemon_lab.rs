@@ -719,10 +719,7 @@ fn filesystem_and_certificate_checks_catch_what_tcp_check_misses() {
 
     mkcert(3);
     let body = down("expiring cert");
-    assert!(
-        body.contains("hostcert: certificate expires in "),
-        "{body}"
-    );
+    assert!(body.contains("hostcert: certificate expires in "), "{body}");
     mkcert(30);
     up("renewed cert");
     // Through all of this, a TCP_CHECK on 2811 would have passed.
