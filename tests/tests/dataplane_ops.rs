@@ -298,3 +298,32 @@ fn ipv4_vip_on_nic_is_never_the_source() {
     }
     lvs_node_ok(rs, &cfg, "down");
 }
+
+#[test]
+fn arptables_rules_are_recognised_when_the_real_ip_has_a_hosts_name() {
+    // GridFTP nodes name their real IP in /etc/hosts; arptables-save then prints the name
+    // in `--mangle-ip-s`. Our own rule must still be recognised: no duplicates, no drift.
+    let lab = DrLab::build(
+        "arphosts",
+        LabOpts {
+            reals: 1,
+            ..Default::default()
+        },
+    );
+    let work = Workdir::new(&lab.prefix);
+    let rs = &lab.reals[0];
+    rs.ns.write_etc(
+        "hosts",
+        "127.0.0.1 localhost\n192.0.2.11 rs1.lab rs1\n192.0.2.100 gridftp.lab\n",
+    );
+    let before = snapshot(rs);
+    let cfg = write_config(&work, rs, "rs", &cfg_v4("arptables", "lo"));
+    lvs_node_ok(rs, &cfg, "up");
+    let again = lvs_node_ok(rs, &cfg, "up");
+    assert!(again.contains("nothing changed"), "{again}");
+    assert_eq!(lvs_node(rs, &cfg, "status").status.code(), Some(0));
+    let rules = rs.ok("arptables -L -n");
+    assert_eq!(rules.matches("--mangle-ip-s").count(), 1, "{rules}");
+    lvs_node_ok(rs, &cfg, "down");
+    assert_eq!(snapshot(rs), before);
+}

@@ -83,11 +83,28 @@ pub fn del(rule: &ArpRule) -> Result<(), ApplyError> {
     }
 }
 
-/// Our rules among the current ones, parsed from `arptables-save`. Rules with any other
-/// option are not ours and are ignored.
+/// Our rules among the current ones. Rules with any other option are not ours and are
+/// ignored. `-L -n`, not `arptables-save`: save prints `--mangle-ip-s` as a host name when
+/// the real IP is in /etc/hosts (GridFTP nodes need that), and the rule would look foreign.
 pub fn list() -> Result<Vec<ArpRule>, ApplyError> {
-    let out = run_tool("arptables-save", &[], None)?;
-    Ok(parse_save(&out))
+    let out = run_tool("arptables", &["-L", "-n"], None)?;
+    Ok(parse_save(&listing_to_save(&out)))
+}
+
+/// Turns `arptables -L -n` (chain headers, then one rule per line) into save-style
+/// `-A CHAIN ...` lines.
+pub fn listing_to_save(listing: &str) -> String {
+    let mut chain = "";
+    let mut out = String::new();
+    for line in listing.lines() {
+        let l = line.trim();
+        if let Some(rest) = l.strip_prefix("Chain ") {
+            chain = rest.split_whitespace().next().unwrap_or("");
+        } else if l.starts_with('-') && !chain.is_empty() {
+            out.push_str(&format!("-A {chain} {l}\n"));
+        }
+    }
+    out
 }
 
 pub fn parse_save(text: &str) -> Vec<ArpRule> {
@@ -170,6 +187,24 @@ pub fn drop_filter_table_if_empty() -> Result<(), ApplyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_numeric_listing() {
+        let l = "Chain INPUT (policy ACCEPT)\n-j DROP -d 10.0.0.1 \n\nChain OUTPUT (policy ACCEPT)\n-j mangle -s 10.0.0.1 --mangle-ip-s 192.0.2.11 \n\nChain FORWARD (policy ACCEPT)\n";
+        let r = parse_save(&listing_to_save(l));
+        assert_eq!(
+            r,
+            vec![
+                ArpRule::DropIn {
+                    vip: "10.0.0.1".parse().unwrap()
+                },
+                ArpRule::MangleOut {
+                    vip: "10.0.0.1".parse().unwrap(),
+                    rip: "192.0.2.11".parse().unwrap()
+                }
+            ]
+        );
+    }
 
     #[test]
     fn parses_both_variants() {
