@@ -429,19 +429,18 @@ fn setup<'a>(
             .join("\n"),
     );
     for n in &nodes {
-        let st = hap.wait_server(
-            &lab.director.ns,
-            &n.name,
-            "UP",
-            Some(100),
-            Duration::from_secs(10),
-        );
+        // "UP 1/3" is HAProxy's state before the first checks confirm the server.
+        let st = wait_for(Duration::from_secs(10), || {
+            hap.server(&lab.director.ns, &n.name)
+                .filter(|(s, w)| s == "UP" && *w == 100)
+        });
         r.check(
-            st.is_ok(),
+            st.is_some(),
             &format!(
                 "HAProxy: {} {}",
                 n.name,
-                st.map(|s| s.0).unwrap_or_else(|e| e)
+                st.map(|s| format!("{} weight {}", s.0, s.1))
+                    .unwrap_or_else(|| format!("not UP: {}", n.name))
             ),
         );
     }
@@ -654,13 +653,13 @@ fn step_drain(r: &mut Report, d: &mut Demo) {
                 .spawn_logged(&cmd, &d.work.join("client").join("long-copy.log")),
         )
     };
-    // The node whose VIP:2811 holds the control session serves the transfer.
+    // The node whose VIP:2811 holds the control session serves the transfer (the agent's
+    // own GridFTP check uses 127.0.0.1:2811, so look for the VIP).
     let x = wait_for(Duration::from_secs(10), || {
         d.nodes.iter().position(|n| {
-            let o = n
-                .host
-                .ns
-                .run("ss -Htn state established '( sport = :2811 )' | grep -c .");
+            let o = n.host.ns.run(&format!(
+                "ss -Htn state established '( sport = :2811 )' | grep -cF '{VIP}'"
+            ));
             String::from_utf8_lossy(&o.stdout).trim() != "0"
         })
     });
@@ -671,9 +670,11 @@ fn step_drain(r: &mut Report, d: &mut Demo) {
         return;
     };
     let name = d.nodes[x].name.clone();
-    let ss = "ss -tn state established '( sport = :2811 )'";
-    r.cmd(&name, ss);
-    r.out(&d.nodes[x].host.ns.ok(ss));
+    let ss = format!("ss -Htn state established '( sport = :2811 )' | grep -F {VIP}");
+    r.cmd(&name, &ss);
+    r.out(&String::from_utf8_lossy(
+        &d.nodes[x].host.ns.run(&ss).stdout,
+    ));
     std::thread::sleep(Duration::from_millis(300));
     let drain = format!(
         "{} -c {} drain --reason demo --wait --timeout 60s",
@@ -769,7 +770,7 @@ fn step_drain(r: &mut Report, d: &mut Demo) {
         None => r.info("long transfer did not finish"),
     }
     r.check(
-        copy_done.is_some_and(|c| c.1 == 0) && got == sum,
+        copy_done.is_some_and(|c| c.1 == 0) && got == sum && served == Some(x),
         &format!("the long transfer finished intact on {name} (checksum matches)"),
     );
     r.check(
@@ -876,46 +877,69 @@ fn install_signal_handler() {
 
 // ---------------------------------------------------------------------------------------
 
-fn explore_help(d: &Demo, prefix: &str, exe: &str) {
+fn explore_help(d: &Demo, prefix: &str, exe: &str) -> String {
+    use std::fmt::Write as _;
+    let mut o = String::new();
     let p = prefix;
     let sock = d.hap.socket.display();
     let cfg1 = d.nodes[0].cfg.display();
-    println!("\nThe lab is up (--keep). Explore it:");
-    println!("  ip netns list | grep {p}");
-    println!("  ip netns exec {p}rs1 {} -c {cfg1} status", lvs_node());
-    println!(
+    let _ = writeln!(o, "\nThe lab is up (--keep). Explore it:");
+    let _ = writeln!(o, "  ip netns list | grep {p}");
+    let _ = writeln!(o, "  ip netns exec {p}rs1 {} -c {cfg1} status", lvs_node());
+    let _ =
+        writeln!(o,
         "  ip netns exec {p}dir curl -s http://{}:{HTTP_PORT}/health    # also /status, /metrics",
         d.nodes[0].host.ip
     );
-    println!(
+    let _ = writeln!(
+        o,
         "  ip netns exec {p}dir socat -t 2 - TCP:{}:{AGENT_PORT}        # the agent-check line",
         d.nodes[0].host.ip
     );
-    println!("  echo 'show stat' | ip netns exec {p}dir socat - UNIX-CONNECT:{sock}");
-    println!("  echo 'show servers state' | ip netns exec {p}dir socat - UNIX-CONNECT:{sock}");
-    println!("  ip netns exec {p}dir nft list table netdev lvsdr     # the DR forwarding table");
-    println!(
+    let _ = writeln!(
+        o,
+        "  echo 'show stat' | ip netns exec {p}dir socat - UNIX-CONNECT:{sock}"
+    );
+    let _ = writeln!(
+        o,
+        "  echo 'show servers state' | ip netns exec {p}dir socat - UNIX-CONNECT:{sock}"
+    );
+    let _ = writeln!(
+        o,
+        "  ip netns exec {p}dir nft list table netdev lvsdr     # the DR forwarding table"
+    );
+    let _ = writeln!(
+        o,
         "  ip netns exec {p}cl globus-url-copy -nodcau ftp://{VIP}:2811{} file:///tmp/x.bin",
         d.data.join("file01.bin").display()
     );
-    println!("  ip netns exec {p}cl arping -c 2 -I eth0 {VIP}");
-    println!(
+    let _ = writeln!(o, "  ip netns exec {p}cl arping -c 2 -I eth0 {VIP}");
+    let _ = writeln!(
+        o,
         "  ip netns exec {p}rs1 {} -c {cfg1} drain --wait   # then: resume",
         lvs_node()
     );
-    println!("  logs and configs: {}", d.work.display());
-    println!("Note: the demo's director controller has exited, so the nft DR table keeps its last");
-    println!(
+    let _ = writeln!(o, "  logs and configs: {}", d.work.display());
+    let _ = writeln!(
+        o,
+        "Note: the demo's director controller has exited, so the nft DR table keeps its last"
+    );
+    let _ = writeln!(
+        o,
         "rotation ({}); HAProxy and the agents keep running.",
         names(&d.rotation_now())
     );
-    println!("\nTear it down afterwards with:");
-    println!("  tests/demo.sh --teardown {p}        (or: {exe} --teardown {p})");
-    println!("or by hand:");
-    println!(
+    let _ = writeln!(o, "\nTear it down afterwards with:");
+    let _ = writeln!(
+        o,
+        "  tests/demo.sh --teardown {p}        (or: {exe} --teardown {p})"
+    );
+    let _ = writeln!(o, "or by hand:");
+    let _ = writeln!(o,
         "  for ns in $(ip netns list | awk '/^{p}/{{print $1}}'); do ip netns pids $ns | xargs -r kill; ip netns del $ns; rm -rf /etc/netns/$ns; done"
     );
-    println!("  rm -rf {}", d.work.display());
+    let _ = writeln!(o, "  rm -rf {}", d.work.display());
+    o
 }
 
 fn usage() -> ExitCode {
@@ -1005,7 +1029,7 @@ fn main() -> ExitCode {
     let exe = std::env::current_exe()
         .map(|p| p.display().to_string())
         .unwrap_or_else(|_| "lvs-lab-demo".into());
-    let mut kept = false;
+    let mut kept: Option<String> = None;
     std::thread::scope(|s| {
         let r = &mut report;
         let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -1041,8 +1065,7 @@ fn main() -> ExitCode {
         match res {
             Ok(Some(d)) => {
                 if keep {
-                    explore_help(&d, &prefix, &exe);
-                    kept = true;
+                    kept = Some(explore_help(&d, &prefix, &exe));
                 }
             }
             Ok(None) => {}
@@ -1066,7 +1089,8 @@ fn main() -> ExitCode {
         },
         started.elapsed().as_secs_f64()
     );
-    if kept {
+    if let Some(help) = kept {
+        print!("{help}");
         std::mem::forget(lab);
     } else {
         let _l = LAB_LOCK.lock().unwrap();
