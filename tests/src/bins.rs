@@ -4,12 +4,15 @@
 use std::path::PathBuf;
 
 pub fn target_dir() -> PathBuf {
-    // The test executable lives in target/<profile>/deps/.
+    // A test executable lives in target/<profile>/deps/, a binary of this crate (the demo)
+    // in target/<profile>/.
     let exe = std::env::current_exe().expect("current_exe");
-    exe.parent()
-        .and_then(|d| d.parent())
-        .expect("target dir")
-        .to_path_buf()
+    let dir = exe.parent().expect("target dir");
+    if dir.file_name().is_some_and(|n| n == "deps") {
+        dir.parent().expect("target dir").to_path_buf()
+    } else {
+        dir.to_path_buf()
+    }
 }
 
 pub fn bin(name: &str) -> PathBuf {

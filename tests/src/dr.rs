@@ -63,8 +63,14 @@ fn mac(n: usize) -> String {
 
 impl DrLab {
     pub fn build(tag: &str, opts: LabOpts) -> DrLab {
+        DrLab::build_with_prefix(&unique_prefix(tag), opts)
+    }
+
+    /// Like `build`, with namespace names `{prefix}br`, `{prefix}cl`, `{prefix}dir`,
+    /// `{prefix}rs1`, ... chosen by the caller (the demo prints and tears down by prefix).
+    pub fn build_with_prefix(prefix: &str, opts: LabOpts) -> DrLab {
         crate::netns::require_root();
-        let prefix = unique_prefix(tag);
+        let prefix = prefix.to_string();
         let bridge = Netns::new(&format!("{prefix}br"));
         bridge.ok("ip link add br0 type bridge && ip link set br0 up");
         let mut port = 0usize;
@@ -127,30 +133,47 @@ impl DrLab {
         lab
     }
 
-    /// (Re)writes the director's forwarding table so new connections are spread
+    /// (Re)writes the director's forwarding rules so new connections are spread
     /// round-robin over `backends` (indexes into `reals`). One nft transaction.
+    ///
+    /// A connection stays on the real server chosen for its SYN: the connection map holds
+    /// the real server (not its position in `backends`) and survives the update, so taking
+    /// a node out of rotation never moves or resets the connections it already serves
+    /// (like IPVS with weight 0). Entries expire 10 minutes after the SYN.
     pub fn set_backends(&self, backends: &[usize]) {
         let ports: Vec<String> = self.ports.iter().map(|p| p.to_string()).collect();
         let ports = ports.join(", ");
+        let svc = format!("ip daddr {VIP} tcp dport {{ {ports} }}");
         let mut rules = String::new();
         if !backends.is_empty() {
-            let elems: Vec<String> = backends
+            let pick: Vec<String> = backends
                 .iter()
                 .enumerate()
-                .map(|(k, &i)| format!("{k} : {}", self.reals[i].mac))
+                .map(|(k, &i)| format!("{k} : {}", i + 1))
                 .collect();
-            rules = format!(
-                "ip daddr {VIP} tcp dport {{ {ports} }} tcp flags syn / syn,ack update @conn {{ ip saddr . tcp sport : numgen inc mod {n} }}\n\
-                 ip daddr {VIP} tcp dport {{ {ports} }} meta mark set ip saddr . tcp sport map @conn ether saddr set {dmac} ether daddr set meta mark map {{ {elems} }} fwd to \"eth0\"\n",
+            rules.push_str(&format!(
+                "{svc} tcp flags syn / syn,ack meta mark set numgen inc mod {n} map {{ {pick} }} update @conn {{ ip saddr . tcp sport : meta mark }}\n",
                 n = backends.len(),
-                dmac = self.director.mac,
-                elems = elems.join(", "),
-            );
+                pick = pick.join(", "),
+            ));
         }
+        let macs: Vec<String> = self
+            .reals
+            .iter()
+            .enumerate()
+            .map(|(i, h)| format!("{} : {}", i + 1, h.mac))
+            .collect();
+        rules.push_str(&format!(
+            "{svc} meta mark set ip saddr . tcp sport map @conn ether saddr set {dmac} ether daddr set meta mark map {{ {macs} }} fwd to \"eth0\"\n",
+            dmac = self.director.mac,
+            macs = macs.join(", "),
+        ));
         let script = format!(
-            "table netdev lvsdr\ndelete table netdev lvsdr\ntable netdev lvsdr {{\n\
+            "table netdev lvsdr {{\n\
              map conn {{ type ipv4_addr . inet_service : mark; flags dynamic,timeout; timeout 10m; }}\n\
-             chain in {{ type filter hook ingress device \"eth0\" priority 0; policy accept;\n{rules}}}\n}}\n"
+             chain in {{ type filter hook ingress device \"eth0\" priority 0; policy accept; }}\n}}\n\
+             flush chain netdev lvsdr in\n\
+             table netdev lvsdr {{\nchain in {{\n{rules}}}\n}}\n"
         );
         let path = std::env::temp_dir().join(format!("{}-dir.nft", self.prefix));
         std::fs::write(&path, script).unwrap();

@@ -16,11 +16,16 @@ pub const PORT: u16 = 2811;
 /// Starts the server on port 2811 with `-data-interface ip`; returns its PID once it
 /// accepts connections.
 pub fn start(ns: &Netns, ip: Ipv4Addr, hostname: &str, log: &Path) -> u32 {
+    start_with(ns, ip, hostname, log, "")
+}
+
+/// `start` with extra server options, e.g. `-Z FILE` (one line per transfer).
+pub fn start_with(ns: &Netns, ip: Ipv4Addr, hostname: &str, log: &Path, extra: &str) -> u32 {
     ns.write_etc("hosts", &format!("127.0.0.1 localhost\n{ip} {hostname}\n"));
     let pid = ns.spawn_logged(
         &format!(
             "unshare -u sh -c 'hostname {hostname} && exec globus-gridftp-server -aa -anonymous-user nobody \
-             -p {PORT} -d error -l {log}.server -data-interface {ip} -port-range 50000,50100'",
+             -p {PORT} -d error -l {log}.server -data-interface {ip} -port-range 50000,50100 {extra}'",
             log = log.display()
         ),
         log,
