@@ -23,10 +23,8 @@ use std::time::{Duration, Instant};
 
 const HTTP_PORT: u16 = 8080;
 const AGENT_PORT: u16 = 8081;
-/// ARP suppression per node. `arptables` is left out: with the real IP named in /etc/hosts
-/// (GridFTP needs that), `arptables-save` prints the hostname in `--mangle-ip-s` and the
-/// agent does not recognise its own rule (see docs/demo.md).
-const ARP_METHODS: [&str; 3] = ["sysctl", "nftables", "sysctl"];
+/// ARP suppression per node: one of each method, so the demo shows all three.
+const ARP_METHODS: [&str; 3] = ["sysctl", "nftables", "arptables"];
 
 /// Held while namespaces or processes are being created, so the signal handler never
 /// tears down half of a creation.
