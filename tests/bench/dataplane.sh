@@ -63,7 +63,6 @@ write_script() { # N method device
   echo "$up $down"
 }
 
-now() { date +%s%N; }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 printf '%-10s %5s | %12s %12s | %12s %12s | %7s %7s\n' method vips "lvs-node up" "script up" "lvs-node down" "script down" "up x" "down x"
@@ -76,15 +75,15 @@ for method in sysctl nftables arptables; do
     cfg=$(write_cfg $n $method $dev); read -r sup sdown < <(write_script $n $smethod $dev)
     tu=(); td=(); su=(); sd=()
     for ((r = 0; r < RUNS; r++)); do
-      a=$(now); X "$BIN" -q --config "$cfg" up >/dev/null; b=$(now); X "$BIN" -q --config "$cfg" down >/dev/null; c=$(now)
+      a=${EPOCHREALTIME/./}; X "$BIN" -q --config "$cfg" up >/dev/null; b=${EPOCHREALTIME/./}; X "$BIN" -q --config "$cfg" down >/dev/null; c=${EPOCHREALTIME/./}
       tu+=($((b - a))); td+=($((c - b)))
-      a=$(now); X sh "$sup"; b=$(now); X sh "$sdown"; c=$(now)
+      a=${EPOCHREALTIME/./}; X sh "$sup"; b=${EPOCHREALTIME/./}; X sh "$sdown"; c=${EPOCHREALTIME/./}
       su+=($((b - a))); sd+=($((c - b)))
     done
     mu=$(printf '%s\n' "${tu[@]}" | median); md=$(printf '%s\n' "${td[@]}" | median)
     ms=$(printf '%s\n' "${su[@]}" | median); msd=$(printf '%s\n' "${sd[@]}" | median)
     printf '%-10s %5d | %10.2fms %10.2fms | %10.2fms %10.2fms | %6.1fx %6.1fx\n' $method $n \
-      "$(echo "$mu/1000000" | bc -l)" "$(echo "$ms/1000000" | bc -l)" "$(echo "$md/1000000" | bc -l)" "$(echo "$msd/1000000" | bc -l)" \
+      "$(echo "$mu/1000" | bc -l)" "$(echo "$ms/1000" | bc -l)" "$(echo "$md/1000" | bc -l)" "$(echo "$msd/1000" | bc -l)" \
       "$(echo "$ms/$mu" | bc -l)" "$(echo "$msd/$md" | bc -l)"
   done
 done
