@@ -109,7 +109,7 @@ async fn run(nl: &Netlink, actual: &Actual, op: &Op) -> Result<(), ApplyError> {
         Op::AddArpRule(r) => arptables::add(r),
         Op::DelArpRule(r) => arptables::del(r),
         Op::DropArpFilterTable => arptables::drop_filter_table_if_empty(),
-        Op::NftReplace { table, .. } => nftables::replace(table),
+        Op::NftReplace { table, previous } => nftables::replace(table, previous.is_some()),
         Op::NftDelete { .. } => nftables::delete(),
         Op::NftRestore(raw) => nftables::restore(raw),
     }

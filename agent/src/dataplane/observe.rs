@@ -31,9 +31,18 @@ pub fn tools(actual: &mut Actual, desired: &[Item], owned: &Owned) -> Result<(),
         || !owned.arp_rules.is_empty()
         || owned.arp_filter_table;
     if want_arp && find_tool("arptables").is_some() {
-        actual.arp_rules = Some(arptables::list()?);
-        actual.arp_filter_table =
-            Some(arptables::is_nft_variant() && arptables::filter_table_exists());
+        let rules = arptables::list()?;
+        // Whether arptables-nft's `table arp filter` exists matters only when our first
+        // rule may create it, or when we recorded creating it.
+        let first_rule = owned.arp_rules.is_empty()
+            && desired
+                .iter()
+                .any(|i| matches!(i, Item::ArpRule(r) if !rules.contains(r)));
+        if first_rule || owned.arp_filter_table {
+            actual.arp_filter_table =
+                Some(arptables::is_nft_variant() && arptables::filter_table_exists());
+        }
+        actual.arp_rules = Some(rules);
     }
     let want_nft = desired.iter().any(|i| matches!(i, Item::NftTable(_))) || owned.nft_table;
     if want_nft && find_tool("nft").is_some() {

@@ -153,11 +153,24 @@ pub fn parse_save(text: &str) -> Vec<ArpRule> {
     rules
 }
 
-/// arptables-nft keeps its rules in nftables' `table arp filter`.
+/// arptables-nft keeps its rules in nftables' `table arp filter`. The alternatives link
+/// names the variant (`arptables-nft`, `xtables-nft-multi`), which spares a process.
 pub fn is_nft_variant() -> bool {
-    run_tool("arptables", &["-V"], None)
-        .map(|v| v.contains("nf_tables"))
-        .unwrap_or(false)
+    match super::find_tool("arptables").and_then(|p| std::fs::canonicalize(p).ok()) {
+        Some(real) => {
+            let name = real.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if name.contains("nft") {
+                return true;
+            }
+            if name.contains("legacy") {
+                return false;
+            }
+            run_tool("arptables", &["-V"], None)
+                .map(|v| v.contains("nf_tables"))
+                .unwrap_or(false)
+        }
+        None => false,
+    }
 }
 
 pub fn filter_table_exists() -> bool {
