@@ -76,6 +76,25 @@ echo "health: $(X curl -s http://10.0.0.11:8080/health)"
 echo "-- /health throughput (wrk, 1 thread, $CONNS connections, ${DURATION}s; agent pinned to one core)"
 X taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency http://10.0.0.11:8080/health | tee "$WORK/wrk.txt" | grep -E "Requests/sec|50%|75%|90%|99%|Non-2xx|Socket errors" || true
 
+# Baseline in the same run: HAProxy's built-in `monitor-uri` on the same core, same wrk load.
+cat > "$WORK/haproxy.cfg" <<HCFG
+global
+    nbthread 1
+defaults
+    mode http
+    timeout client 5s
+    timeout server 5s
+    timeout connect 1s
+frontend health
+    bind 10.0.0.11:8099
+    monitor-uri /health
+HCFG
+X taskset -c 0 haproxy -f "$WORK/haproxy.cfg" -D -p "$WORK/haproxy.pid"
+sleep 0.3
+PIDS+=("$(cat "$WORK/haproxy.pid")")
+echo "-- baseline: HAProxy 'monitor-uri /health' on the same core, same wrk load"
+X taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency http://10.0.0.11:8099/health | grep -E "Requests/sec|50%|75%|90%|99%|Non-2xx|Socket errors" || true
+
 rss_kb=$(awk '/VmRSS/{print $2}' /proc/$APID/status)
 hwm_kb=$(awk '/VmHWM/{print $2}' /proc/$APID/status)
 echo "-- memory: RSS $((rss_kb / 1024)) MiB now, peak $((hwm_kb / 1024)) MiB (after the wrk run)"
