@@ -67,13 +67,13 @@ impl Finding {
         detail: impl Into<String>,
         fix: impl Into<String>,
     ) -> Finding {
-        Finding {
-            id: id.into(),
-            severity: Severity::Warn,
-            summary: summary.into(),
-            detail: detail.into(),
-            fix: Some(fix.into()),
-        }
+        Finding::with_fix(
+            Severity::Warn,
+            id,
+            summary.into(),
+            detail.into(),
+            fix.into(),
+        )
     }
     pub fn error(
         id: &str,
@@ -81,12 +81,27 @@ impl Finding {
         detail: impl Into<String>,
         fix: impl Into<String>,
     ) -> Finding {
+        Finding::with_fix(
+            Severity::Error,
+            id,
+            summary.into(),
+            detail.into(),
+            fix.into(),
+        )
+    }
+    fn with_fix(
+        severity: Severity,
+        id: &str,
+        summary: String,
+        detail: String,
+        fix: String,
+    ) -> Finding {
         Finding {
             id: id.into(),
-            severity: Severity::Error,
-            summary: summary.into(),
-            detail: detail.into(),
-            fix: Some(fix.into()),
+            severity,
+            summary,
+            detail,
+            fix: Some(fix),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! HAProxy agent-check responder: on connect, write one line (`up ready 75%`, `drain`,
 //! `maint`, `down ready #gridftp: connection refused`) and close. Nothing is read.
 
-use super::{accept_pause, Gate};
+use super::Gate;
 use crate::health::Health;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,16 +15,7 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 
 pub async fn serve(listener: TcpListener, health: Arc<Health>, gate: Gate) {
     loop {
-        let (mut s, peer) = match listener.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                accept_pause(&e).await;
-                continue;
-            }
-        };
-        let Some(permit) = gate.admit(peer.ip()) else {
-            continue;
-        };
+        let (mut s, permit) = gate.accept(&listener).await;
         let line = health.snapshot().agent_line.clone();
         tokio::spawn(async move {
             let _ = tokio::time::timeout(Duration::from_secs(2), async {

@@ -2,7 +2,7 @@
 //! (JSON), `/metrics` (Prometheus). Read-only; hyper bounds the request head and times out
 //! slow senders; the gate bounds connections.
 
-use super::{accept_pause, Gate};
+use super::Gate;
 use crate::health::Health;
 use bytes::Bytes;
 use http_body_util::Full;
@@ -25,16 +25,7 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 
 pub async fn serve(listener: TcpListener, health: Arc<Health>, gate: Gate) {
     loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                accept_pause(&e).await;
-                continue;
-            }
-        };
-        let Some(permit) = gate.admit(peer.ip()) else {
-            continue;
-        };
+        let (stream, permit) = gate.accept(&listener).await;
         let _ = stream.set_nodelay(true);
         let health = health.clone();
         tokio::spawn(async move {

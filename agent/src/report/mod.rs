@@ -8,6 +8,7 @@ pub mod metrics;
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
 /// Who may connect and how many at once.
@@ -37,6 +38,25 @@ impl Gate {
             return None;
         }
         self.slots.clone().try_acquire_owned().ok()
+    }
+
+    /// The next connection this gate admits, with its slot; refused ones are closed.
+    pub async fn accept(
+        &self,
+        listener: &TcpListener,
+    ) -> (TcpStream, tokio::sync::OwnedSemaphorePermit) {
+        loop {
+            let (stream, peer) = match listener.accept().await {
+                Ok(x) => x,
+                Err(e) => {
+                    accept_pause(&e).await;
+                    continue;
+                }
+            };
+            if let Some(permit) = self.admit(peer.ip()) {
+                return (stream, permit);
+            }
+        }
     }
 }
 
