@@ -147,3 +147,67 @@ fn sighup_adds_a_vip() {
     });
     assert!(ok.is_some(), "SIGHUP did not add the new VIP");
 }
+
+#[test]
+fn nic_down_flush_up_is_repaired_at_once() {
+    // What a network manager does when it reconfigures the NIC: link down, flush every
+    // address, put back its own (the real IP), link up. The VIP on the NIC must come back
+    // on the netlink events, after the real IP, not at the next recheck.
+    let extra =
+        "[arp]\nmethod = \"nftables\"\n[[vip]]\naddress = \"192.0.2.102\"\ndevice = \"eth0\"\n";
+    let (lab, dir, cfg, pid) = managed_node("lnk", extra);
+    let rs = &lab.reals[0];
+    // A long recheck interval: only the events can explain a fast repair.
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("recheck_interval = \"1s\"", "recheck_interval = \"30s\"");
+    std::fs::write(&cfg, text).unwrap();
+    rs.ns.signal(pid, nix::sys::signal::Signal::SIGHUP);
+    let on_nic = || rs.ok("ip -o -4 addr show dev eth0");
+    assert!(wait_for(Duration::from_secs(3), || on_nic()
+        .contains("192.0.2.102/32")
+        .then_some(()))
+    .is_some());
+    std::thread::sleep(Duration::from_millis(300)); // the reload settles
+    let out = rs.ok(
+        "ip link set eth0 down; ip addr flush dev eth0; ip -o -4 addr show dev eth0 | grep -c 192.0.2.102 || true; \
+         s=$(date +%s%N); ip addr add 192.0.2.11/24 dev eth0; ip link set eth0 up; \
+         for i in $(seq 1 400); do ip -o -4 addr show dev eth0 | grep -q 192.0.2.102 && break; sleep 0.005; done; \
+         echo $(( ($(date +%s%N) - s) / 1000000 ))",
+    );
+    let mut lines = out.lines();
+    let left = lines.next().unwrap_or("?").trim().to_string();
+    let ms: u64 = lines.next().unwrap().trim().parse().unwrap();
+    let a = on_nic();
+    let log = std::fs::read_to_string(dir.join("agent.log")).unwrap_or_default();
+    assert!(
+        a.contains("192.0.2.102/32"),
+        "VIP not repaired after the NIC bounce: {a}\n{log}"
+    );
+    assert!(
+        a.find("192.0.2.11/24").unwrap() < a.find("192.0.2.102/32").unwrap(),
+        "the real IP must stay first: {a}"
+    );
+    assert!(ms < 1000, "repair after the bounce took {ms} ms (recheck interval is 30 s); flushed count {left}\n{log}");
+    assert!(vip_present(rs), "the VIP on lo stays");
+    eprintln!("NIC bounce repaired in {ms} ms");
+}
+
+#[test]
+fn sighup_removes_a_vip_dropped_from_the_config() {
+    let (lab, _dir, cfg, pid) = managed_node("hpr", "[[vip]]\naddress = \"192.0.2.101\"\n");
+    let rs = &lab.reals[0];
+    let has101 = || rs.ok("ip -o addr show dev lo").contains("192.0.2.101/32");
+    assert!(wait_for(Duration::from_secs(3), || has101().then_some(())).is_some());
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("[[vip]]\naddress = \"192.0.2.101\"\n", "");
+    std::fs::write(&cfg, text).unwrap();
+    rs.ns.signal(pid, nix::sys::signal::Signal::SIGHUP);
+    let gone = wait_for(Duration::from_secs(3), || (!has101()).then_some(()));
+    assert!(
+        gone.is_some(),
+        "SIGHUP did not remove the VIP dropped from the config"
+    );
+    assert!(vip_present(rs), "the remaining VIP must stay");
+}
