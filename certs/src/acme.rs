@@ -5,9 +5,10 @@
 use crate::cli::AcmeArgs;
 use crate::csr::{self, Subject};
 use crate::error::usage;
-use crate::install::{self, Target};
+use crate::install::{self, Hook, Target};
 use crate::names::{CertSpec, Pool};
 use crate::selfcheck::{self, Challenge, Endpoint};
+use crate::verify::Trust;
 use crate::{lock, store, verify, webroot};
 use anyhow::{anyhow, bail, Context, Result};
 use instant_acme::{
@@ -20,8 +21,33 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 const ATTEMPTS: u32 = 8;
+/// A CA that did not answer within --http-timeout gets two more chances, not seven: the
+/// pool lock is held meanwhile.
+const TIMEOUT_ATTEMPTS: u32 = 3;
 
-/// badNonce (instant-acme retries only 3 times itself), 5xx and connection trouble.
+/// The error to describe: instant-acme's `Other` is transparent, and hides its inner
+/// error from `source()`.
+fn inner(e: &instant_acme::Error) -> &(dyn std::error::Error + 'static) {
+    match e {
+        instant_acme::Error::Other(i) => &**i,
+        e => e,
+    }
+}
+
+/// The whole cause chain, e.g. `client error (Connect): invalid peer certificate: UnknownIssuer`.
+pub fn describe(e: &instant_acme::Error) -> String {
+    let d = crate::http::describe(inner(e));
+    if crate::http::permanent_tls(inner(e)) {
+        format!(
+            "{d} (TLS with the ACME server failed; not retried: check --directory and --root-ca)"
+        )
+    } else {
+        d
+    }
+}
+
+/// badNonce (instant-acme retries only 3 times itself), 5xx, connection trouble and
+/// timeouts; never a TLS failure that no retry can heal (an untrusted certificate).
 fn transient(e: &instant_acme::Error) -> bool {
     use instant_acme::Error as E;
     match e {
@@ -31,8 +57,17 @@ fn transient(e: &instant_acme::Error) -> bool {
                 || t.ends_with(":serverInternal")
                 || p.status.unwrap_or(0) >= 500
         }
-        E::Hyper(_) | E::Http(_) | E::Other(_) => true,
+        E::Hyper(_) | E::Http(_) => true,
+        E::Other(i) => !crate::http::permanent_tls(&**i),
         _ => false,
+    }
+}
+
+fn attempts(e: &instant_acme::Error) -> u32 {
+    if crate::http::timed_out(inner(e)) {
+        TIMEOUT_ATTEMPTS
+    } else {
+        ATTEMPTS
     }
 }
 
@@ -44,12 +79,12 @@ macro_rules! retrying {
         loop {
             match $e.await {
                 Ok(v) => break Ok(v),
-                Err(err) if attempt + 1 < ATTEMPTS && transient(&err) => {
+                Err(err) if attempt + 1 < attempts(&err) && transient(&err) => {
                     attempt += 1;
-                    tracing::info!("{}: {} (retry {attempt})", $what, err);
+                    tracing::info!("{}: {} (retry {attempt})", $what, describe(&err));
                     tokio::time::sleep(Duration::from_millis(100 << attempt.min(5))).await;
                 }
-                Err(err) => break Err(anyhow!("{}: {}", $what, err)),
+                Err(err) => break Err(anyhow!("{}: {}", $what, describe(&err))),
             }
         }
     }};
@@ -57,6 +92,7 @@ macro_rules! retrying {
 
 /// Everything checked up front, before anything is written.
 pub struct Plan {
+    pub pool: Pool,
     pub specs: Vec<CertSpec>,
     /// The spec installed on this host, if any.
     pub mine: Option<CertSpec>,
@@ -69,6 +105,10 @@ pub struct Plan {
     pub lock_stale: Duration,
     pub lock_wait: Duration,
     pub key_type: csr::KeyType,
+    pub http_timeout: Duration,
+    /// What an issued or published certificate must chain to.
+    pub trust: Trust,
+    pub hook: Option<Hook>,
 }
 
 async fn resolve(name: &str, port: u16) -> Option<IpAddr> {
@@ -139,6 +179,16 @@ pub async fn plan(a: &AcmeArgs) -> Result<Plan> {
     };
     let lock_stale = dur("--lock-stale", &a.lock_stale)?;
     let lock_wait = dur("--lock-wait", &a.lock_wait)?;
+    let http_timeout = dur("--http-timeout", &a.http_timeout)?;
+    if http_timeout.is_zero() {
+        return Err(usage(
+            "--http-timeout",
+            "must be more than 0",
+            "write a duration such as 30s",
+        ));
+    }
+    let hook_timeout = dur("--deploy-hook-timeout", &a.deploy_hook_timeout)?;
+    let trust = Trust::load(a.issuer_ca.as_deref(), "--issuer-ca")?;
     let shared = match &a.shared_dir {
         Some(d) => d.clone(),
         None => a
@@ -216,6 +266,13 @@ pub async fn plan(a: &AcmeArgs) -> Result<Plan> {
         (2 * nodes.len()).max(3)
     };
     Ok(Plan {
+        pool,
+        http_timeout,
+        trust,
+        hook: a.deploy_hook.clone().map(|cmd| Hook {
+            cmd,
+            timeout: hook_timeout,
+        }),
         target: Target::new(a.cert.clone(), a.key.clone(), a.xrootd),
         vip: Endpoint {
             label: "the VIP".into(),
@@ -234,7 +291,7 @@ pub async fn plan(a: &AcmeArgs) -> Result<Plan> {
 }
 
 fn published(p: &Plan, s: &CertSpec) -> Option<store::Found> {
-    store::newest_valid(&p.shared.join("certs").join(&s.label), &s.names)
+    store::newest_valid(&p.shared.join("certs").join(&s.label), &s.names, &p.trust)
 }
 
 pub async fn run(a: &AcmeArgs) -> Result<()> {
@@ -268,7 +325,7 @@ pub async fn run(a: &AcmeArgs) -> Result<()> {
                 verify::fmt_time(c.not_after)
             );
         } else {
-            install_mine(a, &p, None)?;
+            install_mine(&p, None)?;
         }
         record(a, &p)?;
         return Ok(());
@@ -317,6 +374,7 @@ pub async fn run(a: &AcmeArgs) -> Result<()> {
                 }
                 r => r?,
             };
+            guard.ensure_held()?;
             let dir = store::publish(&p.shared, &s.label, &chain, &key, &leaf)?;
             if p.mine.as_ref() == Some(s) {
                 issued_mine = Some((chain.clone(), key.clone()));
@@ -333,14 +391,14 @@ pub async fn run(a: &AcmeArgs) -> Result<()> {
         println!("another node already issued a fresh certificate; installing it");
     }
     drop(guard);
-    install_mine(a, &p, issued_mine)?;
+    install_mine(&p, issued_mine)?;
     record(a, &p)?;
     Ok(())
 }
 
 /// Installs this host's certificate from the shared directory.
 /// `fresh` is the pair this run just issued (installed as is, not searched for again).
-fn install_mine(a: &AcmeArgs, p: &Plan, fresh: Option<(String, String)>) -> Result<()> {
+fn install_mine(p: &Plan, fresh: Option<(String, String)>) -> Result<()> {
     let Some(m) = &p.mine else {
         println!(
             "this host is not one of the nodes (--node/hostname); nothing installed here. \
@@ -362,7 +420,7 @@ fn install_mine(a: &AcmeArgs, p: &Plan, fresh: Option<(String, String)>) -> Resu
             (f.chain, f.key)
         }
     };
-    match install::install(&p.target, &chain, &key, &m.names, a.deploy_hook.as_deref())? {
+    match install::install(&p.target, &chain, &key, &m.names, &p.trust, p.hook.as_ref())? {
         install::Outcome::Installed => install::print_sysconfig(&p.target),
         install::Outcome::Unchanged => println!(
             "{} is already the newest certificate",
@@ -372,7 +430,10 @@ fn install_mine(a: &AcmeArgs, p: &Plan, fresh: Option<(String, String)>) -> Resu
     Ok(())
 }
 
-/// The renewal record `renew` replays, in the state dir and the shared dir.
+/// The renewal records. This node's own (`STATE_DIR/renewal.json`, local, root-only) is
+/// the whole run, hook and paths included, and `renew` replays it. The pool's
+/// (`SHARED_DIR/renewal.json`) holds the names only: whoever can write the share must not
+/// be able to choose a command, a path or a CA that root on every node then uses.
 fn record(a: &AcmeArgs, p: &Plan) -> Result<()> {
     let mut r = a.clone();
     r.force = false;
@@ -380,7 +441,11 @@ fn record(a: &AcmeArgs, p: &Plan) -> Result<()> {
     create_private_dir(&a.state_dir)?;
     lvs_shared::atomic::write(&a.state_dir.join("renewal.json"), &json, 0o600)
         .with_context(|| format!("writing {}/renewal.json", a.state_dir.display()))?;
-    lvs_shared::atomic::write(&p.shared.join("renewal.json"), &json, 0o600)
+    let names = serde_json::to_vec_pretty(&crate::renew::SharedNames {
+        vip: p.pool.vip.clone(),
+        alt: p.pool.nodes.clone(),
+    })?;
+    lvs_shared::atomic::write(&p.shared.join("renewal.json"), &names, 0o644)
         .with_context(|| format!("writing {}/renewal.json", p.shared.display()))?;
     Ok(())
 }
@@ -402,8 +467,8 @@ fn account_path(a: &AcmeArgs, p: &Plan) -> PathBuf {
     a.state_dir.join(format!("account-{h:016x}.json"))
 }
 
-fn builder(a: &AcmeArgs) -> Result<instant_acme::AccountBuilder> {
-    crate::http::builder(a.root_ca.as_deref())
+fn builder(a: &AcmeArgs, p: &Plan) -> Result<instant_acme::AccountBuilder> {
+    crate::http::builder(a.root_ca.as_deref(), p.http_timeout)
 }
 
 /// Loads the persisted account, or registers one and saves it (0600).
@@ -419,7 +484,7 @@ async fn account(a: &AcmeArgs, p: &Plan) -> Result<Account> {
         let _: AccountCredentials = serde_json::from_str(&text).with_context(bad)?;
         return retrying!(
             format!("loading the account from {}", p.directory),
-            builder(a)?.from_credentials(serde_json::from_str(&text).with_context(bad)?)
+            builder(a, p)?.from_credentials(serde_json::from_str(&text).with_context(bad)?)
         );
     }
     let contact = a.email.as_ref().map(|e| format!("mailto:{e}"));
@@ -431,7 +496,7 @@ async fn account(a: &AcmeArgs, p: &Plan) -> Result<Account> {
     };
     let (acct, creds) = retrying!(
         format!("registering an account at {}", p.directory),
-        builder(a)?.create(&new, p.directory.clone(), None)
+        builder(a, p)?.create(&new, p.directory.clone(), None)
     )?;
     create_private_dir(&a.state_dir)?;
     lvs_shared::atomic::write(&path, &serde_json::to_vec(&creds)?, 0o600)
@@ -452,7 +517,7 @@ async fn ari_says_due(a: &AcmeArgs, p: &Plan, cert: &verify::CertInfo) -> Option
     match acct.renewal_info(&id).await {
         Ok((info, _)) => Some(time::OffsetDateTime::now_utc() >= info.suggested_window.start),
         Err(e) => {
-            tracing::debug!("no renewal info: {e}");
+            tracing::debug!("no renewal info: {}", describe(&e));
             None
         }
     }
@@ -479,7 +544,7 @@ async fn issue(
         Some(id) => match acct.new_order(&NewOrder::new(&ids).replaces(id)).await {
             Ok(o) => Some(o),
             Err(e) => {
-                tracing::info!("order without ARI `replaces`: {e}");
+                tracing::info!("order without ARI `replaces`: {}", describe(&e));
                 None
             }
         },
@@ -524,8 +589,8 @@ async fn issue(
         }
         match failed {
             None => break,
-            Some(e) if attempt + 1 < ATTEMPTS && transient(&e) => attempt += 1,
-            Some(e) => bail!("reading authorizations: {e}"),
+            Some(e) if attempt + 1 < attempts(&e) && transient(&e) => attempt += 1,
+            Some(e) => bail!("reading authorizations: {}", describe(&e)),
         }
     }
 
@@ -541,7 +606,7 @@ async fn issue(
     // Pass 2: tell the CA to validate (states are cached: no refetch).
     let mut it = order.authorizations();
     while let Some(r) = it.next().await {
-        let mut authz = r.map_err(|e| anyhow!("authorization: {e}"))?;
+        let mut authz = r.map_err(|e| anyhow!("authorization: {}", describe(&e)))?;
         if authz.status != AuthorizationStatus::Pending {
             continue;
         }
@@ -590,6 +655,7 @@ async fn issue(
     tracing::info!("certificate downloaded");
     let key_pem = key.serialize_pem();
     let leaf = verify::check_pair(chain.as_bytes(), &key_pem, &s.names)
-        .context("the CA's certificate fails verification; nothing was installed")?;
+        .and_then(|l| verify::check_trust(chain.as_bytes(), &s.names, &p.trust).map(|_| l))
+        .context("the CA's certificate fails verification; nothing was published or installed")?;
     Ok((chain, key_pem, leaf))
 }

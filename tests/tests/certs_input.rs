@@ -276,3 +276,114 @@ fn unwritable_webroot_exits_2_and_leaves_nothing() {
     assert_eq!(files(d.path()), vec![webroot.display().to_string()]);
     assert!(!state.exists());
 }
+
+#[test]
+fn request_accepts_a_comma_separated_alt_list_and_creates_the_out_dir() {
+    let d = TempDir::new("comma");
+    // --out does not exist yet, nor does its parent: both are created, the last one 0700.
+    let out = d.path().join("new/csrs");
+    let o = lvs_cert(&[
+        "request",
+        "--vip",
+        "gridftp.example.org",
+        "--alt",
+        "gftp1.example.org,gftp2.example.org",
+        "--alt",
+        "gftp3.example.org",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&out).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    let t = openssl(&format!(
+        "req -in {}/gridftp.example.org.csr -noout -text",
+        out.display()
+    ));
+    for n in [
+        "gridftp.example.org",
+        "gftp1.example.org",
+        "gftp2.example.org",
+        "gftp3.example.org",
+    ] {
+        assert!(t.contains(&format!("DNS:{n}")), "{n}: {t}");
+    }
+    // A bad name inside a list is still named, and a directory created for a failed run
+    // is removed again.
+    let out2 = d.path().join("never");
+    let o = lvs_cert(&[
+        "request",
+        "--vip",
+        "gridftp.example.org",
+        "--alt",
+        "gftp1.example.org,bad_name.example.org",
+        "--out",
+        out2.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("bad_name.example.org"));
+    assert!(!out2.exists());
+}
+
+#[test]
+fn renew_on_a_node_with_nothing_configured_is_a_clean_no_op() {
+    // The timer runs `lvs-cert renew` on every node the package is installed on, also on
+    // nodes that never ran `acme`: that must not fail the unit.
+    assert!(
+        !Path::new("/etc/lvs-cert/renew.toml").exists(),
+        "this host has /etc/lvs-cert/renew.toml: the test needs a host without one"
+    );
+    let d = TempDir::new("renew0");
+    let state = d.path().join("state");
+    let o = lvs_cert(&["renew", "--state-dir", state.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("nothing to renew"), "{}", text(&o));
+    assert!(files(d.path()).is_empty(), "{:?}", files(d.path()));
+    // An explicit --config that does not exist is a mistake, not "nothing configured".
+    let missing = d.path().join("renew.toml");
+    let o = lvs_cert(&[
+        "renew",
+        "--state-dir",
+        state.to_str().unwrap(),
+        "--config",
+        missing.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--config"));
+}
+
+#[test]
+fn renew_config_errors_name_the_file_and_key() {
+    let d = TempDir::new("renewcfg");
+    let cfg = d.path().join("renew.toml");
+    let state = d.path().join("state");
+    for (body, want) in [
+        ("webroot = \"/w\"\ndeploy_hok = \"x\"\n", "deploy_hok"),
+        ("webroot = 3\n", "webroot"),
+        (
+            "webroot = \"/w\"\nvip = \"g.example.org\"\nalt = [\"a.example.org\"]\nlock_stale = \"soon\"\n",
+            "lock_stale",
+        ),
+        ("webroot = \"/w\"\nforce = true\n", "force"),
+    ] {
+        std::fs::write(&cfg, body).unwrap();
+        let o = lvs_cert(&[
+            "renew",
+            "--state-dir",
+            state.to_str().unwrap(),
+            "--config",
+            cfg.to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(2), "{body}: {}", text(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains(cfg.to_str().unwrap()) && err.contains(want) && err.contains("fix:"),
+            "{body}: {err}"
+        );
+    }
+    assert!(!state.exists());
+}
