@@ -130,22 +130,21 @@ pub fn describe(e: &(dyn std::error::Error + 'static)) -> String {
     parts.join(": ")
 }
 
-/// The TLS error in a chain, if any. `io::Error::source()` skips the error it wraps, so
-/// each io::Error is opened by hand.
+/// The TLS error in a chain, if any. `io::Error::source()` skips the error it wraps (and
+/// hyper-rustls wraps an io::Error in another), so each io::Error is opened by hand.
 pub fn tls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(c) = cur {
         if let Some(t) = c.downcast_ref::<rustls::Error>() {
             return Some(t);
         }
-        if let Some(t) = c
+        cur = match c
             .downcast_ref::<std::io::Error>()
             .and_then(|io| io.get_ref())
-            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
         {
-            return Some(t);
-        }
-        cur = c.source();
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => c.source(),
+        };
     }
     None
 }

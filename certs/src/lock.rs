@@ -178,10 +178,23 @@ fn remove_if_same(
 /// server's clock) before its holder counts as dead; `wait` is how long we queue behind a
 /// live holder.
 pub async fn acquire(dir: &Path, stale: Duration, wait: Duration) -> Result<Lock> {
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("creating the shared directory {}", dir.display()))?;
+    let probe = std::fs::create_dir_all(dir).and_then(|_| {
+        let p = dir.join(format!(".lvs-cert-probe-{}", unique()));
+        std::fs::write(&p, b"").and_then(|_| std::fs::remove_file(&p))
+    });
+    if let Err(e) = probe {
+        return Err(crate::error::usage(
+            format!("shared directory {}", dir.display()),
+            format!("cannot write: {e}"),
+            crate::error::writable_fix(
+                &e,
+                dir,
+                "make it writable by root on this node, or pass the right --shared-dir",
+            ),
+        ));
+    }
     let path = dir.join(LOCK_FILE);
-    let token = format!("{:x}-{:x}", std::process::id(), now_nanos());
+    let token = unique();
     let deadline = Instant::now() + wait;
     let mut said = false;
     loop {
@@ -266,6 +279,17 @@ pub async fn acquire(dir: &Path, stale: Duration, wait: Duration) -> Result<Lock
             }
         }
     }
+}
+
+/// Unique within this process too (the tests race threads of one process).
+fn unique() -> String {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    format!(
+        "{:x}-{:x}-{:x}",
+        std::process::id(),
+        now_nanos(),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    )
 }
 
 fn now_nanos() -> u128 {

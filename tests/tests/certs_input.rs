@@ -273,6 +273,12 @@ fn unwritable_webroot_exits_2_and_leaves_nothing() {
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("--webroot") && err.contains("fix:"), "{err}");
+    // Read-only is what ProtectSystem=strict makes of an NFS webroot: the fix names the
+    // systemd drop-in.
+    assert!(
+        err.contains("ReadWritePaths=") && err.contains("systemctl edit lvs-cert-renew"),
+        "{err}"
+    );
     assert_eq!(files(d.path()), vec![webroot.display().to_string()]);
     assert!(!state.exists());
 }
