@@ -393,3 +393,106 @@ fn renew_config_errors_name_the_file_and_key() {
     }
     assert!(!state.exists());
 }
+
+/// A CA (ca.pem) and a leaf for `cn` it signed, in `dir/pub{n}/{fullchain,privkey}.pem`.
+fn ca_and_leaf(dir: &Path, n: u32, cn: &str) -> std::path::PathBuf {
+    let d = dir.display();
+    if !dir.join("ca.pem").exists() {
+        openssl(&format!(
+            "req -x509 -newkey rsa:2048 -nodes -keyout {d}/ca.key -out {d}/ca.pem -days 2 \
+             -subj '/CN=lab test ca' -addext basicConstraints=critical,CA:TRUE \
+             -addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null"
+        ));
+        std::fs::write(
+            dir.join("ext"),
+            format!("subjectAltName=DNS:{cn}\nextendedKeyUsage=serverAuth,clientAuth\nbasicConstraints=CA:FALSE\n"),
+        )
+        .unwrap();
+    }
+    let p = dir.join(format!("pub{n}"));
+    std::fs::create_dir_all(&p).unwrap();
+    let p_ = p.display();
+    openssl(&format!(
+        "req -newkey rsa:2048 -nodes -keyout {p_}/privkey.pem -out {p_}/r.csr -subj '/CN={cn}' 2>/dev/null"
+    ));
+    openssl(&format!(
+        "x509 -req -in {p_}/r.csr -CA {d}/ca.pem -CAkey {d}/ca.key -CAcreateserial \
+         -out {p_}/fullchain.pem -days 2 -extfile {d}/ext 2>/dev/null"
+    ));
+    std::fs::remove_file(p.join("r.csr")).unwrap();
+    p
+}
+
+/// The installed paths are symlinks into a generation directory: Globus's and XRootD's own
+/// credential loaders (which check the key's owner and mode) must read them, before and
+/// after a switch, and the key keeps its owner.
+#[test]
+fn installed_pair_loads_in_globus_and_xrootd_credential_tools() {
+    use std::os::unix::fs::PermissionsExt;
+    lab::require_root();
+    let d = TempDir::new("gsi");
+    let cert = d.path().join("etc/hostcert.pem");
+    let key = d.path().join("etc/hostkey.pem");
+    let ca = d.path().join("ca.pem");
+    let out = d.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o777)).unwrap();
+    for n in 0..2 {
+        // The second round runs the tools as the pair's owner (grid-proxy-init refuses a
+        // cert or key that is not the caller's own), as xrootd reads its pair as xrootd.
+        let as_owner = if n == 0 {
+            ""
+        } else {
+            "setpriv --reuid=4321 --regid=4321 --clear-groups "
+        };
+        let from = ca_and_leaf(d.path(), n, "xrd1.example.org");
+        let o = lvs_cert(&[
+            "install",
+            "--xrootd",
+            "--from",
+            from.to_str().unwrap(),
+            "--name",
+            "xrd1.example.org",
+            "--issuer-ca",
+            ca.to_str().unwrap(),
+            "--cert",
+            cert.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        assert_eq!(
+            std::fs::read(&cert).unwrap(),
+            std::fs::read(from.join("fullchain.pem")).unwrap()
+        );
+        for tool in [
+            format!(
+                "{as_owner}grid-proxy-init -cert {c} -key {k} -out {d}/proxy{n}",
+                c = cert.display(),
+                k = key.display(),
+                d = out.display()
+            ),
+            format!(
+                "{as_owner}xrdgsiproxy init -cert {c} -key {k} -out {d}/xproxy{n} -valid 1:00",
+                c = cert.display(),
+                k = key.display(),
+                d = out.display()
+            ),
+        ] {
+            let o = Command::new("sh").arg("-c").arg(&tool).output().unwrap();
+            assert!(o.status.success(), "{tool}: {}", text(&o));
+        }
+        if n == 0 {
+            // xrootd's pair: the next install keeps this owner.
+            std::os::unix::fs::chown(&key, Some(4321), Some(4321)).unwrap();
+            std::os::unix::fs::chown(&cert, Some(4321), Some(4321)).unwrap();
+        }
+    }
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(&key).unwrap();
+    assert_eq!((m.uid(), m.gid(), m.mode() & 0o777), (4321, 4321, 0o400));
+    assert!(std::fs::symlink_metadata(&key)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+}
