@@ -28,7 +28,7 @@ pub enum Command {
     Request(RequestArgs),
     /// Obtain a certificate over ACME (Let's Encrypt) through the VIP with a shared webroot.
     Acme(Box<AcmeArgs>),
-    /// Re-run what `acme` recorded when the certificate is due (safe from a timer on every node).
+    /// Re-run this node's `acme` settings when due (safe from a timer on every node; a no-op where nothing is configured).
     Renew(RenewArgs),
     /// Install the newest valid certificate published in a directory.
     Install(InstallArgs),

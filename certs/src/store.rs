@@ -9,6 +9,13 @@ use anyhow::{Context, Result};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
+/// `DIR/renewal.json`: the pool's names, and nothing else (see `cmd::renew`).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct SharedNames {
+    pub vip: String,
+    pub alt: Vec<String>,
+}
+
 pub const CHAIN: &str = "fullchain.pem";
 pub const KEY: &str = "privkey.pem";
 

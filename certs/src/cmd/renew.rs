@@ -11,19 +11,12 @@
 
 use crate::cli::{AcmeArgs, RenewArgs};
 use crate::error::{usage, Usage};
+use crate::store::SharedNames;
 use anyhow::{Context, Result};
 use clap::{CommandFactory, Parser};
-use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 pub const DEFAULT_CONFIG: &str = "/etc/lvs-cert/renew.toml";
-
-/// The shared record: names only.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct SharedNames {
-    pub vip: String,
-    pub alt: Vec<String>,
-}
 
 /// Keys of the config file that are not `acme` flags of a renewal.
 const NOT_IN_CONFIG: &[&str] = &["force", "state_dir", "help", "version", "verbose"];
@@ -74,8 +67,10 @@ pub async fn run(r: &RenewArgs) -> Result<()> {
     a.force = r.force;
     a.state_dir = r.state_dir.clone();
     match &config {
-        None => crate::acme::run(&a).await,
-        Some(cfg) => crate::acme::run(&a).await.map_err(|e| in_config(e, cfg)),
+        None => crate::cmd::acme::run(&a).await,
+        Some(cfg) => crate::cmd::acme::run(&a)
+            .await
+            .map_err(|e| in_config(e, cfg)),
     }
 }
 
@@ -110,7 +105,7 @@ fn in_config(e: anyhow::Error, cfg: &Path) -> anyhow::Error {
             .trim_end()
             .to_string(),
         u.problem.clone(),
-        u.fix.replace("--", "").clone(),
+        u.fix.replace("--", ""),
     )
 }
 
