@@ -412,6 +412,7 @@ fn a_stalled_acme_server_times_out_and_releases_the_lock() {
         ),
     );
     let took = t0.elapsed();
+    eprintln!("stalled CA: gave up after {took:?}");
     ns.kill(pid);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let err = String::from_utf8_lossy(&o.stderr);
