@@ -36,15 +36,30 @@ pub fn admin_path(state_dir: &Path) -> PathBuf {
     state_dir.join("admin.json")
 }
 
-/// The persisted admin state; a missing or unreadable file means ready (logged).
+/// The persisted admin state. A missing file means ready (no admin ever drained the
+/// node). A file that exists but cannot be read or parsed fails closed: the node starts in
+/// maintenance, so a node an admin took out never rejoins the pool by accident. The admin
+/// puts it back with `lvs-node resume` once the file is checked.
 pub fn load_admin(state_dir: &Path) -> AdminState {
     let p = admin_path(state_dir);
-    match std::fs::read(&p) {
-        Ok(b) => serde_json::from_slice(&b).unwrap_or_else(|e| {
-            tracing::warn!(file = %p.display(), error = %e, "ignoring unreadable admin state");
-            AdminState::default()
-        }),
-        Err(_) => AdminState::default(),
+    let error = match std::fs::read(&p) {
+        Ok(b) => match serde_json::from_slice(&b) {
+            Ok(a) => return a,
+            Err(e) => e.to_string(),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return AdminState::default(),
+        Err(e) => e.to_string(),
+    };
+    tracing::error!(
+        file = %p.display(),
+        error = %error,
+        "UNREADABLE ADMIN STATE: the node stays in maintenance (weight 0) until an admin runs \
+         `lvs-node resume` (or `lvs-node drain`) after checking the file"
+    );
+    AdminState {
+        admin: Admin::Maint,
+        reason: Some(format!("{} unreadable: {error}", p.display())),
+        since: 0,
     }
 }
 
@@ -300,5 +315,39 @@ pub async fn resume_command(config: &Path) -> u8 {
             eprintln!("error: {e}");
             crate::cli::EXIT_FAIL
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::health::Admin;
+
+    fn scratch(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("lvs-control-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn missing_admin_state_is_ready() {
+        let d = scratch("missing");
+        assert_eq!(load_admin(&d).admin, Admin::Ready);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn unreadable_admin_state_fails_closed_to_maint() {
+        let d = scratch("garbage");
+        std::fs::write(admin_path(&d), b"{\"admin\": \"drai").unwrap();
+        let a = load_admin(&d);
+        assert_eq!(a.admin, Admin::Maint, "a corrupt admin.json must not put the node back");
+        assert!(a.reason.as_deref().unwrap_or("").contains("admin.json"), "{a:?}");
+        // A directory where the file should be: cannot be read at all.
+        std::fs::remove_file(admin_path(&d)).unwrap();
+        std::fs::create_dir(admin_path(&d)).unwrap();
+        assert_eq!(load_admin(&d).admin, Admin::Maint);
+        std::fs::remove_dir_all(&d).unwrap();
     }
 }
