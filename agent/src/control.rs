@@ -391,8 +391,15 @@ mod tests {
         let d = scratch("garbage");
         std::fs::write(admin_path(&d), b"{\"admin\": \"drai").unwrap();
         let a = load_admin(&d);
-        assert_eq!(a.admin, Admin::Maint, "a corrupt admin.json must not put the node back");
-        assert!(a.reason.as_deref().unwrap_or("").contains("admin.json"), "{a:?}");
+        assert_eq!(
+            a.admin,
+            Admin::Maint,
+            "a corrupt admin.json must not put the node back"
+        );
+        assert!(
+            a.reason.as_deref().unwrap_or("").contains("admin.json"),
+            "{a:?}"
+        );
         // A directory where the file should be: cannot be read at all.
         std::fs::remove_file(admin_path(&d)).unwrap();
         std::fs::create_dir(admin_path(&d)).unwrap();

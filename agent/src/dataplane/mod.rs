@@ -14,6 +14,8 @@ pub mod netlink;
 pub mod observe;
 pub mod plan;
 pub mod preflight;
+#[cfg(test)]
+mod sim;
 pub mod state;
 pub mod sysctl;
 
@@ -131,7 +133,15 @@ async fn prepare_unlocked(cfg: &NodeConfig, mode: Mode) -> Result<Prepared, Fail
         },
     };
     observe::tools(&mut actual, &desired.items, &owned)?;
-    let plan = plan::build(&desired.items, &actual, &owned);
+    let plan = match mode {
+        Mode::Up => plan::build(&desired.items, &actual, &owned),
+        // Configured VIPs on the host go too, recorded or not (see plan::adopt_present).
+        Mode::Down => plan::build(
+            &desired.items,
+            &actual,
+            &plan::adopt_present(&owned, &actual, &cfg.vips),
+        ),
+    };
     Ok(Prepared {
         nl,
         actual,
@@ -178,7 +188,7 @@ impl Prepared {
             .collect();
         // Things we created that the config no longer wants and that are still there.
         for op in &self.plan.steps {
-            if let plan::Op::DelVip(_)
+            if let plan::Op::DelVip(..)
             | plan::Op::DelArpRule(_)
             | plan::Op::NftDelete { .. }
             | plan::Op::SetSysctl { restore: true, .. }

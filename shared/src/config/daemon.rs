@@ -736,10 +736,8 @@ mod tests {
         let e = parse("[[check]]\nkind = \"gridftp\"\ninterval = \"99999999999999999999s\"\n")
             .unwrap_err();
         assert_eq!(e.key, "check[0].interval");
-        let e = parse(
-            "[[check]]\nkind = \"gridftp\"\ninterval = \"36501d\"\ntimeout = \"1s\"\n",
-        )
-        .unwrap_err();
+        let e = parse("[[check]]\nkind = \"gridftp\"\ninterval = \"36501d\"\ntimeout = \"1s\"\n")
+            .unwrap_err();
         assert_eq!(e.key, "check[0].interval");
     }
 }
