@@ -125,6 +125,17 @@ async fn prepare_unlocked(cfg: &NodeConfig, mode: Mode) -> Result<Prepared, Fail
     let nl = netlink::Netlink::connect()?;
     let owned = state::load(&cfg.state_dir)?;
     let mut actual = observe::links_and_addrs(&nl).await?;
+    if let Some(ip) = preflight::node_ip(cfg, &actual) {
+        if let Some(i) = owned.vips.iter().position(|v| v.address == ip) {
+            return Err(ConfigError::new(
+                state::path(&cfg.state_dir),
+                format!("vips[{i}]"),
+                format!("{ip} is this node's own address on `{}`, never a VIP lvs-node added", cfg.interface),
+                "the state file is damaged or was edited: remove that entry (or the file, after checking `ip addr` and the ARP rules)",
+            )
+            .into());
+        }
+    }
     let desired = match mode {
         Mode::Up => preflight::check(cfg, &actual, &owned)?,
         Mode::Down => preflight::Desired {
