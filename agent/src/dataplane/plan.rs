@@ -112,7 +112,10 @@ fn same_vip(a: &Vip, b: &Vip) -> bool {
 /// Whether the VIP is on its device with the right prefix and flags.
 pub fn vip_ok(actual: &Actual, vip: &Vip) -> Result<(), String> {
     let Some(a) = actual.vip_addr(vip) else {
-        return Err("absent".into());
+        return Err(match actual.other_forms(vip).first() {
+            Some((other, _)) => format!("present as /{}", other.prefix),
+            None => "absent".into(),
+        });
     };
     if a.prefix != vip.prefix {
         return Err(format!("present as /{}", a.prefix));
