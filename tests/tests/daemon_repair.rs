@@ -34,7 +34,8 @@ fn managed_node(tag: &str, extra: &str) -> (DrLab, TestDir, std::path::PathBuf, 
         rs.ip,
         HTTP_PORT,
         200,
-        Duration::from_secs(5),
+        // Not what is measured: generous for a loaded machine.
+        Duration::from_secs(20),
     )
     .unwrap_or_else(|| {
         panic!(
