@@ -325,3 +325,38 @@ fn a_second_agent_refuses_to_start() {
         String::from_utf8_lossy(&st.stderr)
     );
 }
+
+/// A damaged admin.json (the persisted drain/maint state) fails closed: the agent starts
+/// in maintenance, never back in rotation.
+#[test]
+fn an_unreadable_admin_state_starts_in_maintenance() {
+    let lab = DrLab::build(
+        "adm",
+        LabOpts {
+            reals: 1,
+            ..LabOpts::default()
+        },
+    );
+    let dir = TestDir::new(&lab.prefix);
+    let rs = &lab.reals[0];
+    gridftp::start(&rs.ns, rs.ip, "rs0.lab", &dir.join("gridftp.log"));
+    let cfg = write_config(
+        rs,
+        &dir.join("rs0"),
+        &NodeOpts {
+            manage_dataplane: true,
+            ..NodeOpts::default()
+        },
+    );
+    std::fs::create_dir_all(dir.join("rs0/state")).unwrap();
+    std::fs::write(dir.join("rs0/state/admin.json"), b"{\"admin\": \"mai").unwrap();
+    start_agent(rs, &cfg, &dir.join("agent.log"), HTTP_PORT);
+    // Give the checks time to rise: a ready node would turn 200 within a second.
+    std::thread::sleep(Duration::from_secs(3));
+    let (code, body) = health(&lab.director.ns, rs.ip, HTTP_PORT);
+    assert_eq!(code, 503, "damaged admin.json put the node back: {body}");
+    let line = agent_line(&lab.director.ns, rs.ip);
+    assert!(line.contains("maint"), "agent-check: {line}");
+    let log = std::fs::read_to_string(dir.join("agent.log")).unwrap_or_default();
+    assert!(log.contains("UNREADABLE ADMIN STATE"), "{log}");
+}
