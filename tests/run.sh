@@ -7,5 +7,7 @@ if [ "$(id -u)" != 0 ]; then
   echo "tests/run.sh: the lab tests need root (network namespaces)" >&2
   exit 1
 fi
-cargo build --workspace
-cargo test --workspace --no-fail-fast
+# The lab's rollback and crash tests inject faults through the `fault-injection` feature;
+# release builds and the packages are built without it.
+cargo build --workspace --features lvs-node/fault-injection
+cargo test --workspace --no-fail-fast --features lvs-node/fault-injection

@@ -1,4 +1,6 @@
 //! `up`, `down` and `status`: thin views over one plan (see `dataplane`).
+//! `down` refuses while the agent keeps the data plane converged: the agent would put
+//! everything back within milliseconds, so the admin stops it first.
 
 use crate::cli::{EXIT_DRIFT, EXIT_FAIL, EXIT_OK, EXIT_USAGE};
 use crate::dataplane::{self, Failure, Mode};
@@ -31,6 +33,11 @@ async fn apply(config: &Path, mode: Mode, dry_run: bool) -> u8 {
         Err(code) => return code,
     };
     let verb = if mode == Mode::Up { "up" } else { "down" };
+    if mode == Mode::Down && !dry_run {
+        if let Some(code) = refuse_while_agent_runs(&cfg) {
+            return code;
+        }
+    }
     let prepared = match dataplane::prepare(&cfg, mode, !dry_run).await {
         Ok(p) => p,
         Err(f) => return fail(f),
@@ -63,6 +70,33 @@ async fn apply(config: &Path, mode: Mode, dry_run: bool) -> u8 {
         }
         Err(f) => fail(f),
     }
+}
+
+/// The running agent answers on its control socket and manages the data plane: a `down`
+/// now would be repaired at once. Nothing is changed; the admin gets the command to run.
+fn refuse_while_agent_runs(cfg: &NodeConfig) -> Option<u8> {
+    let sock = &cfg.daemon.control_socket;
+    if !cfg.daemon.manage_dataplane || !crate::control::agent_listening(sock) {
+        return None;
+    }
+    let on_stop = match cfg.daemon.on_stop {
+        lvs_shared::config::daemon::OnStop::Down => {
+            "with on_stop = \"down\" in [daemon], stopping the agent runs `down` itself"
+        }
+        lvs_shared::config::daemon::OnStop::Keep => {
+            "with on_stop = \"keep\" the VIPs stay until this `down`"
+        }
+    };
+    eprintln!(
+        "error: the agent (`lvs-node run`) is running (it answers on {}) and keeps the data plane \
+         converged: it would put the VIPs back within milliseconds.\n\
+         Stop it first, then take the node down:\n    \
+         systemctl stop lvs-node && lvs-node down\n\
+         ({on_stop}; to keep the agent but take the node out of rotation, use `lvs-node drain`)\n\
+         nothing was changed",
+        sock.display()
+    );
+    Some(EXIT_USAGE)
 }
 
 pub async fn up(config: &Path, dry_run: bool) -> u8 {

@@ -36,15 +36,30 @@ pub fn admin_path(state_dir: &Path) -> PathBuf {
     state_dir.join("admin.json")
 }
 
-/// The persisted admin state; a missing or unreadable file means ready (logged).
+/// The persisted admin state. A missing file means ready (no admin ever drained the
+/// node). A file that exists but cannot be read or parsed fails closed: the node starts in
+/// maintenance, so a node an admin took out never rejoins the pool by accident. The admin
+/// puts it back with `lvs-node resume` once the file is checked.
 pub fn load_admin(state_dir: &Path) -> AdminState {
     let p = admin_path(state_dir);
-    match std::fs::read(&p) {
-        Ok(b) => serde_json::from_slice(&b).unwrap_or_else(|e| {
-            tracing::warn!(file = %p.display(), error = %e, "ignoring unreadable admin state");
-            AdminState::default()
-        }),
-        Err(_) => AdminState::default(),
+    let error = match std::fs::read(&p) {
+        Ok(b) => match serde_json::from_slice(&b) {
+            Ok(a) => return a,
+            Err(e) => e.to_string(),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return AdminState::default(),
+        Err(e) => e.to_string(),
+    };
+    tracing::error!(
+        file = %p.display(),
+        error = %error,
+        "UNREADABLE ADMIN STATE: the node stays in maintenance (weight 0) until an admin runs \
+         `lvs-node resume` (or `lvs-node drain`) after checking the file"
+    );
+    AdminState {
+        admin: Admin::Maint,
+        reason: Some(format!("{} unreadable: {error}", p.display())),
+        since: 0,
     }
 }
 
@@ -62,13 +77,62 @@ pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
             std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
         }
     }
-    // A stale socket from a killed agent would make bind fail.
-    if path.exists() {
-        std::fs::remove_file(path)?;
+    // A stale socket from a killed agent would make bind fail: remove it, but only a
+    // socket nobody answers on, never a live agent's socket or another kind of file.
+    if clear_stale(path)? {
+        tracing::info!(socket = %path.display(), "removed a stale control socket");
     }
     let l = UnixListener::bind(path)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
     Ok(l)
+}
+
+/// Whether an agent answers on the control socket at `path` (connect succeeds).
+pub fn agent_listening(path: &Path) -> bool {
+    std::os::unix::net::UnixStream::connect(path).is_ok()
+}
+
+/// Makes `path` free for a new control socket: absent is fine; a socket nobody listens on
+/// is removed (returns true); a live socket (another agent) or a file that is not a socket
+/// is an error and stays untouched.
+pub fn clear_stale(path: &Path) -> std::io::Result<bool> {
+    use std::os::unix::fs::FileTypeExt;
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    if !meta.file_type().is_socket() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            format!(
+                "{} exists and is not a socket; lvs-node will not remove it: check what it is, \
+                 move it away, or set daemon.control_socket to another path",
+                path.display()
+            ),
+        ));
+    }
+    match std::os::unix::net::UnixStream::connect(path) {
+        Ok(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::AddrInUse,
+            format!(
+                "another lvs-node agent is listening on {}; stop it first \
+                 (`systemctl stop lvs-node`) or give this one another daemon.control_socket",
+                path.display()
+            ),
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            std::fs::remove_file(path)?;
+            Ok(true)
+        }
+        Err(e) => Err(std::io::Error::new(
+            e.kind(),
+            format!(
+                "cannot tell whether an agent listens on {}: {e}",
+                path.display()
+            ),
+        )),
+    }
 }
 
 pub async fn serve(listener: UnixListener, health: Arc<Health>, state_dir: PathBuf) {
@@ -300,5 +364,77 @@ pub async fn resume_command(config: &Path) -> u8 {
             eprintln!("error: {e}");
             crate::cli::EXIT_FAIL
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::health::Admin;
+
+    fn scratch(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("lvs-control-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn missing_admin_state_is_ready() {
+        let d = scratch("missing");
+        assert_eq!(load_admin(&d).admin, Admin::Ready);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn unreadable_admin_state_fails_closed_to_maint() {
+        let d = scratch("garbage");
+        std::fs::write(admin_path(&d), b"{\"admin\": \"drai").unwrap();
+        let a = load_admin(&d);
+        assert_eq!(
+            a.admin,
+            Admin::Maint,
+            "a corrupt admin.json must not put the node back"
+        );
+        assert!(
+            a.reason.as_deref().unwrap_or("").contains("admin.json"),
+            "{a:?}"
+        );
+        // A directory where the file should be: cannot be read at all.
+        std::fs::remove_file(admin_path(&d)).unwrap();
+        std::fs::create_dir(admin_path(&d)).unwrap();
+        assert_eq!(load_admin(&d).admin, Admin::Maint);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_live_socket_is_never_taken_over() {
+        let d = scratch("live");
+        let sock = d.join("control.sock");
+        let first = bind(&sock).unwrap();
+        let e = bind(&sock).expect_err("a second agent must refuse");
+        assert!(e.to_string().contains("another lvs-node agent"), "{e}");
+        // The first agent still answers on its socket.
+        let c = tokio::net::UnixStream::connect(&sock).await;
+        assert!(c.is_ok(), "the first agent's socket was unlinked");
+        assert!(first.accept().await.is_ok());
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_stale_socket_is_replaced_and_other_files_are_refused() {
+        let d = scratch("stale");
+        let sock = d.join("control.sock");
+        // A socket file nobody listens on (an agent killed with -9).
+        drop(std::os::unix::net::UnixListener::bind(&sock).unwrap());
+        assert!(sock.exists());
+        let _l = bind(&sock).expect("a stale socket is replaced");
+        drop(_l);
+        std::fs::remove_file(&sock).unwrap();
+        std::fs::write(&sock, b"precious").unwrap();
+        let e = bind(&sock).expect_err("a regular file is not ours to remove");
+        assert!(e.to_string().contains("not a socket"), "{e}");
+        assert_eq!(std::fs::read(&sock).unwrap(), b"precious");
+        std::fs::remove_dir_all(&d).unwrap();
     }
 }

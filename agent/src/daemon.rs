@@ -54,6 +54,11 @@ pub async fn run(config: &Path) -> u8 {
             return crate::cli::EXIT_FAIL;
         }
     };
+    // A second agent on this host must stop here, before it converges or binds anything.
+    if let Err(e) = crate::control::clear_stale(&cfg.daemon.control_socket) {
+        eprintln!("error: daemon.control_socket: {e}");
+        return crate::cli::EXIT_FAIL;
+    }
     match Daemon::start(cfg).await {
         Ok(mut d) => d.main_loop(signals).await,
         Err(e) => {

@@ -34,7 +34,8 @@ fn managed_node(tag: &str, extra: &str) -> (DrLab, TestDir, std::path::PathBuf, 
         rs.ip,
         HTTP_PORT,
         200,
-        Duration::from_secs(5),
+        // Not what is measured: generous for a loaded machine.
+        Duration::from_secs(20),
     )
     .unwrap_or_else(|| {
         panic!(
@@ -43,6 +44,21 @@ fn managed_node(tag: &str, extra: &str) -> (DrLab, TestDir, std::path::PathBuf, 
         )
     });
     (lab, dir, cfg, pid)
+}
+
+/// The agent's log without terminal colour codes.
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut esc = false;
+    for c in s.chars() {
+        match (esc, c) {
+            (false, '\x1b') => esc = true,
+            (true, 'm') => esc = false,
+            (true, _) => {}
+            (false, c) => out.push(c),
+        }
+    }
+    out
 }
 
 fn vip_present(h: &lab::dr::Host) -> bool {
@@ -95,15 +111,30 @@ fn deleted_vip_is_repaired_and_timed() {
 
 #[test]
 fn arp_sysctl_drift_is_repaired_on_the_recheck_interval() {
-    let (lab, _dir, _cfg, _pid) = managed_node("sys", "");
+    // A sysctl change sends no netlink event: only the recheck (every 1 s here) sees it.
+    // Timed inside the namespace, 5 times: each repair lands within one interval plus the
+    // converge run (slack for a loaded machine), never at a later recheck.
+    let (lab, dir, _cfg, _pid) = managed_node("sys", "");
     let rs = &lab.reals[0];
-    rs.ok("sysctl -qw net.ipv4.conf.all.arp_ignore=0");
-    let fixed = wait_for(Duration::from_secs(3), || {
-        (rs.ok("sysctl -n net.ipv4.conf.all.arp_ignore").trim() == "1").then_some(())
-    });
+    let script = "for i in 1 2 3 4 5; do \
+           t0=$(date +%s%N); sysctl -qw net.ipv4.conf.all.arp_ignore=0; \
+           while [ \"$(cat /proc/sys/net/ipv4/conf/all/arp_ignore)\" != 1 ]; do \
+             [ $(( ($(date +%s%N) - t0) / 1000000 )) -gt 5000 ] && break; sleep 0.01; done; \
+           echo $(( ($(date +%s%N) - t0) / 1000000 )); sleep 0.3; \
+         done";
+    let file = dir.join("sysdrift.sh");
+    std::fs::write(&file, script).unwrap();
+    let out = rs.ok(&format!("timeout 60 sh {}", file.display()));
+    let ms: Vec<u64> = out.lines().filter_map(|l| l.trim().parse().ok()).collect();
+    assert_eq!(ms.len(), 5, "{out}");
+    let mut sorted = ms.clone();
+    sorted.sort();
+    let (median, max) = (sorted[2], sorted[4]);
+    eprintln!("arp_ignore drift repaired after {ms:?} ms (recheck_interval 1s)");
     assert!(
-        fixed.is_some(),
-        "arp_ignore not repaired within the 1s recheck interval"
+        median <= 1200 && max <= 1900,
+        "arp_ignore repaired after {ms:?} ms: not within the 1 s recheck interval \
+         (median <= 1.2 s, max <= 1.9 s allowed for the run on a loaded machine)"
     );
 }
 
@@ -190,6 +221,28 @@ fn nic_down_flush_up_is_repaired_at_once() {
     );
     assert!(ms < 1000, "repair after the bounce took {ms} ms (recheck interval is 30 s); flushed count {left}\n{log}");
     assert!(vip_present(rs), "the VIP on lo stays");
+    // The log says which trigger repaired it: after the reload, only netlink events
+    // (`trigger="event"`) may have repaired anything; a recheck or a reload would mean
+    // the timing above proves nothing about the event path.
+    let plain = strip_ansi(&log);
+    let after_reload = plain
+        .rsplit_once("config reloaded")
+        .map(|x| x.1)
+        .unwrap_or("");
+    let repairs: Vec<&str> = after_reload
+        .lines()
+        .filter(|l| l.contains("repaired the data plane"))
+        .collect();
+    assert!(
+        !repairs.is_empty() && repairs.iter().all(|l| l.contains("trigger=\"event\"")),
+        "the bounce must be repaired by netlink events only:\n{}",
+        repairs.join("\n")
+    );
+    assert!(
+        repairs.iter().any(|l| l.contains("192.0.2.102")),
+        "no event repair put back 192.0.2.102:\n{}",
+        repairs.join("\n")
+    );
     eprintln!("NIC bounce repaired in {ms} ms");
 }
 
@@ -210,4 +263,100 @@ fn sighup_removes_a_vip_dropped_from_the_config() {
         "SIGHUP did not remove the VIP dropped from the config"
     );
     assert!(vip_present(rs), "the remaining VIP must stay");
+}
+
+/// `lvs-node down` while the agent runs would be undone at once by its repair: `down`
+/// refuses with the command to run, and works once the agent is stopped.
+#[test]
+fn down_refuses_while_the_agent_runs() {
+    let (lab, _dir, cfg, pid) = managed_node("dwn", "");
+    let rs = &lab.reals[0];
+    let out = lvs(&rs.ns, &cfg, "down");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "down while the agent runs: {err}"
+    );
+    assert!(err.contains("systemctl stop lvs-node"), "{err}");
+    assert!(vip_present(rs), "a refused down changed the host");
+    rs.ns.signal(pid, nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(rs.ns.wait(pid, Duration::from_secs(5)), Some(0));
+    let out = lvs(&rs.ns, &cfg, "down");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(!vip_present(rs), "the VIP came back after down");
+}
+
+/// A second agent on the same host refuses to start and leaves the first one's control
+/// socket alone.
+#[test]
+fn a_second_agent_refuses_to_start() {
+    let (lab, dir, cfg, _pid) = managed_node("two", "");
+    let rs = &lab.reals[0];
+    // Same control socket and state, other report ports: only the socket can stop it.
+    let cfg2 = dir.join("second.toml");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace(&format!(":{HTTP_PORT}"), ":8090")
+        .replace(&format!(":{AGENT_PORT}"), ":8091");
+    std::fs::write(&cfg2, text).unwrap();
+    let log = dir.join("second.log");
+    let pid2 = rs.ns.spawn_logged(
+        &format!(
+            "{} -c {} run",
+            lab::bins::lvs_node().display(),
+            cfg2.display()
+        ),
+        &log,
+    );
+    let code = rs.ns.wait(pid2, Duration::from_secs(10));
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(code, Some(1), "second agent: {text}");
+    assert!(text.contains("another lvs-node agent"), "{text}");
+    let st = lvs(&rs.ns, &cfg, "drain");
+    assert!(
+        st.status.success(),
+        "the first agent's control socket is gone: {}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+}
+
+/// A damaged admin.json (the persisted drain/maint state) fails closed: the agent starts
+/// in maintenance, never back in rotation.
+#[test]
+fn an_unreadable_admin_state_starts_in_maintenance() {
+    let lab = DrLab::build(
+        "adm",
+        LabOpts {
+            reals: 1,
+            ..LabOpts::default()
+        },
+    );
+    let dir = TestDir::new(&lab.prefix);
+    let rs = &lab.reals[0];
+    gridftp::start(&rs.ns, rs.ip, "rs0.lab", &dir.join("gridftp.log"));
+    let cfg = write_config(
+        rs,
+        &dir.join("rs0"),
+        &NodeOpts {
+            manage_dataplane: true,
+            ..NodeOpts::default()
+        },
+    );
+    std::fs::create_dir_all(dir.join("rs0/state")).unwrap();
+    std::fs::write(dir.join("rs0/state/admin.json"), b"{\"admin\": \"mai").unwrap();
+    start_agent(rs, &cfg, &dir.join("agent.log"), HTTP_PORT);
+    // Give the checks time to rise: a ready node would turn 200 within a second.
+    std::thread::sleep(Duration::from_secs(3));
+    let (code, body) = health(&lab.director.ns, rs.ip, HTTP_PORT);
+    assert_eq!(code, 503, "damaged admin.json put the node back: {body}");
+    let line = agent_line(&lab.director.ns, rs.ip);
+    assert!(line.contains("maint"), "agent-check: {line}");
+    let log = std::fs::read_to_string(dir.join("agent.log")).unwrap_or_default();
+    assert!(log.contains("UNREADABLE ADMIN STATE"), "{log}");
 }

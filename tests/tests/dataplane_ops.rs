@@ -27,6 +27,13 @@ fn dr_traffic_is_answered_by_real_servers_from_the_vip() {
         ));
     }
     std::thread::sleep(std::time::Duration::from_millis(300));
+    // Every packet from VIP:2811 that reaches the client, with its source MAC.
+    let cap_log = work.path().join("client.pcap.txt");
+    let cap = lab.client.ns.spawn_logged(
+        &format!("tcpdump -e -n -l -i eth0 'src host {VIP} and tcp src port 2811'"),
+        &cap_log,
+    );
+    std::thread::sleep(std::time::Duration::from_millis(700));
     let mut seen = std::collections::BTreeSet::new();
     for _ in 0..6 {
         let out = lab
@@ -39,10 +46,42 @@ fn dr_traffic_is_answered_by_real_servers_from_the_vip() {
         2,
         "both real servers answer through the director: {seen:?}"
     );
-    // The client learned the VIP from the director only; replies came straight from the
-    // real servers (their MACs never appear for the VIP in the client's cache).
+    // The client learned the VIP from the director only: its cache holds the director's
+    // MAC for the VIP and no real server's.
     let neigh = lab.client.ok(&format!("ip neigh show {VIP}"));
     assert!(neigh.contains(&lab.director.mac), "{neigh}");
+    for rs in &lab.reals {
+        assert!(
+            !neigh.contains(&rs.mac),
+            "a real server answered ARP for the VIP: {neigh}"
+        );
+    }
+    // The replies came straight from the real servers: every packet from VIP:2811 on the
+    // client's wire has a real server's source MAC, never the director's, and both appear.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    lab.client.ns.kill(cap);
+    let wire = std::fs::read_to_string(&cap_log).unwrap_or_default();
+    let frames: Vec<&str> = wire.lines().filter(|l| l.contains(" > ")).collect();
+    assert!(
+        frames.len() >= 6,
+        "no replies captured on the client:\n{wire}"
+    );
+    for f in &frames {
+        let src = f.split_whitespace().nth(1).unwrap_or("");
+        assert!(
+            lab.reals.iter().any(|rs| rs.mac == src),
+            "a reply from the VIP did not come from a real server's MAC: {f}"
+        );
+    }
+    for rs in &lab.reals {
+        assert!(
+            frames
+                .iter()
+                .any(|f| f.split_whitespace().nth(1) == Some(rs.mac.as_str())),
+            "no reply from {}:\n{wire}",
+            rs.mac
+        );
+    }
 }
 
 #[test]
@@ -89,8 +128,22 @@ fn up_is_idempotent_and_dry_run_changes_nothing() {
     assert_eq!(snapshot(rs), before);
 }
 
+/// The number of steps `lvs-node ARGS --dry-run` plans.
+fn planned_steps(rs: &lab::dr::Host, cfg: &std::path::Path, args: &str) -> usize {
+    let plan = lvs_node_ok(rs, cfg, &format!("{args} --dry-run"));
+    plan.lines()
+        .filter(|l| {
+            l.trim_start()
+                .split('.')
+                .next()
+                .is_some_and(|n| n.trim().parse::<usize>().is_ok())
+        })
+        .count()
+}
+
 #[test]
-fn failure_midway_rolls_back_this_run() {
+fn failure_at_every_step_rolls_back_this_run() {
+    // Needs the `fault-injection` feature (tests/run.sh builds with it).
     let lab = DrLab::build(
         "rollback",
         LabOpts {
@@ -106,16 +159,118 @@ fn failure_midway_rolls_back_this_run() {
         );
         let cfg = write_config(&work, rs, method, &body);
         let before = snapshot(rs);
-        let out = lvs_node_env(rs, &cfg, "up", "LVS_NODE_FAIL_AT_STEP=3");
+        let n = planned_steps(rs, &cfg, "up");
+        assert!(n >= 3, "{method}: {n} steps");
+        for k in 1..=n {
+            let out = lvs_node_env(rs, &cfg, "up", &format!("LVS_NODE_FAIL_AT_STEP={k}"));
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(
+                out.status.code(),
+                Some(1),
+                "{method} step {k}: {err} (is lvs-node built with --features lvs-node/fault-injection, as tests/run.sh does?)"
+            );
+            assert!(err.contains("rolled back"), "{err}");
+            assert_eq!(
+                snapshot(rs),
+                before,
+                "{method}: rollback of a failure at step {k} of {n} left changes"
+            );
+        }
+        // The same for `down`: every step fails in turn and the host stays up. A removed
+        // address or arptables rule that the rollback puts back lands at the end of its
+        // list (netlink and `arptables -A` cannot insert at a position), so the snapshot
+        // is compared line by line as a set.
+        let sorted = |s: String| {
+            let mut l: Vec<String> = s.lines().map(str::to_string).collect();
+            l.sort();
+            l
+        };
+        lvs_node_ok(rs, &cfg, "up");
+        let up = sorted(snapshot(rs));
+        let n = planned_steps(rs, &cfg, "down");
+        for k in 1..=n {
+            let out = lvs_node_env(rs, &cfg, "down", &format!("LVS_NODE_FAIL_AT_STEP={k}"));
+            assert_eq!(out.status.code(), Some(1), "{method} down step {k}");
+            assert_eq!(
+                sorted(snapshot(rs)),
+                up,
+                "{method}: failed down at step {k} of {n} left changes"
+            );
+        }
+        lvs_node_ok(rs, &cfg, "down");
+        assert_eq!(snapshot(rs), before);
+    }
+}
+
+#[test]
+fn a_crash_before_any_step_is_completed_by_down() {
+    let lab = DrLab::build(
+        "crashall",
+        LabOpts {
+            reals: 1,
+            ..Default::default()
+        },
+    );
+    let work = Workdir::new(&lab.prefix);
+    let rs = &lab.reals[0];
+    let body = format!("[arp]\nmethod = \"arptables\"\n[[vip]]\naddress = \"{VIP}\"\n[[vip]]\naddress = \"192.0.2.101\"\n");
+    let cfg = write_config(&work, rs, "rs", &body);
+    let before = snapshot(rs);
+    let n = planned_steps(rs, &cfg, "up");
+    for k in 1..=n {
+        let out = lvs_node_env(rs, &cfg, "up", &format!("LVS_NODE_CRASH_AT_STEP={k}"));
+        assert_eq!(out.status.code(), Some(137), "crash before step {k}");
+        lvs_node_ok(rs, &cfg, "down");
         assert_eq!(
-            out.status.code(),
-            Some(1),
-            "{method}: {}",
-            String::from_utf8_lossy(&out.stderr)
+            snapshot(rs),
+            before,
+            "down after a crash before step {k} of {n}"
         );
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains("rolled back"), "{err}");
-        assert_eq!(snapshot(rs), before, "{method}: rollback left changes");
+    }
+}
+
+/// The fault hooks exist only with the `fault-injection` feature: the lab binary has them
+/// (the tests above prove it works), and no release build enables it: not the default
+/// features, not the packaging scripts' cargo call.
+#[test]
+fn fault_injection_is_kept_out_of_release_builds() {
+    let root = lab::units::repo();
+    let manifest = std::fs::read_to_string(root.join("agent/Cargo.toml")).unwrap();
+    let default = manifest
+        .lines()
+        .find(|l| l.trim_start().starts_with("default"))
+        .unwrap_or("");
+    assert!(!default.contains("fault-injection"), "{default}");
+    let build = std::fs::read_to_string(root.join("packaging/common.sh")).unwrap();
+    let cargo_line = build
+        .lines()
+        .find(|l| l.contains("cargo build"))
+        .expect("packaging builds with cargo");
+    assert!(
+        !cargo_line.contains("--features") && !cargo_line.contains("--all-features"),
+        "{cargo_line}"
+    );
+    // The strings are compiled in only with the feature: the lab binary has them, and a
+    // release binary built by the packaging scripts, when present, does not.
+    let has = |bin: &std::path::Path| {
+        let data = std::fs::read(bin).unwrap();
+        data.windows(b"LVS_NODE_FAIL_AT_STEP".len())
+            .any(|w| w == b"LVS_NODE_FAIL_AT_STEP")
+    };
+    assert!(
+        has(&lab::bins::lvs_node()),
+        "the lab binary lacks the hooks: build with --features lvs-node/fault-injection (tests/run.sh)"
+    );
+    let release = lab::bins::target_dir()
+        .parent()
+        .unwrap()
+        .join("release/lvs-node");
+    if release.exists() {
+        assert!(
+            !has(&release),
+            "{} contains the fault hooks",
+            release.display()
+        );
     }
 }
 
@@ -285,17 +440,45 @@ fn ipv4_vip_on_nic_is_never_the_source() {
     let work = Workdir::new(&lab.prefix);
     let rs = &lab.reals[0];
     rs.ok("ip route add default via 192.0.2.2");
-    let cfg = write_config(&work, rs, "rs", &cfg_v4("arptables", "eth0"));
+    let body = format!("[arp]\nmethod = \"arptables\"\n[[vip]]\naddress = \"{VIP}\"\ndevice = \"eth0\"\n[[vip]]\naddress = \"192.0.2.101/24\"\ndevice = \"eth0\"\n");
+    let cfg = write_config(&work, rs, "rs", &body);
     lvs_node_ok(rs, &cfg, "up");
     let a = rs.ok("ip -o -4 addr show dev eth0");
     assert!(
         a.find("192.0.2.11/24").unwrap() < a.find("192.0.2.100/32").unwrap(),
         "real IP stays first: {a}"
     );
+    // Both VIPs are noprefixroute: neither installs a route whose source would be a VIP.
+    for line in a.lines().filter(|l| l.contains("192.0.2.10")) {
+        assert!(line.contains("noprefixroute"), "{line}");
+    }
+    let routes = rs.ok("ip -4 route show table all");
+    for v in ["192.0.2.100", "192.0.2.101"] {
+        assert!(
+            !routes
+                .lines()
+                .any(|l| l.contains(&format!("src {v}")) && !l.starts_with("local")),
+            "a route leaves from the VIP {v}:\n{routes}"
+        );
+    }
     for dst in ["192.0.2.1", "198.51.100.7"] {
         let r = rs.ok(&format!("ip route get {dst}"));
         assert!(r.contains("src 192.0.2.11"), "{dst}: {r}");
     }
+    // A real connection from the node: the client sees it come from the real IP.
+    lab.client
+        .ns
+        .spawn("socat TCP-LISTEN:7000,reuseaddr,fork SYSTEM:'echo $SOCAT_PEERADDR'");
+    let peer = lab::wait_for(std::time::Duration::from_secs(5), || {
+        let o = rs.ns.run("socat -T2 - TCP:192.0.2.1:7000 </dev/null");
+        let t = String::from_utf8_lossy(&o.stdout).trim().to_string();
+        (!t.is_empty()).then_some(t)
+    })
+    .expect("no answer from the client");
+    assert_eq!(
+        peer, "192.0.2.11",
+        "the node's own connection left from {peer}"
+    );
     lvs_node_ok(rs, &cfg, "down");
 }
 

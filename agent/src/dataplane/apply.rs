@@ -1,5 +1,8 @@
 //! Executes a plan: record intent, run the steps in order, and on the first failure undo
 //! what this run did, newest first, so a failed `up` leaves the host as it found it.
+//! The steps land on a `Host`: the live one (netlink, /proc/sys, the tools, state_dir) or,
+//! in the unit and property tests, a model of one (`dataplane::sim`), so both run the
+//! same ordering, recording and rollback code.
 
 use super::arp::{arptables, nftables};
 use super::model::{Actual, Owned};
@@ -8,10 +11,65 @@ use super::plan::{inverse, Op, Plan};
 use super::{state, sysctl, ApplyError};
 use std::path::Path;
 
-/// Test hooks: `LVS_NODE_FAIL_AT_STEP=N` makes step N (1-based) fail, to prove rollback;
-/// `LVS_NODE_CRASH_AT_STEP=N` exits at once before step N, like a kill -9 between steps.
-const FAIL_ENV: &str = "LVS_NODE_FAIL_AT_STEP";
-const CRASH_ENV: &str = "LVS_NODE_CRASH_AT_STEP";
+/// Where a plan's steps are applied and its record is kept.
+#[allow(async_fn_in_trait)] // used with concrete types only, never as `dyn`
+pub trait Host {
+    async fn run(&mut self, op: &Op) -> Result<(), ApplyError>;
+    /// arptables-nft's `table arp filter`, dropped when no chain holds a rule.
+    fn drop_arp_filter_table_if_empty(&mut self) -> Result<(), ApplyError>;
+    /// Persists the owned-state record (write-ahead).
+    fn save(&mut self, owned: &Owned) -> Result<(), ApplyError>;
+    /// Stops the run before `step` as a kill -9 would: no rollback, the intent stays.
+    fn crash(&mut self, step: usize) -> ApplyError;
+}
+
+/// Injected faults (1-based step numbers): `fail_at` makes that step fail, to prove the
+/// rollback; `crash_at` stops before that step, like a kill -9 between steps.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Faults {
+    pub fail_at: Option<usize>,
+    pub crash_at: Option<usize>,
+}
+
+/// The lab's hooks, `LVS_NODE_FAIL_AT_STEP=N` and `LVS_NODE_CRASH_AT_STEP=N`, exist only
+/// in builds with the `fault-injection` feature (tests/run.sh); release builds never read
+/// them.
+#[cfg(feature = "fault-injection")]
+pub fn faults_from_env() -> Faults {
+    let var = |k: &str| std::env::var(k).ok().and_then(|v| v.parse().ok());
+    Faults {
+        fail_at: var("LVS_NODE_FAIL_AT_STEP"),
+        crash_at: var("LVS_NODE_CRASH_AT_STEP"),
+    }
+}
+
+#[cfg(not(feature = "fault-injection"))]
+pub fn faults_from_env() -> Faults {
+    Faults::default()
+}
+
+/// The live host.
+pub struct Live<'a> {
+    pub nl: &'a Netlink,
+    pub actual: &'a Actual,
+    pub state_dir: &'a Path,
+}
+
+impl Host for Live<'_> {
+    async fn run(&mut self, op: &Op) -> Result<(), ApplyError> {
+        run(self.nl, self.actual, op).await
+    }
+    fn drop_arp_filter_table_if_empty(&mut self) -> Result<(), ApplyError> {
+        arptables::drop_filter_table_if_empty()
+    }
+    fn save(&mut self, owned: &Owned) -> Result<(), ApplyError> {
+        state::save(self.state_dir, owned)
+    }
+    fn crash(&mut self, step: usize) -> ApplyError {
+        eprintln!("injected crash: exiting before step {step}");
+        std::process::exit(137);
+    }
+}
 
 pub async fn execute(
     nl: &Netlink,
@@ -20,30 +78,38 @@ pub async fn execute(
     plan: &Plan,
     state_dir: &Path,
 ) -> Result<Vec<String>, ApplyError> {
+    let mut live = Live {
+        nl,
+        actual,
+        state_dir,
+    };
+    execute_on(&mut live, owned, plan, faults_from_env()).await
+}
+
+pub async fn execute_on<H: Host>(
+    host: &mut H,
+    owned: &Owned,
+    plan: &Plan,
+    faults: Faults,
+) -> Result<Vec<String>, ApplyError> {
     if plan.steps.is_empty() {
         if &plan.done != owned {
-            state::save(state_dir, &plan.done)?;
+            host.save(&plan.done)?;
         }
         return Ok(Vec::new());
     }
     if &plan.intent != owned {
-        state::save(state_dir, &plan.intent)?;
+        host.save(&plan.intent)?;
     }
-    let fail_at: Option<usize> = std::env::var(FAIL_ENV).ok().and_then(|v| v.parse().ok());
-    let crash_at: Option<usize> = std::env::var(CRASH_ENV).ok().and_then(|v| v.parse().ok());
     let mut done: Vec<&Op> = Vec::new();
     for (i, op) in plan.steps.iter().enumerate() {
-        if crash_at == Some(i + 1) {
-            eprintln!("{CRASH_ENV}: exiting before step {}", i + 1);
-            std::process::exit(137);
+        if faults.crash_at == Some(i + 1) {
+            return Err(host.crash(i + 1));
         }
-        let res = if fail_at == Some(i + 1) {
-            Err(ApplyError(format!(
-                "injected failure at step {} ({FAIL_ENV})",
-                i + 1
-            )))
+        let res = if faults.fail_at == Some(i + 1) {
+            Err(ApplyError(format!("injected failure at step {}", i + 1)))
         } else {
-            run(nl, actual, op).await
+            host.run(op).await
         };
         match res {
             Ok(()) => {
@@ -56,19 +122,19 @@ pub async fn execute(
                 let mut rollback_errors = Vec::new();
                 for op in done.iter().rev() {
                     if let Some(inv) = inverse(op) {
-                        if let Err(e) = run(nl, actual, &inv).await {
+                        if let Err(e) = host.run(&inv).await {
                             rollback_errors.push(format!("{}: {}", inv.describe(), e.0));
                         }
                     }
                 }
                 // arptables-nft created `table arp filter` in this run: take it away too.
-                if plan.intent.arp_filter_table && !owned.arp_filter_table {
-                    if let Err(e) = arptables::drop_filter_table_if_empty() {
+                if plan.creates_arp_filter_table {
+                    if let Err(e) = host.drop_arp_filter_table_if_empty() {
                         rollback_errors.push(format!("drop empty arp filter table: {}", e.0));
                     }
                 }
                 if rollback_errors.is_empty() {
-                    state::save(state_dir, owned)?;
+                    host.save(owned)?;
                     return Err(ApplyError(format!(
                         "{msg}\nrolled back the {} step(s) this run had applied; the host is as before",
                         done.len()
@@ -85,7 +151,7 @@ pub async fn execute(
     // One durable write per run where possible: when nothing is removed, the intent
     // already equals the final record.
     if plan.done != plan.intent {
-        state::save(state_dir, &plan.done)?;
+        host.save(&plan.done)?;
     }
     Ok(plan.steps.iter().map(Op::describe).collect())
 }
@@ -97,10 +163,11 @@ async fn run(nl: &Netlink, actual: &Actual, op: &Op) -> Result<(), ApplyError> {
             .ok_or_else(|| ApplyError(format!("device `{dev}` is gone")))
     };
     match op {
-        Op::DelVip(v) => match actual.link_index(&v.device) {
+        Op::DelVip(v, _) => match actual.link_index(&v.device) {
             Some(i) => nl.del_vip(v, i).await,
             None => Ok(()),
         },
+        Op::RestoreVip { vip, flags } => nl.restore_addr(vip, index(&vip.device)?, *flags).await,
         Op::AddVip { vip, .. } => {
             nl.add_vip(vip, index(&vip.device)?, vip.device != "lo")
                 .await

@@ -14,6 +14,8 @@ pub mod netlink;
 pub mod observe;
 pub mod plan;
 pub mod preflight;
+#[cfg(test)]
+mod sim;
 pub mod state;
 pub mod sysctl;
 
@@ -123,6 +125,17 @@ async fn prepare_unlocked(cfg: &NodeConfig, mode: Mode) -> Result<Prepared, Fail
     let nl = netlink::Netlink::connect()?;
     let owned = state::load(&cfg.state_dir)?;
     let mut actual = observe::links_and_addrs(&nl).await?;
+    if let Some(ip) = preflight::node_ip(cfg, &actual) {
+        if let Some(i) = owned.vips.iter().position(|v| v.address == ip) {
+            return Err(ConfigError::new(
+                state::path(&cfg.state_dir),
+                format!("vips[{i}]"),
+                format!("{ip} is this node's own address on `{}`, never a VIP lvs-node added", cfg.interface),
+                "the state file is damaged or was edited: remove that entry (or the file, after checking `ip addr` and the ARP rules)",
+            )
+            .into());
+        }
+    }
     let desired = match mode {
         Mode::Up => preflight::check(cfg, &actual, &owned)?,
         Mode::Down => preflight::Desired {
@@ -131,7 +144,15 @@ async fn prepare_unlocked(cfg: &NodeConfig, mode: Mode) -> Result<Prepared, Fail
         },
     };
     observe::tools(&mut actual, &desired.items, &owned)?;
-    let plan = plan::build(&desired.items, &actual, &owned);
+    let plan = match mode {
+        Mode::Up => plan::build(&desired.items, &actual, &owned),
+        // Configured VIPs on the host go too, recorded or not (see plan::adopt_present).
+        Mode::Down => plan::build(
+            &desired.items,
+            &actual,
+            &plan::adopt_present(&owned, &actual, &cfg.vips),
+        ),
+    };
     Ok(Prepared {
         nl,
         actual,
@@ -178,7 +199,7 @@ impl Prepared {
             .collect();
         // Things we created that the config no longer wants and that are still there.
         for op in &self.plan.steps {
-            if let plan::Op::DelVip(_)
+            if let plan::Op::DelVip(..)
             | plan::Op::DelArpRule(_)
             | plan::Op::NftDelete { .. }
             | plan::Op::SetSysctl { restore: true, .. }

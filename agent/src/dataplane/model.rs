@@ -92,12 +92,36 @@ impl Actual {
             .map(|l| l.name.as_str())
     }
 
-    /// The kernel's record of this VIP on its desired device, if present.
+    /// The kernel's record of this VIP on its desired device, if present. An IPv4 address
+    /// is one per (address, prefix) on a device: the same address with another prefix is
+    /// another address (`other_forms`). IPv6 holds one per address and device.
     pub fn vip_addr(&self, vip: &Vip) -> Option<&AddrInfo> {
         let idx = self.link_index(&vip.device)?;
+        self.addrs.iter().find(|a| {
+            a.address == vip.address && a.index == idx && (!vip.is_v4() || a.prefix == vip.prefix)
+        })
+    }
+
+    /// The VIP's address on its device with another prefix (IPv4 only), with its flags.
+    pub fn other_forms(&self, vip: &Vip) -> Vec<(Vip, u32)> {
+        let Some(idx) = self.link_index(&vip.device) else {
+            return Vec::new();
+        };
         self.addrs
             .iter()
-            .find(|a| a.address == vip.address && a.index == idx)
+            .filter(|a| {
+                vip.is_v4() && a.address == vip.address && a.index == idx && a.prefix != vip.prefix
+            })
+            .map(|a| {
+                (
+                    Vip {
+                        prefix: a.prefix,
+                        ..vip.clone()
+                    },
+                    a.flags.bits(),
+                )
+            })
+            .collect()
     }
 
     /// Devices other than `vip.device` that hold the VIP's address.

@@ -111,6 +111,33 @@ impl Netlink {
         }
     }
 
+    /// Puts back an address removed or updated in this run with the flags it had
+    /// (rollback). NLM_F_REPLACE: also resets the flags of an address still there.
+    pub async fn restore_addr(&self, vip: &Vip, index: u32, flags: u32) -> Result<(), ApplyError> {
+        let mut req = self
+            .handle
+            .address()
+            .add(index, vip.address, vip.prefix)
+            .replace();
+        let mut m = vip_message(vip, index, false);
+        m.attributes.retain(|a| {
+            !matches!(
+                a,
+                AddressAttribute::Flags(_) | AddressAttribute::CacheInfo(_)
+            )
+        });
+        m.attributes
+            .push(AddressAttribute::Flags(AddressFlags::from_bits_retain(
+                flags,
+            )));
+        *req.message_mut() = m;
+        match req.execute().await {
+            Ok(()) => Ok(()),
+            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::EEXIST => Ok(()),
+            Err(e) => Err(nl_err(&format!("restore {} dev #{index}", vip.cidr()), e)),
+        }
+    }
+
     pub async fn del_vip(&self, vip: &Vip, index: u32) -> Result<(), ApplyError> {
         let msg = vip_message(vip, index, false);
         match self.handle.address().del(msg).execute().await {

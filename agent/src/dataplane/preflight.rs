@@ -14,6 +14,25 @@ pub struct Desired {
     pub rip: Option<Ipv4Addr>,
 }
 
+/// The node's own address: `real_ip`, else the interface's primary IPv4 address that is
+/// not a configured VIP. Never a VIP to remove.
+pub fn node_ip(cfg: &NodeConfig, actual: &Actual) -> Option<IpAddr> {
+    if cfg.real_ip.is_some() {
+        return cfg.real_ip;
+    }
+    let idx = actual.link_index(&cfg.interface)?;
+    actual
+        .addrs
+        .iter()
+        .filter(|a| a.index == idx && a.address.is_ipv4())
+        .filter(|a| !cfg.vips.iter().any(|v| v.address == a.address))
+        .find(|a| {
+            !a.flags
+                .contains(netlink_packet_route::address::AddressFlags::Secondary)
+        })
+        .map(|a| a.address)
+}
+
 pub fn check(cfg: &NodeConfig, actual: &Actual, owned: &Owned) -> Result<Desired, ConfigError> {
     let err =
         |key: &str, problem: String, fix: String| ConfigError::new(&cfg.file, key, problem, fix);

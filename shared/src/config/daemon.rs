@@ -727,4 +727,17 @@ mod tests {
         let e = parse("[daemon]\nbogus = 1\n").unwrap_err();
         assert!(e.key.starts_with("line"), "{e}");
     }
+
+    #[test]
+    fn huge_durations_are_rejected_with_the_key() {
+        let e = parse("[daemon]\nrecheck_interval = \"213503982334601d\"\n").unwrap_err();
+        assert_eq!(e.key, "daemon.recheck_interval");
+        assert!(e.to_string().contains("too large"), "{e}");
+        let e = parse("[[check]]\nkind = \"gridftp\"\ninterval = \"99999999999999999999s\"\n")
+            .unwrap_err();
+        assert_eq!(e.key, "check[0].interval");
+        let e = parse("[[check]]\nkind = \"gridftp\"\ninterval = \"36501d\"\ntimeout = \"1s\"\n")
+            .unwrap_err();
+        assert_eq!(e.key, "check[0].interval");
+    }
 }
