@@ -60,7 +60,7 @@ pub async fn bind_all(listeners: &[SocketAddr]) -> std::io::Result<Vec<TcpListen
     }
     let mut bound = Vec::new();
     for a in listeners {
-        let l = TcpListener::bind(a).await.map_err(|e| {
+        let l = crate::report::gate::bind(*a).map_err(|e| {
             std::io::Error::new(
                 e.kind(),
                 format!("cannot listen on {a}: {e} (is the address local, e.g. the VIP on lo?)"),

@@ -115,9 +115,7 @@ async fn next_listener<K: PartialEq>(
         match old {
             Some(s) => socks.push(s.clone()),
             None => socks.push(Arc::new(
-                TcpListener::bind(a)
-                    .await
-                    .map_err(|e| format!("cannot listen on {what} {a}: {e}"))?,
+                report::gate::bind(*a).map_err(|e| format!("cannot listen on {what} {a}: {e}"))?,
             )),
         }
     }

@@ -159,7 +159,10 @@ fn responder_never_follows_symlinked_directories() {
         wait_for(Duration::from_secs(5), || {
             lab.client
                 .ns
-                .run(&format!("curl -s -o /dev/null -m 1 http://{}:{port}/", rs.ip))
+                .run(&format!(
+                    "curl -s -o /dev/null -m 1 http://{}:{port}/",
+                    rs.ip
+                ))
                 .status
                 .success()
                 .then_some(())

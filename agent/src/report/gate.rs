@@ -154,6 +154,23 @@ impl Gate {
     }
 }
 
+/// Listen backlog of the network-facing listeners. A connection flood is accepted and shed
+/// by the gate; a deep queue keeps a director's SYN from being dropped (and retried only after
+/// a second) while the accept loop catches up. The kernel caps it at `net.core.somaxconn`.
+pub const BACKLOG: u32 = 4096;
+
+/// Binds `addr` with [`BACKLOG`] (and SO_REUSEADDR, as std and tokio do).
+pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let s = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    s.set_reuseaddr(true)?;
+    s.bind(addr)?;
+    s.listen(BACKLOG)
+}
+
 /// Accept errors such as EMFILE must not spin the loop.
 pub(crate) async fn accept_pause(e: &std::io::Error) {
     tracing::warn!(error = %e, "accept failed");

@@ -14,7 +14,6 @@ use hyper::body::Incoming;
 use hyper::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -25,10 +24,6 @@ pub const LIMITS: ConnLimits = ConnLimits {
     idle: Duration::from_secs(3),
     lifetime: Duration::from_secs(60),
 };
-
-pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    TcpListener::bind(addr).await
-}
 
 pub async fn serve(listener: Arc<TcpListener>, health: Arc<Health>, gate: Gate) {
     loop {
