@@ -419,10 +419,13 @@ impl Daemon {
 
     async fn stop(&mut self, why: &str) -> u8 {
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
-        // Stop the repair loop before anything is torn down (a tool it runs is bounded by
-        // its timeout, so this wait is too).
+        // Stop the repair loop before anything is torn down. Only `down` must wait for it
+        // (no repair may race it; a tool it runs is bounded by its timeout, so the wait is
+        // too); otherwise the agent exits at once even while a tool hangs.
         if let Some(dp) = self.dataplane.take() {
-            dp.stop().await;
+            if self.cfg.daemon.on_stop == OnStop::Down && self.cfg.daemon.manage_dataplane {
+                dp.stop().await;
+            }
         }
         self.checks.clear();
         self.http = None;

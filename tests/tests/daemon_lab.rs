@@ -224,10 +224,7 @@ fn probe_exit_codes_and_health_contract() {
     let rs = &lab.reals[0];
     prepare_real_by_hand(rs);
     let gpid = gridftp::start(&rs.ns, rs.ip, "rs0.lab", &dir.join("gridftp.log"));
-    let allow = format!(
-        "allow = [\"{}\"]\npublic_health = true",
-        lab.director.ip
-    );
+    let allow = format!("allow = [\"{}\"]\npublic_health = true", lab.director.ip);
     // /status is for the allow list only: this test reads it from the director.
     let cfg = write_config(
         rs,
@@ -536,7 +533,11 @@ fn admin_state_persists_and_sighup_reloads() {
             "down ready #xrd: connection refused",
             "after {what}"
         );
-        assert_eq!(rs.ns.wait(agent, Duration::from_millis(10)), None, "agent exited");
+        assert_eq!(
+            rs.ns.wait(agent, Duration::from_millis(10)),
+            None,
+            "agent exited"
+        );
     };
     // A broken config is refused and the running one kept.
     std::fs::write(&cfg, "interface = \"eth0\"\n[[check]]\nkind = \"nope\"\n").unwrap();
@@ -545,13 +546,17 @@ fn admin_state_persists_and_sighup_reloads() {
     still_in_force("an invalid config");
     let st = d.ok(&format!("curl -s http://{}:8090/status", rs.ip));
     let v: serde_json::Value = serde_json::from_str(&st).unwrap();
-    assert!(v["reload_error"].is_string(), "reload error not shown: {st}");
+    assert!(
+        v["reload_error"].is_string(),
+        "reload error not shown: {st}"
+    );
 
     // A config that validates but cannot bind (the new port is taken): nothing of it applies,
     // the old listeners keep answering, and the refusal shows in /status and /metrics.
-    let holder = rs
-        .ns
-        .spawn(&format!("socat TCP-LISTEN:8095,bind={},reuseaddr,fork /dev/null", rs.ip));
+    let holder = rs.ns.spawn(&format!(
+        "socat TCP-LISTEN:8095,bind={},reuseaddr,fork /dev/null",
+        rs.ip
+    ));
     wait_for(Duration::from_secs(5), || {
         rs.ns
             .run(&format!("ss -Hltn 'sport = :8095' | grep -q {}", rs.ip))
@@ -575,7 +580,11 @@ fn admin_state_persists_and_sighup_reloads() {
         "{st}"
     );
     assert!(
-        !v["checks"].as_array().unwrap().iter().any(|c| c["name"] == "other"),
+        !v["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["name"] == "other"),
         "a check of the refused config runs: {st}"
     );
     let m = d.ok(&format!("curl -s http://{}:8090/metrics", rs.ip));
