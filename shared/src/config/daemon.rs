@@ -775,4 +775,34 @@ mod tests {
         let e = parse("[daemon]\nbogus = 1\n").unwrap_err();
         assert!(e.key.starts_with("line"), "{e}");
     }
+
+    #[test]
+    fn report_limits_and_command_user() {
+        let c = parse(
+            "[[check]]\nkind = \"command\"\ncommand = [\"/bin/true\"]\nuser = \"nobody\"\n\
+             [report]\nhttp = \"192.0.2.11:8080\"\nallow = [\"192.0.2.2\"]\npublic_health = true\nmax_per_source = 4\n",
+        )
+        .unwrap();
+        let r = &c.daemon.report;
+        assert_eq!((r.max_per_source, r.public_health), (4, true));
+        match &c.daemon.checks[0].kind {
+            super::CheckKind::Command { user, .. } => assert_eq!(user.as_deref(), Some("nobody")),
+            k => panic!("{k:?}"),
+        }
+        let d = parse("").unwrap();
+        assert_eq!(d.daemon.report.max_per_source, 16);
+        assert!(!d.daemon.report.public_health);
+        let e = parse("[report]\npublic_health = true\n").unwrap_err();
+        assert_eq!(e.key, "report.public_health");
+        let e = parse("[report]\nmax_connections = 8\nmax_per_source = 9\n").unwrap_err();
+        assert_eq!(e.key, "report.max_per_source");
+        let e = parse(
+            "[[check]]\nkind = \"command\"\ncommand = [\"/bin/true\"]\nuser = \"no-such-user-x\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "check[0].user");
+        let e =
+            parse("[[check]]\nkind = \"tcp\"\ntarget = \"x:1\"\nuser = \"nobody\"\n").unwrap_err();
+        assert_eq!(e.key, "check[0].user");
+    }
 }
