@@ -246,10 +246,14 @@ impl Daemon {
             }
             None => None,
         };
+        let acme_key = match acme_key {
+            Some(k) if k.1.is_empty() => {
+                tracing::error!("ACME HTTP-01 responder not started: no listen address (is real_ip resolvable?)");
+                None
+            }
+            k => k,
+        };
         let acme_addrs = acme_key.as_ref().map(|k| k.1.clone()).unwrap_or_default();
-        if acme_key.is_some() && acme_addrs.is_empty() {
-            return Err("acme: no listen address".into());
-        }
         let acme = next_listener(self.acme.as_ref(), acme_key, &acme_addrs, "acme").await?;
         let ck = (d.control_socket.clone(), cfg.state_dir.clone());
         let control = if self.control.as_ref().map(|t| &t.key) == Some(&ck) {
