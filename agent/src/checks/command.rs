@@ -71,17 +71,22 @@ async fn drain(r: Option<impl AsyncRead + Unpin>) -> Vec<u8> {
 
 impl Check for Command {
     async fn run(&self) -> CheckResult {
-        {
-            let mut last = self.last_group.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(g) = *last {
-                if group_alive(g) {
-                    let _ = killpg(Pid::from_raw(g), Signal::SIGKILL);
-                    return Err(format!(
-                        "previous probe still running (process group {g} does not die)"
-                    ));
+        let last = *self.last_group.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(g) = last {
+            // A group killed at the last timeout may take a moment to be reaped.
+            for _ in 0..10 {
+                if !group_alive(g) {
+                    break;
                 }
-                *last = None;
+                let _ = killpg(Pid::from_raw(g), Signal::SIGKILL);
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
             }
+            if group_alive(g) {
+                return Err(format!(
+                    "previous probe still running (process group {g} does not die)"
+                ));
+            }
+            *self.last_group.lock().unwrap_or_else(|e| e.into_inner()) = None;
         }
         let mut cmd = tokio::process::Command::new(&self.argv[0]);
         cmd.args(&self.argv[1..])
