@@ -1,14 +1,16 @@
-//! `lvs-cert acme`: one order for the VIP and the nodes (or one per node for XRootD) with
-//! instant-acme, tokens in the shared webroot, a self-check before any validation, our own
-//! rcgen CSR, verification before publish and install, and a pool-wide lock.
+//! ACME with instant-acme: the checked plan of a run, the account, and one order for the
+//! VIP and the nodes (or one per node for XRootD): tokens in the shared webroot, a
+//! self-check before any validation, our own rcgen CSR, verification of what the CA
+//! returns. The command that drives it (lock, publish, install) is `cmd::acme`.
 
 use crate::cli::AcmeArgs;
 use crate::csr::{self, Subject};
 use crate::error::usage;
-use crate::install::{self, Target};
+use crate::install::{Hook, Target};
 use crate::names::{CertSpec, Pool};
 use crate::selfcheck::{self, Challenge, Endpoint};
-use crate::{lock, store, verify, webroot};
+use crate::verify::Trust;
+use crate::{verify, webroot};
 use anyhow::{anyhow, bail, Context, Result};
 use instant_acme::{
     Account, AccountCredentials, AuthorizationStatus, ChallengeType, Identifier, LetsEncrypt,
@@ -17,11 +19,36 @@ use instant_acme::{
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 const ATTEMPTS: u32 = 8;
+/// A CA that did not answer within --http-timeout gets two more chances, not seven: the
+/// pool lock is held meanwhile.
+const TIMEOUT_ATTEMPTS: u32 = 3;
 
-/// badNonce (instant-acme retries only 3 times itself), 5xx and connection trouble.
+/// The error to describe: instant-acme's `Other` is transparent, and hides its inner
+/// error from `source()`.
+fn inner(e: &instant_acme::Error) -> &(dyn std::error::Error + 'static) {
+    match e {
+        instant_acme::Error::Other(i) => &**i,
+        e => e,
+    }
+}
+
+/// The whole cause chain, e.g. `client error (Connect): invalid peer certificate: UnknownIssuer`.
+pub fn describe(e: &instant_acme::Error) -> String {
+    let d = crate::http::describe(inner(e));
+    if crate::http::permanent_tls(inner(e)) {
+        format!(
+            "{d} (TLS with the ACME server failed; not retried: check --directory and --root-ca)"
+        )
+    } else {
+        d
+    }
+}
+
+/// badNonce (instant-acme retries only 3 times itself), 5xx, connection trouble and
+/// timeouts; never a TLS failure that no retry can heal (an untrusted certificate).
 fn transient(e: &instant_acme::Error) -> bool {
     use instant_acme::Error as E;
     match e {
@@ -31,8 +58,17 @@ fn transient(e: &instant_acme::Error) -> bool {
                 || t.ends_with(":serverInternal")
                 || p.status.unwrap_or(0) >= 500
         }
-        E::Hyper(_) | E::Http(_) | E::Other(_) => true,
+        E::Hyper(_) | E::Http(_) => true,
+        E::Other(i) => !crate::http::permanent_tls(&**i),
         _ => false,
+    }
+}
+
+fn attempts(e: &instant_acme::Error) -> u32 {
+    if crate::http::timed_out(inner(e)) {
+        TIMEOUT_ATTEMPTS
+    } else {
+        ATTEMPTS
     }
 }
 
@@ -44,12 +80,12 @@ macro_rules! retrying {
         loop {
             match $e.await {
                 Ok(v) => break Ok(v),
-                Err(err) if attempt + 1 < ATTEMPTS && transient(&err) => {
+                Err(err) if attempt + 1 < attempts(&err) && transient(&err) => {
                     attempt += 1;
-                    tracing::info!("{}: {} (retry {attempt})", $what, err);
+                    tracing::info!("{}: {} (retry {attempt})", $what, describe(&err));
                     tokio::time::sleep(Duration::from_millis(100 << attempt.min(5))).await;
                 }
-                Err(err) => break Err(anyhow!("{}: {}", $what, err)),
+                Err(err) => break Err(anyhow!("{}: {}", $what, describe(&err))),
             }
         }
     }};
@@ -57,6 +93,7 @@ macro_rules! retrying {
 
 /// Everything checked up front, before anything is written.
 pub struct Plan {
+    pub pool: Pool,
     pub specs: Vec<CertSpec>,
     /// The spec installed on this host, if any.
     pub mine: Option<CertSpec>,
@@ -69,6 +106,10 @@ pub struct Plan {
     pub lock_stale: Duration,
     pub lock_wait: Duration,
     pub key_type: csr::KeyType,
+    pub http_timeout: Duration,
+    /// What an issued or published certificate must chain to.
+    pub trust: Trust,
+    pub hook: Option<Hook>,
 }
 
 async fn resolve(name: &str, port: u16) -> Option<IpAddr> {
@@ -139,6 +180,16 @@ pub async fn plan(a: &AcmeArgs) -> Result<Plan> {
     };
     let lock_stale = dur("--lock-stale", &a.lock_stale)?;
     let lock_wait = dur("--lock-wait", &a.lock_wait)?;
+    let http_timeout = dur("--http-timeout", &a.http_timeout)?;
+    if http_timeout.is_zero() {
+        return Err(usage(
+            "--http-timeout",
+            "must be more than 0",
+            "write a duration such as 30s",
+        ));
+    }
+    let hook_timeout = dur("--deploy-hook-timeout", &a.deploy_hook_timeout)?;
+    let trust = Trust::load(a.issuer_ca.as_deref(), "--issuer-ca")?;
     let shared = match &a.shared_dir {
         Some(d) => d.clone(),
         None => a
@@ -216,6 +267,13 @@ pub async fn plan(a: &AcmeArgs) -> Result<Plan> {
         (2 * nodes.len()).max(3)
     };
     Ok(Plan {
+        pool,
+        http_timeout,
+        trust,
+        hook: a.deploy_hook.clone().map(|cmd| Hook {
+            cmd,
+            timeout: hook_timeout,
+        }),
         target: Target::new(a.cert.clone(), a.key.clone(), a.xrootd),
         vip: Endpoint {
             label: "the VIP".into(),
@@ -233,159 +291,7 @@ pub async fn plan(a: &AcmeArgs) -> Result<Plan> {
     })
 }
 
-fn published(p: &Plan, s: &CertSpec) -> Option<store::Found> {
-    store::newest_valid(&p.shared.join("certs").join(&s.label), &s.names)
-}
-
-pub async fn run(a: &AcmeArgs) -> Result<()> {
-    let p = plan(a).await?;
-    let chdir = webroot::prepare(&a.webroot)?;
-    let start = SystemTime::now();
-    let now = verify::now();
-
-    // Fast path without the lock: nothing due anywhere.
-    let local_fresh = p
-        .mine
-        .as_ref()
-        .and_then(|m| p.target.current(&m.names))
-        .filter(|c| !c.due(now));
-    let local_fresh = match local_fresh {
-        Some(c) if !a.force && ari_says_due(a, &p, &c).await == Some(true) => {
-            println!("the CA's renewal info (ARI) asks for early renewal");
-            None
-        }
-        other => other,
-    };
-    let satisfied = |s: &CertSpec| {
-        (p.mine.as_ref() == Some(s) && local_fresh.is_some())
-            || published(&p, s).is_some_and(|f| !f.leaf.due(now))
-    };
-    if !a.force && p.specs.iter().all(satisfied) {
-        if let Some(c) = &local_fresh {
-            println!(
-                "nothing to do: {} covers all names and is not due (expires {}); use --force to issue anyway",
-                p.target.cert.display(),
-                verify::fmt_time(c.not_after)
-            );
-        } else {
-            install_mine(a, &p, None)?;
-        }
-        record(a, &p)?;
-        return Ok(());
-    }
-
-    let guard = lock::acquire(&p.shared, p.lock_stale, p.lock_wait).await?;
-    let mut issued_mine: Option<(String, String)> = None;
-    // Re-check under the lock: another node may have issued while we waited.
-    let mut todo = Vec::new();
-    for s in &p.specs {
-        let fresh = published(&p, s).filter(|f| {
-            let new_since_start = std::fs::metadata(&f.dir)
-                .and_then(|m| m.modified())
-                .is_ok_and(|t| t >= start);
-            new_since_start || (!a.force && !f.leaf.due(now))
-        });
-        let local_ok = !a.force && p.mine.as_ref() == Some(s) && local_fresh.is_some();
-        if fresh.is_none() && !local_ok {
-            todo.push(s.clone());
-        } else {
-            tracing::info!("{}: a fresh certificate is already published", s.label);
-        }
-    }
-    if !todo.is_empty() {
-        let mut acct = account(a, &p).await?;
-        for s in &todo {
-            // The certificate this one replaces, for ARI's `replaces` (renewals exempt
-            // from Let's Encrypt's rate limits).
-            let prev = published(&p, s).map(|f| f.leaf).or_else(|| {
-                (p.mine.as_ref() == Some(s))
-                    .then(|| p.target.current(&s.names))
-                    .flatten()
-            });
-            let (chain, key, leaf) = match issue(&acct, &p, s, &chdir, prev.as_ref()).await {
-                // The CA forgot the saved account (a test CA restarted, or it was
-                // deactivated): register anew once and retry.
-                Err(e) if format!("{e:#}").contains("accountDoesNotExist") => {
-                    let path = account_path(a, &p);
-                    eprintln!(
-                        "the CA does not know the account in {}; registering a new one",
-                        path.display()
-                    );
-                    let _ = std::fs::remove_file(&path);
-                    acct = account(a, &p).await?;
-                    issue(&acct, &p, s, &chdir, prev.as_ref()).await?
-                }
-                r => r?,
-            };
-            let dir = store::publish(&p.shared, &s.label, &chain, &key, &leaf)?;
-            if p.mine.as_ref() == Some(s) {
-                issued_mine = Some((chain.clone(), key.clone()));
-            }
-            println!(
-                "issued {} for {} (expires {}), published in {}",
-                leaf.serial,
-                s.names.join(", "),
-                verify::fmt_time(leaf.not_after),
-                dir.display()
-            );
-        }
-    } else {
-        println!("another node already issued a fresh certificate; installing it");
-    }
-    drop(guard);
-    install_mine(a, &p, issued_mine)?;
-    record(a, &p)?;
-    Ok(())
-}
-
-/// Installs this host's certificate from the shared directory.
-/// `fresh` is the pair this run just issued (installed as is, not searched for again).
-fn install_mine(a: &AcmeArgs, p: &Plan, fresh: Option<(String, String)>) -> Result<()> {
-    let Some(m) = &p.mine else {
-        println!(
-            "this host is not one of the nodes (--node/hostname); nothing installed here. \
-             On each node: lvs-cert install --xrootd --from {}",
-            p.shared.display()
-        );
-        return Ok(());
-    };
-    let (chain, key) = match fresh {
-        Some(pair) => pair,
-        None => {
-            let f = published(p, m).ok_or_else(|| {
-                anyhow!(
-                    "no valid certificate for {} in {}",
-                    m.label,
-                    p.shared.display()
-                )
-            })?;
-            (f.chain, f.key)
-        }
-    };
-    match install::install(&p.target, &chain, &key, &m.names, a.deploy_hook.as_deref())? {
-        install::Outcome::Installed => install::print_sysconfig(&p.target),
-        install::Outcome::Unchanged => println!(
-            "{} is already the newest certificate",
-            p.target.cert.display()
-        ),
-    }
-    Ok(())
-}
-
-/// The renewal record `renew` replays, in the state dir and the shared dir.
-fn record(a: &AcmeArgs, p: &Plan) -> Result<()> {
-    let mut r = a.clone();
-    r.force = false;
-    let json = serde_json::to_vec_pretty(&r)?;
-    create_private_dir(&a.state_dir)?;
-    lvs_shared::atomic::write(&a.state_dir.join("renewal.json"), &json, 0o600)
-        .with_context(|| format!("writing {}/renewal.json", a.state_dir.display()))?;
-    lvs_shared::atomic::write(&p.shared.join("renewal.json"), &json, 0o600)
-        .with_context(|| format!("writing {}/renewal.json", p.shared.display()))?;
-    Ok(())
-}
-
-fn create_private_dir(d: &Path) -> Result<()> {
+pub(crate) fn create_private_dir(d: &Path) -> Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -394,7 +300,7 @@ fn create_private_dir(d: &Path) -> Result<()> {
         .with_context(|| format!("creating {}", d.display()))
 }
 
-fn account_path(a: &AcmeArgs, p: &Plan) -> PathBuf {
+pub fn account_path(a: &AcmeArgs, p: &Plan) -> PathBuf {
     // One account per directory URL; FNV-1a keeps the name short and stable.
     let h = p.directory.bytes().fold(0xcbf29ce484222325u64, |h, b| {
         (h ^ b as u64).wrapping_mul(0x100000001b3)
@@ -402,12 +308,12 @@ fn account_path(a: &AcmeArgs, p: &Plan) -> PathBuf {
     a.state_dir.join(format!("account-{h:016x}.json"))
 }
 
-fn builder(a: &AcmeArgs) -> Result<instant_acme::AccountBuilder> {
-    crate::http::builder(a.root_ca.as_deref())
+fn builder(a: &AcmeArgs, p: &Plan) -> Result<instant_acme::AccountBuilder> {
+    crate::http::builder(a.root_ca.as_deref(), p.http_timeout)
 }
 
 /// Loads the persisted account, or registers one and saves it (0600).
-async fn account(a: &AcmeArgs, p: &Plan) -> Result<Account> {
+pub async fn account(a: &AcmeArgs, p: &Plan) -> Result<Account> {
     let path = account_path(a, p);
     if let Ok(text) = std::fs::read_to_string(&path) {
         let bad = || {
@@ -419,7 +325,7 @@ async fn account(a: &AcmeArgs, p: &Plan) -> Result<Account> {
         let _: AccountCredentials = serde_json::from_str(&text).with_context(bad)?;
         return retrying!(
             format!("loading the account from {}", p.directory),
-            builder(a)?.from_credentials(serde_json::from_str(&text).with_context(bad)?)
+            builder(a, p)?.from_credentials(serde_json::from_str(&text).with_context(bad)?)
         );
     }
     let contact = a.email.as_ref().map(|e| format!("mailto:{e}"));
@@ -431,7 +337,7 @@ async fn account(a: &AcmeArgs, p: &Plan) -> Result<Account> {
     };
     let (acct, creds) = retrying!(
         format!("registering an account at {}", p.directory),
-        builder(a)?.create(&new, p.directory.clone(), None)
+        builder(a, p)?.create(&new, p.directory.clone(), None)
     )?;
     create_private_dir(&a.state_dir)?;
     lvs_shared::atomic::write(&path, &serde_json::to_vec(&creds)?, 0o600)
@@ -442,7 +348,7 @@ async fn account(a: &AcmeArgs, p: &Plan) -> Result<Account> {
 
 /// Asks the CA's ARI endpoint whether `cert` should be renewed now. None: no ARI, no
 /// account yet, or an error (the 1/3-lifetime rule then decides alone).
-async fn ari_says_due(a: &AcmeArgs, p: &Plan, cert: &verify::CertInfo) -> Option<bool> {
+pub async fn ari_says_due(a: &AcmeArgs, p: &Plan, cert: &verify::CertInfo) -> Option<bool> {
     if !account_path(a, p).exists() {
         return None;
     }
@@ -452,14 +358,14 @@ async fn ari_says_due(a: &AcmeArgs, p: &Plan, cert: &verify::CertInfo) -> Option
     match acct.renewal_info(&id).await {
         Ok((info, _)) => Some(time::OffsetDateTime::now_utc() >= info.suggested_window.start),
         Err(e) => {
-            tracing::debug!("no renewal info: {e}");
+            tracing::debug!("no renewal info: {}", describe(&e));
             None
         }
     }
 }
 
 /// One order: authorizations, tokens, self-check, validation, CSR, certificate.
-async fn issue(
+pub async fn issue(
     acct: &Account,
     p: &Plan,
     s: &CertSpec,
@@ -479,7 +385,7 @@ async fn issue(
         Some(id) => match acct.new_order(&NewOrder::new(&ids).replaces(id)).await {
             Ok(o) => Some(o),
             Err(e) => {
-                tracing::info!("order without ARI `replaces`: {e}");
+                tracing::info!("order without ARI `replaces`: {}", describe(&e));
                 None
             }
         },
@@ -524,8 +430,8 @@ async fn issue(
         }
         match failed {
             None => break,
-            Some(e) if attempt + 1 < ATTEMPTS && transient(&e) => attempt += 1,
-            Some(e) => bail!("reading authorizations: {e}"),
+            Some(e) if attempt + 1 < attempts(&e) && transient(&e) => attempt += 1,
+            Some(e) => bail!("reading authorizations: {}", describe(&e)),
         }
     }
 
@@ -541,7 +447,7 @@ async fn issue(
     // Pass 2: tell the CA to validate (states are cached: no refetch).
     let mut it = order.authorizations();
     while let Some(r) = it.next().await {
-        let mut authz = r.map_err(|e| anyhow!("authorization: {e}"))?;
+        let mut authz = r.map_err(|e| anyhow!("authorization: {}", describe(&e)))?;
         if authz.status != AuthorizationStatus::Pending {
             continue;
         }
@@ -590,6 +496,7 @@ async fn issue(
     tracing::info!("certificate downloaded");
     let key_pem = key.serialize_pem();
     let leaf = verify::check_pair(chain.as_bytes(), &key_pem, &s.names)
-        .context("the CA's certificate fails verification; nothing was installed")?;
+        .and_then(|l| verify::check_trust(chain.as_bytes(), &s.names, &p.trust).map(|_| l))
+        .context("the CA's certificate fails verification; nothing was published or installed")?;
     Ok((chain, key_pem, leaf))
 }

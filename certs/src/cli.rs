@@ -28,7 +28,7 @@ pub enum Command {
     Request(RequestArgs),
     /// Obtain a certificate over ACME (Let's Encrypt) through the VIP with a shared webroot.
     Acme(Box<AcmeArgs>),
-    /// Re-run what `acme` recorded when the certificate is due (safe from a timer on every node).
+    /// Re-run this node's `acme` settings when due (safe from a timer on every node; a no-op where nothing is configured).
     Renew(RenewArgs),
     /// Install the newest valid certificate published in a directory.
     Install(InstallArgs),
@@ -41,8 +41,8 @@ pub struct PoolArgs {
     /// The virtual hostname clients use (CN of the shared certificate).
     #[arg(long)]
     pub vip: Option<String>,
-    /// A node's hostname (repeat for every GridFTP node).
-    #[arg(long = "alt")]
+    /// A node's hostname: repeat the flag or give a comma-separated list.
+    #[arg(long = "alt", value_delimiter = ',')]
     pub alt: Vec<String>,
     /// OSG batch file: lines `<NODE-HOSTNAME> <VIRTUAL-HOSTNAME>`.
     #[arg(long)]
@@ -56,7 +56,7 @@ pub struct RequestArgs {
     /// One key and CSR per node (CN = node, SANs = node + VIP) for XRootD hosts.
     #[arg(long)]
     pub xrootd: bool,
-    /// Directory for the key and CSR files.
+    /// Directory for the key and CSR files (created 0700 when missing).
     #[arg(long, default_value = ".")]
     pub out: PathBuf,
     #[arg(long, value_enum, default_value = "rsa2048")]
@@ -91,6 +91,11 @@ pub struct AcmeArgs {
     /// PEM CA certificate to trust for the ACME server's TLS (a test CA such as Pebble).
     #[arg(long)]
     pub root_ca: Option<PathBuf>,
+    /// PEM root CA(s) the issued certificate must chain to (signatures checked) before it is
+    /// published or installed [default: the system trust store].
+    #[arg(long)]
+    #[serde(default)]
+    pub issuer_ca: Option<PathBuf>,
     /// Contact address for the ACME account.
     #[arg(long)]
     pub email: Option<String>,
@@ -109,6 +114,10 @@ pub struct AcmeArgs {
     /// Command run (sh -c) after a new certificate is installed.
     #[arg(long)]
     pub deploy_hook: Option<String>,
+    /// The deploy hook is killed (its whole process group) after this long.
+    #[arg(long, default_value = DEFAULT_HOOK_TIMEOUT)]
+    #[serde(default = "default_hook_timeout")]
+    pub deploy_hook_timeout: String,
     /// Issue even if a valid certificate is installed and not due.
     #[arg(long)]
     #[serde(skip)]
@@ -133,14 +142,34 @@ pub struct AcmeArgs {
     /// How long to wait for another node's issuance.
     #[arg(long, default_value = "10m")]
     pub lock_wait: String,
+    /// Each request to the ACME server must be answered within this (connect, TLS, body).
+    #[arg(long, default_value = DEFAULT_HTTP_TIMEOUT)]
+    #[serde(default = "default_http_timeout")]
+    pub http_timeout: String,
+}
+
+pub const DEFAULT_HOOK_TIMEOUT: &str = "5m";
+pub const DEFAULT_HTTP_TIMEOUT: &str = "30s";
+
+fn default_hook_timeout() -> String {
+    DEFAULT_HOOK_TIMEOUT.into()
+}
+
+fn default_http_timeout() -> String {
+    DEFAULT_HTTP_TIMEOUT.into()
 }
 
 #[derive(Args, Debug)]
 pub struct RenewArgs {
-    /// Where `acme` recorded what to renew.
+    /// Where `acme` recorded what to renew (this node's own record, used first).
     #[arg(long, default_value = DEFAULT_STATE_DIR)]
     pub state_dir: PathBuf,
-    /// Fall back to the record in this shared directory (nodes that never ran `acme`).
+    /// This node's renewal settings, for nodes that never ran `acme`: the `acme` flags as
+    /// TOML keys [default: /etc/lvs-cert/renew.toml].
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// The pool's shared directory, whose renewal.json supplies the names (only the names)
+    /// when the config gives none [default: the config's shared_dir].
     #[arg(long)]
     pub shared_dir: Option<PathBuf>,
     /// Renew even if not due.
@@ -157,8 +186,8 @@ pub struct InstallArgs {
     /// The CN the certificate must have (the VIP hostname, or with --xrootd this node's name).
     #[arg(long)]
     pub name: Option<String>,
-    /// Other names it must cover.
-    #[arg(long = "alt")]
+    /// Other names it must cover (repeat or comma-separated).
+    #[arg(long = "alt", value_delimiter = ',')]
     pub alt: Vec<String>,
     /// Install to the XRootD paths (/etc/grid-security/hostcert.pem, hostkey.pem).
     #[arg(long)]
@@ -169,6 +198,12 @@ pub struct InstallArgs {
     pub key: Option<PathBuf>,
     #[arg(long)]
     pub deploy_hook: Option<String>,
+    /// The deploy hook is killed (its whole process group) after this long.
+    #[arg(long, default_value = DEFAULT_HOOK_TIMEOUT)]
+    pub deploy_hook_timeout: String,
+    /// PEM root CA(s) the certificate must chain to [default: the system trust store].
+    #[arg(long)]
+    pub issuer_ca: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -181,8 +216,8 @@ pub struct InspectArgs {
     /// Name that must be covered.
     #[arg(long)]
     pub vip: Option<String>,
-    /// More names that must be covered.
-    #[arg(long = "alt")]
+    /// More names that must be covered (repeat or comma-separated).
+    #[arg(long = "alt", value_delimiter = ',')]
     pub alt: Vec<String>,
     /// Fail when it expires within N days.
     #[arg(long)]

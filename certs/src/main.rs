@@ -2,7 +2,8 @@
 
 use clap::Parser;
 use lvs_cert::cli::{Cli, Command};
-use lvs_cert::{acme, error, inspect, installcmd, renew, request};
+use lvs_cert::cmd::{acme, inspect, install, renew, request};
+use lvs_cert::error;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -45,7 +46,7 @@ async fn dispatch(cli: Cli) -> u8 {
             Command::Request(a) => request::run(a).map(|_| error::EXIT_OK),
             Command::Acme(a) => acme::run(a.as_ref()).await.map(|_| 0),
             Command::Renew(a) => renew::run(a).await.map(|_| 0),
-            Command::Install(a) => installcmd::run(a).map(|_| 0),
+            Command::Install(a) => install::run(a).map(|_| 0),
             Command::Inspect(a) => inspect::run(a),
         }
     };

@@ -9,6 +9,13 @@ use anyhow::{Context, Result};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
+/// `DIR/renewal.json`: the pool's names, and nothing else (see `cmd::renew`).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct SharedNames {
+    pub vip: String,
+    pub alt: Vec<String>,
+}
+
 pub const CHAIN: &str = "fullchain.pem";
 pub const KEY: &str = "privkey.pem";
 
@@ -86,9 +93,10 @@ fn candidates(root: &Path, depth: u32, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// The newest (latest notBefore) certificate under `root` that verifies and covers
-/// `names` with `names[0]` as its CN. Broken candidates are skipped with a note.
-pub fn newest_valid(root: &Path, names: &[String]) -> Option<Found> {
+/// The newest (latest notBefore) certificate under `root` that verifies, chains to
+/// `trust` and covers `names` with `names[0]` as its CN. Broken or untrusted candidates
+/// (e.g. a pair planted by another writer of the share) are skipped with a note.
+pub fn newest_valid(root: &Path, names: &[String], trust: &verify::Trust) -> Option<Found> {
     let mut dirs = Vec::new();
     candidates(root, 3, &mut dirs);
     let mut best: Option<Found> = None;
@@ -104,10 +112,12 @@ pub fn newest_valid(root: &Path, names: &[String]) -> Option<Found> {
         ) else {
             continue;
         };
-        let leaf = match verify::check_pair(chain.as_bytes(), &key, names) {
+        let checked = verify::check_pair(chain.as_bytes(), &key, names)
+            .and_then(|l| verify::check_trust(chain.as_bytes(), names, trust).map(|_| l));
+        let leaf = match checked {
             Ok(l) => l,
             Err(e) => {
-                tracing::debug!("skipping {}: {e:#}", d.display());
+                tracing::info!("skipping {}: {e:#}", d.display());
                 continue;
             }
         };
@@ -145,7 +155,7 @@ pub fn newest_valid(root: &Path, names: &[String]) -> Option<Found> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verify::tests::self_signed;
+    use crate::verify::tests::{ca_signed, self_signed};
 
     #[test]
     fn newest_valid_wins_and_broken_ones_are_skipped() {
@@ -153,8 +163,10 @@ mod tests {
         let names = vec!["ftp.example".to_string(), "n1.example".to_string()];
         let now = verify::now();
         let mut serials = Vec::new();
+        let mut roots = Vec::new();
         for age in [10, 2, 5] {
-            let (c, k) = self_signed(&["ftp.example", "n1.example"], now - age * 86400, 90);
+            let (ca, c, k) = ca_signed(&["ftp.example", "n1.example"], now - age * 86400);
+            roots.extend(verify::pem_certs(ca.as_bytes()));
             let leaf = verify::check_pair(c.as_bytes(), &k, &names).unwrap();
             publish(d.path(), "ftp.example", &c, &k, &leaf).unwrap();
             serials.push(leaf.serial);
@@ -166,9 +178,17 @@ mod tests {
         std::fs::create_dir_all(&bad).unwrap();
         std::fs::write(bad.join(CHAIN), c).unwrap();
         std::fs::write(bad.join(KEY), k2).unwrap();
-        let f = newest_valid(d.path(), &names).unwrap();
+        let trust = verify::Trust::Roots {
+            file: "unit-test-roots.pem".into(),
+            certs: roots,
+        };
+        // A planted self-signed pair, newest of all: not trusted, skipped.
+        let (c, k) = self_signed(&["ftp.example", "n1.example"], now - 60, 90);
+        let leaf = verify::check_pair(c.as_bytes(), &k, &names).unwrap();
+        publish(d.path(), "ftp.example", &c, &k, &leaf).unwrap();
+        let f = newest_valid(d.path(), &names, &trust).unwrap();
         assert_eq!(f.leaf.serial, serials[1]);
         // Wrong CN: nothing.
-        assert!(newest_valid(d.path(), &["n1.example".to_string()]).is_none());
+        assert!(newest_valid(d.path(), &["n1.example".to_string()], &trust).is_none());
     }
 }

@@ -1,5 +1,9 @@
 //! Certificate checks used before every install and by `inspect`: the chain parses and
-//! links, the key matches the leaf, every name is covered, and the renewal clock.
+//! links, the key matches the leaf, every name is covered, and the renewal clock; and
+//! before anything is published or installed, the trust check: every signature up to a
+//! root CA the admin configured (`--issuer-ca`) or the system trust store, as a TLS client
+//! would check it. Anyone who can write the shared directory can plant a pair whose names
+//! link; only a CA can make one that chains.
 
 use anyhow::{anyhow, bail, Context, Result};
 use rcgen::{KeyPair, PublicKeyData};
@@ -111,8 +115,7 @@ pub fn parse_chain(pem: &[u8]) -> Result<Vec<CertInfo>> {
     Ok(out)
 }
 
-/// Each certificate must be issued by the next one (names only: the CA's signature was
-/// checked by the ACME client's TLS connection and is checked again by every client).
+/// Each certificate must be issued by the next one, by name. (Signatures: [`check_trust`].)
 pub fn check_links(chain: &[CertInfo]) -> Result<()> {
     for w in chain.windows(2) {
         if w[0].issuer_raw != w[1].subject_raw {
@@ -165,6 +168,107 @@ pub fn check_pair(chain_pem: &[u8], key_pem: &str, names: &[String]) -> Result<C
     Ok(leaf)
 }
 
+/// Whom an installed certificate must chain to.
+#[derive(Clone, Debug)]
+pub enum Trust {
+    /// The system trust store (what a grid client or browser trusts).
+    System,
+    /// The root CA(s) of a PEM file (`--issuer-ca`), e.g. a private or test CA, or an IGTF
+    /// CA from /etc/grid-security/certificates.
+    Roots {
+        file: std::path::PathBuf,
+        certs: Vec<Vec<u8>>,
+    },
+}
+
+impl Trust {
+    /// `--issuer-ca FILE` (named by `flag` in errors), or the system store.
+    pub fn load(issuer_ca: Option<&std::path::Path>, flag: &str) -> Result<Trust> {
+        let Some(f) = issuer_ca else {
+            return Ok(Trust::System);
+        };
+        let certs = std::fs::read(f)
+            .ok()
+            .map(|b| pem_certs(&b))
+            .filter(|c| !c.is_empty())
+            .ok_or_else(|| {
+                crate::error::usage(
+                    format!("{flag} {}", f.display()),
+                    "not a readable PEM file with CERTIFICATE blocks",
+                    "pass the PEM root CA that issues the certificates (for Let's Encrypt leave it out: the system store has ISRG Root X1)",
+                )
+            })?;
+        Ok(Trust::Roots {
+            file: f.to_path_buf(),
+            certs,
+        })
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Trust::System => "the system trust store".into(),
+            Trust::Roots { file, .. } => file.display().to_string(),
+        }
+    }
+}
+
+/// The chain verifies (signatures, validity, serverAuth) up to a trusted root, for the
+/// first of `names` (or, with no names, the leaf's CN).
+pub fn check_trust(chain_pem: &[u8], names: &[String], trust: &Trust) -> Result<()> {
+    use rustls::client::danger::ServerCertVerifier;
+    use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+    use std::sync::Arc;
+    let ders = pem_certs(chain_pem);
+    let Some((leaf, rest)) = ders.split_first() else {
+        bail!("no CERTIFICATE block found");
+    };
+    let name = match names.first() {
+        Some(n) => n.clone(),
+        None => parse_one(leaf)?
+            .common_name
+            .or_else(|| parse_one(leaf).ok()?.sans.first().cloned())
+            .ok_or_else(|| anyhow!("the certificate names no host"))?,
+    };
+    let server = ServerName::try_from(name.clone()).map_err(|e| anyhow!("`{name}`: {e}"))?;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let verifier: Arc<dyn ServerCertVerifier> = match trust {
+        Trust::System => Arc::new(
+            rustls_platform_verifier::Verifier::new(provider)
+                .map_err(|e| anyhow!("loading the system trust store: {e}"))?,
+        ),
+        Trust::Roots { file, certs } => {
+            let mut roots = rustls::RootCertStore::empty();
+            for c in certs {
+                roots
+                    .add(CertificateDer::from(c.clone()))
+                    .map_err(|e| anyhow!("{}: {e}", file.display()))?;
+            }
+            rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .map_err(|e| anyhow!("{}: {e}", file.display()))?
+        }
+    };
+    let inter: Vec<CertificateDer<'static>> = rest
+        .iter()
+        .map(|c| CertificateDer::from(c.clone()))
+        .collect();
+    verifier
+        .verify_server_cert(
+            &CertificateDer::from(leaf.clone()),
+            &inter,
+            &server,
+            &[],
+            UnixTime::now(),
+        )
+        .map_err(|e| {
+            anyhow!(
+                "the certificate does not chain to {} ({e})",
+                trust.describe()
+            )
+        })?;
+    Ok(())
+}
+
 pub fn fmt_time(t: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(t)
         .ok()
@@ -214,6 +318,53 @@ pub(crate) mod tests {
             .to_string()
             .contains("expired"));
         assert!(parse_chain(b"garbage").is_err());
+    }
+
+    /// A CA and a leaf it signed for `names`: (ca PEM, chain PEM, key PEM).
+    pub fn ca_signed(names: &[&str], from: i64) -> (String, String, String) {
+        let ca_key = KeyPair::generate().unwrap();
+        let mut cp = CertificateParams::new(Vec::<String>::new()).unwrap();
+        cp.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, "unit test root");
+        cp.distinguished_name = dn;
+        let ca_cert = cp.self_signed(&ca_key).unwrap();
+        let issuer = rcgen::Issuer::new(cp, ca_key);
+        let key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+            .unwrap();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, names[0]);
+        p.distinguished_name = dn;
+        p.not_before = time::OffsetDateTime::from_unix_timestamp(from).unwrap();
+        p.not_after = time::OffsetDateTime::from_unix_timestamp(from + 90 * 86400).unwrap();
+        p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+        let leaf = p.signed_by(&key, &issuer).unwrap();
+        (ca_cert.pem(), leaf.pem(), key.serialize_pem())
+    }
+
+    #[test]
+    fn trust_needs_signatures_up_to_the_configured_root() {
+        let d = tempfile::tempdir().unwrap();
+        let (ca, chain, key) = ca_signed(&["ftp.example", "n1.example"], now() - 3600);
+        let ca_file = d.path().join("ca.pem");
+        std::fs::write(&ca_file, &ca).unwrap();
+        let trust = Trust::load(Some(&ca_file), "--issuer-ca").unwrap();
+        let names = s(&["ftp.example", "n1.example"]);
+        check_pair(chain.as_bytes(), &key, &names).unwrap();
+        check_trust(chain.as_bytes(), &names, &trust).unwrap();
+        // A planted self-signed pair with the same names: links, matches, but is no CA's.
+        let (planted, pk) = self_signed(&["ftp.example", "n1.example"], now() - 60, 90);
+        check_pair(planted.as_bytes(), &pk, &names).unwrap();
+        let e = check_trust(planted.as_bytes(), &names, &trust).unwrap_err();
+        assert!(e.to_string().contains("does not chain"), "{e}");
+        // One that names the real CA as issuer (names link) but was signed by another key.
+        // (every call makes a new CA key under the same CA name)
+        let (_, forged, _) = ca_signed(&["ftp.example", "n1.example"], now() - 60);
+        let forged_chain = format!("{forged}{ca}");
+        assert!(check_trust(forged_chain.as_bytes(), &names, &trust).is_err());
+        // Not in the system store either.
+        assert!(check_trust(chain.as_bytes(), &names, &Trust::System).is_err());
     }
 
     #[test]

@@ -27,8 +27,12 @@ pub fn prepare(webroot: &Path) -> Result<PathBuf> {
         return Err(usage(
             &what,
             format!("cannot write {}: {e}", dir.display()),
-            "make the webroot writable by this user (root on the node that runs lvs-cert), \
-             or pass the right directory",
+            crate::error::writable_fix(
+                &e,
+                webroot,
+                "make the webroot writable by this user (root on the node that runs lvs-cert), \
+                 or pass the right directory",
+            ),
         ));
     }
     Ok(dir)

@@ -138,7 +138,8 @@ impl Pebble {
             &log,
         );
         let tls_ca = d.join("ca.pem");
-        let up = wait_for(Duration::from_secs(15), || {
+        // Generous: the wait is not what is measured, and a loaded machine starts it slowly.
+        let up = wait_for(Duration::from_secs(60), || {
             let o = h.ns.run(&format!(
                 "curl -sf --cacert {} https://{PEBBLE_IP}:14000/dir",
                 tls_ca.display()
@@ -179,7 +180,7 @@ pub fn serve_webroot(rs: &Host, webroot: &Path) -> u32 {
         webroot.display(),
         rs.ip
     ));
-    let ok = wait_for(Duration::from_secs(10), || {
+    let ok = wait_for(Duration::from_secs(30), || {
         let o = rs.ns.run(&format!(
             "curl -s -o /dev/null -w '%{{http_code}}' http://{}/.well-known/acme-challenge/x",
             rs.ip

@@ -52,12 +52,13 @@ impl Site {
     fn acme_args(&self, who: &str, extra: &str) -> String {
         let mut a = format!(
             "acme --vip {VIP_HOST} --webroot {wr} --shared-dir {sh} --state-dir {st} \
-             --directory {dir} --root-ca {ca} --cert {c} --key {k} --vip-ip {VIP}",
+             --directory {dir} --root-ca {ca} --issuer-ca {iss} --cert {c} --key {k} --vip-ip {VIP}",
             wr = self.p("webroot").display(),
             sh = self.p("shared").display(),
             st = self.p(&format!("state-{who}")).display(),
             dir = self.pebble.directory(),
             ca = self.pebble.tls_ca.display(),
+            iss = self.pebble.issuer_root.display(),
             c = self.p(&format!("{who}/hostcert.pem")).display(),
             k = self.p(&format!("{who}/hostkey.pem")).display(),
         );
@@ -278,10 +279,11 @@ fn xrootd_mode_issues_one_certificate_per_node_node_name_first() {
     let o = lvs_cert_in(
         &s.lab.reals[2].ns,
         &format!(
-            "install --xrootd --from {} --name {other} --alt {VIP_HOST} --cert {} --key {}",
+            "install --xrootd --from {} --name {other} --alt {VIP_HOST} --cert {} --key {} --issuer-ca {}",
             s.p("shared").display(),
             s.p("rs3/hostcert.pem").display(),
-            s.p("rs3/hostkey.pem").display()
+            s.p("rs3/hostkey.pem").display(),
+            s.pebble.issuer_root.display()
         ),
     );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
@@ -321,8 +323,34 @@ fn self_check_names_the_node_that_does_not_serve_and_pebble_sees_no_ready_challe
     assert!(!s.p("cl/hostcert.pem").exists());
 }
 
+/// Retries of a rejected nonce, as `-v` logs them (instant-acme's own three silent retries
+/// come first; ours log `badNonce ... (retry N)`).
+fn bad_nonce_retries(o: &Output) -> usize {
+    String::from_utf8_lossy(&o.stderr)
+        .lines()
+        .filter(|l| l.contains("badNonce") && l.contains("(retry "))
+        .count()
+}
+
 #[test]
-fn issuance_succeeds_when_pebble_rejects_half_the_nonces() {
+fn rejected_nonces_are_retried_and_a_ca_that_rejects_all_of_them_fails() {
+    // Every nonce rejected: the run must fail on badNonce after its retries. This proves
+    // Pebble really rejects nonces in this lab and that lvs-cert retries them.
+    let s = Site::new(
+        "nonce0",
+        1,
+        PebbleOpts {
+            env: vec![("PEBBLE_WFE_NONCEREJECT".into(), "100".into())],
+        },
+    );
+    let o = s.cert(&s.lab.client.ns, "cl", "-v");
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("badNonce"), "{}", text(&o));
+    assert_eq!(bad_nonce_retries(&o), 7, "{}", text(&o));
+    assert_eq!(s.orders(), 0);
+    drop(s);
+    // Half of them rejected: issuance succeeds, through retries.
     let s = Site::new(
         "nonce",
         3,
@@ -332,8 +360,183 @@ fn issuance_succeeds_when_pebble_rejects_half_the_nonces() {
     );
     let o = s.cert(&s.lab.client.ns, "cl", "-v");
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    let log = s.pebble.log_text();
-    assert!(log.contains("reject 50% of good nonces"), "{log}");
+    assert_eq!(s.orders(), 1);
+    eprintln!(
+        "badNonce retries beyond instant-acme's own: {}",
+        bad_nonce_retries(&o)
+    );
+}
+
+#[test]
+fn an_untrusted_acme_server_certificate_is_named_and_not_retried() {
+    let s = Site::new("tls", 1, PebbleOpts::default());
+    // Pebble's issuing root is not the CA of its TLS listener: verification fails.
+    let args = s.acme_args("cl", "-v").replace(
+        &format!("--root-ca {}", s.pebble.tls_ca.display()),
+        &format!("--root-ca {}", s.pebble.issuer_root.display()),
+    );
+    let t0 = std::time::Instant::now();
+    let o = lvs_cert_in(&s.lab.client.ns, &args);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("invalid peer certificate") && err.contains("UnknownIssuer"),
+        "{}",
+        text(&o)
+    );
+    assert!(err.contains("not retried"), "{}", text(&o));
+    assert!(!err.contains("(retry "), "{}", text(&o));
+    eprintln!("failed in {:?}", t0.elapsed());
+    assert!(!s.p("shared/lvs-cert.lock").exists(), "lock left behind");
+}
+
+#[test]
+fn a_stalled_acme_server_times_out_and_releases_the_lock() {
+    lab::require_root();
+    let ns = Netns::new(&lab::netns::unique_prefix("stall"));
+    let d = TempDir::new("stall");
+    std::fs::create_dir_all(d.path().join("webroot")).unwrap();
+    // Accepts TCP, never says a word (no TLS handshake).
+    let pid = ns.spawn("socat TCP-LISTEN:14000,bind=127.0.0.1,reuseaddr,fork SYSTEM:'sleep 120'");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let t0 = std::time::Instant::now();
+    let o = lvs_cert_in(
+        &ns,
+        &format!(
+            "acme --vip g.lab.example --alt a.lab.example --webroot {wr} --shared-dir {sh} \
+             --state-dir {st} --directory https://127.0.0.1:14000/dir --vip-ip 127.0.0.1 \
+             --node-ip a.lab.example=127.0.0.1 --http-timeout 2s -v",
+            wr = d.path().join("webroot").display(),
+            sh = d.path().join("shared").display(),
+            st = d.path().join("state").display(),
+        ),
+    );
+    let took = t0.elapsed();
+    eprintln!("stalled CA: gave up after {took:?}");
+    ns.kill(pid);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("within 2s"), "{}", text(&o));
+    // Three attempts of 2 s and the back-off, not forever.
+    assert!(took < std::time::Duration::from_secs(20), "{took:?}");
+    assert!(!d.path().join("shared/lvs-cert.lock").exists());
+}
+
+#[test]
+fn the_shared_record_is_names_only_and_a_planted_hook_or_pair_is_never_used() {
+    let s = Site::new("plant", 2, PebbleOpts::default());
+    let o = s.cert(
+        &s.lab.client.ns,
+        "cl",
+        &format!("--deploy-hook 'touch {}'", s.p("hook-cl").display()),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(s.p("hook-cl").exists());
+    let shared: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(s.p("shared/renewal.json")).unwrap()).unwrap();
+    let keys: Vec<&String> = shared.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["alt", "vip"], "{shared}");
+
+    // An NFS writer plants a record in the old, whole-command-line format.
+    let pwned = s.p("PWNED");
+    let planted = serde_json::json!({
+        "pool": {"vip": VIP_HOST, "alt": [node_name(0), node_name(1)], "hosts_file": null},
+        "webroot": s.p("webroot"), "shared_dir": s.p("shared"), "state_dir": "/tmp",
+        "directory": s.pebble.directory(), "staging": false, "root_ca": s.pebble.tls_ca,
+        "email": null, "cert": s.p("planted/hostcert.pem"), "key": s.p("planted/hostkey.pem"),
+        "xrootd": false, "node": null, "deploy_hook": format!("touch {}", pwned.display()),
+        "key_type": "Rsa2048", "vip_ip": VIP.to_string(),
+        "node_ip": [format!("{}={}", node_name(0), real_ip(0)), format!("{}={}", node_name(1), real_ip(1))],
+        "self_check_rounds": 0, "http_port": 80, "lock_stale": "30s", "lock_wait": "10m"
+    });
+    std::fs::write(s.p("shared/renewal.json"), planted.to_string()).unwrap();
+    let rs2 = &s.lab.reals[1].ns;
+    let o = lvs_cert_in(
+        rs2,
+        &format!(
+            "renew --state-dir {} --shared-dir {} --force",
+            s.p("state-rs2").display(),
+            s.p("shared").display()
+        ),
+    );
+    assert!(!pwned.exists(), "the planted hook ran: {}", text(&o));
+    assert!(!s.p("planted").exists(), "the planted paths were written");
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    // With its own config, the node renews: names from the share, the rest its own.
+    let cfg = s.p("rs2-renew.toml");
+    let mut toml = format!(
+        "webroot = \"{wr}\"\nshared_dir = \"{sh}\"\ndirectory = \"{dir}\"\nroot_ca = \"{ca}\"\n\
+         issuer_ca = \"{iss}\"\ncert = \"{c}\"\nkey = \"{k}\"\nvip_ip = \"{VIP}\"\n\
+         deploy_hook = \"touch {h}\"\nnode_ip = [",
+        wr = s.p("webroot").display(),
+        sh = s.p("shared").display(),
+        dir = s.pebble.directory(),
+        ca = s.pebble.tls_ca.display(),
+        iss = s.pebble.issuer_root.display(),
+        c = s.p("rs2/hostcert.pem").display(),
+        k = s.p("rs2/hostkey.pem").display(),
+        h = s.p("hook-rs2").display(),
+    );
+    for i in 0..2 {
+        toml.push_str(&format!("\"{}={}\", ", node_name(i), real_ip(i)));
+    }
+    toml.push_str("]\n");
+    std::fs::write(&cfg, toml).unwrap();
+    let o = lvs_cert_in(
+        rs2,
+        &format!(
+            "renew --state-dir {} --config {} --force",
+            s.p("state-rs2").display(),
+            cfg.display()
+        ),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(s.p("hook-rs2").exists(), "{}", text(&o));
+    assert!(!pwned.exists() && !s.p("planted").exists());
+    assert_eq!(s.orders(), 2);
+
+    // A planted self-signed pair for the same names, newer than the CA's: never installed.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let fake = s.p(&format!("shared/certs/{VIP_HOST}/9999999999-planted"));
+    std::fs::create_dir_all(&fake).unwrap();
+    let mut san = format!("subjectAltName=DNS:{VIP_HOST}");
+    for i in 0..2 {
+        san.push_str(&format!(",DNS:{}", node_name(i)));
+    }
+    s.lab.client.ok(&format!(
+        "openssl req -x509 -newkey rsa:2048 -nodes -keyout {d}/privkey.pem -out {d}/fullchain.pem \
+         -days 30 -subj '/CN={VIP_HOST}' -addext '{san}' 2>/dev/null",
+        d = fake.display()
+    ));
+    let o = lvs_cert_in(
+        rs2,
+        &format!(
+            "install --from {} --name {VIP_HOST} --alt {},{} --cert {} --key {} --issuer-ca {} -v",
+            s.p("shared").display(),
+            node_name(0),
+            node_name(1),
+            s.p("rs1/hostcert.pem").display(),
+            s.p("rs1/hostkey.pem").display(),
+            s.pebble.issuer_root.display()
+        ),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("does not chain"),
+        "{}",
+        text(&o)
+    );
+    assert_ne!(
+        std::fs::read(s.p("rs1/hostcert.pem")).unwrap(),
+        std::fs::read(fake.join("fullchain.pem")).unwrap(),
+        "the planted certificate was installed"
+    );
+    let v = s.lab.client.ok(&format!(
+        "openssl verify -CAfile {} -untrusted {c} {c}",
+        s.pebble.issuer_root.display(),
+        c = s.p("rs1/hostcert.pem").display()
+    ));
+    assert!(v.contains(": OK"), "{v}");
 }
 
 #[test]

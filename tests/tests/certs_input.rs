@@ -273,6 +273,226 @@ fn unwritable_webroot_exits_2_and_leaves_nothing() {
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("--webroot") && err.contains("fix:"), "{err}");
+    // Read-only is what ProtectSystem=strict makes of an NFS webroot: the fix names the
+    // systemd drop-in.
+    assert!(
+        err.contains("ReadWritePaths=") && err.contains("systemctl edit lvs-cert-renew"),
+        "{err}"
+    );
     assert_eq!(files(d.path()), vec![webroot.display().to_string()]);
     assert!(!state.exists());
+}
+
+#[test]
+fn request_accepts_a_comma_separated_alt_list_and_creates_the_out_dir() {
+    let d = TempDir::new("comma");
+    // --out does not exist yet, nor does its parent: both are created, the last one 0700.
+    let out = d.path().join("new/csrs");
+    let o = lvs_cert(&[
+        "request",
+        "--vip",
+        "gridftp.example.org",
+        "--alt",
+        "gftp1.example.org,gftp2.example.org",
+        "--alt",
+        "gftp3.example.org",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&out).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    let t = openssl(&format!(
+        "req -in {}/gridftp.example.org.csr -noout -text",
+        out.display()
+    ));
+    for n in [
+        "gridftp.example.org",
+        "gftp1.example.org",
+        "gftp2.example.org",
+        "gftp3.example.org",
+    ] {
+        assert!(t.contains(&format!("DNS:{n}")), "{n}: {t}");
+    }
+    // A bad name inside a list is still named, and a directory created for a failed run
+    // is removed again.
+    let out2 = d.path().join("never");
+    let o = lvs_cert(&[
+        "request",
+        "--vip",
+        "gridftp.example.org",
+        "--alt",
+        "gftp1.example.org,bad_name.example.org",
+        "--out",
+        out2.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("bad_name.example.org"));
+    assert!(!out2.exists());
+}
+
+#[test]
+fn renew_on_a_node_with_nothing_configured_is_a_clean_no_op() {
+    // The timer runs `lvs-cert renew` on every node the package is installed on, also on
+    // nodes that never ran `acme`: that must not fail the unit.
+    assert!(
+        !Path::new("/etc/lvs-cert/renew.toml").exists(),
+        "this host has /etc/lvs-cert/renew.toml: the test needs a host without one"
+    );
+    let d = TempDir::new("renew0");
+    let state = d.path().join("state");
+    let o = lvs_cert(&["renew", "--state-dir", state.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("nothing to renew"), "{}", text(&o));
+    assert!(files(d.path()).is_empty(), "{:?}", files(d.path()));
+    // An explicit --config that does not exist is a mistake, not "nothing configured".
+    let missing = d.path().join("renew.toml");
+    let o = lvs_cert(&[
+        "renew",
+        "--state-dir",
+        state.to_str().unwrap(),
+        "--config",
+        missing.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--config"));
+}
+
+#[test]
+fn renew_config_errors_name_the_file_and_key() {
+    let d = TempDir::new("renewcfg");
+    let cfg = d.path().join("renew.toml");
+    let state = d.path().join("state");
+    for (body, want) in [
+        ("webroot = \"/w\"\ndeploy_hok = \"x\"\n", "deploy_hok"),
+        ("webroot = 3\n", "webroot"),
+        (
+            "webroot = \"/w\"\nvip = \"g.example.org\"\nalt = [\"a.example.org\"]\nlock_stale = \"soon\"\n",
+            "lock_stale",
+        ),
+        ("webroot = \"/w\"\nforce = true\n", "force"),
+    ] {
+        std::fs::write(&cfg, body).unwrap();
+        let o = lvs_cert(&[
+            "renew",
+            "--state-dir",
+            state.to_str().unwrap(),
+            "--config",
+            cfg.to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(2), "{body}: {}", text(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains(cfg.to_str().unwrap()) && err.contains(want) && err.contains("fix:"),
+            "{body}: {err}"
+        );
+    }
+    assert!(!state.exists());
+}
+
+/// A CA (ca.pem) and a leaf for `cn` it signed, in `dir/pub{n}/{fullchain,privkey}.pem`.
+fn ca_and_leaf(dir: &Path, n: u32, cn: &str) -> std::path::PathBuf {
+    let d = dir.display();
+    if !dir.join("ca.pem").exists() {
+        openssl(&format!(
+            "req -x509 -newkey rsa:2048 -nodes -keyout {d}/ca.key -out {d}/ca.pem -days 2 \
+             -subj '/CN=lab test ca' -addext basicConstraints=critical,CA:TRUE \
+             -addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null"
+        ));
+        std::fs::write(
+            dir.join("ext"),
+            format!("subjectAltName=DNS:{cn}\nextendedKeyUsage=serverAuth,clientAuth\nbasicConstraints=CA:FALSE\n"),
+        )
+        .unwrap();
+    }
+    let p = dir.join(format!("pub{n}"));
+    std::fs::create_dir_all(&p).unwrap();
+    let p_ = p.display();
+    openssl(&format!(
+        "req -newkey rsa:2048 -nodes -keyout {p_}/privkey.pem -out {p_}/r.csr -subj '/CN={cn}' 2>/dev/null"
+    ));
+    openssl(&format!(
+        "x509 -req -in {p_}/r.csr -CA {d}/ca.pem -CAkey {d}/ca.key -CAcreateserial \
+         -out {p_}/fullchain.pem -days 2 -extfile {d}/ext 2>/dev/null"
+    ));
+    std::fs::remove_file(p.join("r.csr")).unwrap();
+    p
+}
+
+/// The installed paths are symlinks into a generation directory: Globus's and XRootD's own
+/// credential loaders (which check the key's owner and mode) must read them, before and
+/// after a switch, and the key keeps its owner.
+#[test]
+fn installed_pair_loads_in_globus_and_xrootd_credential_tools() {
+    use std::os::unix::fs::PermissionsExt;
+    lab::require_root();
+    let d = TempDir::new("gsi");
+    let cert = d.path().join("etc/hostcert.pem");
+    let key = d.path().join("etc/hostkey.pem");
+    let ca = d.path().join("ca.pem");
+    let out = d.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o777)).unwrap();
+    for n in 0..2 {
+        // The second round runs the tools as the pair's owner (grid-proxy-init refuses a
+        // cert or key that is not the caller's own), as xrootd reads its pair as xrootd.
+        let as_owner = if n == 0 {
+            ""
+        } else {
+            "setpriv --reuid=4321 --regid=4321 --clear-groups "
+        };
+        let from = ca_and_leaf(d.path(), n, "xrd1.example.org");
+        let o = lvs_cert(&[
+            "install",
+            "--xrootd",
+            "--from",
+            from.to_str().unwrap(),
+            "--name",
+            "xrd1.example.org",
+            "--issuer-ca",
+            ca.to_str().unwrap(),
+            "--cert",
+            cert.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        assert_eq!(
+            std::fs::read(&cert).unwrap(),
+            std::fs::read(from.join("fullchain.pem")).unwrap()
+        );
+        for tool in [
+            format!(
+                "{as_owner}grid-proxy-init -cert {c} -key {k} -out {d}/proxy{n}",
+                c = cert.display(),
+                k = key.display(),
+                d = out.display()
+            ),
+            format!(
+                "{as_owner}xrdgsiproxy init -cert {c} -key {k} -out {d}/xproxy{n} -valid 1:00",
+                c = cert.display(),
+                k = key.display(),
+                d = out.display()
+            ),
+        ] {
+            let o = Command::new("sh").arg("-c").arg(&tool).output().unwrap();
+            assert!(o.status.success(), "{tool}: {}", text(&o));
+        }
+        if n == 0 {
+            // xrootd's pair: the next install keeps this owner.
+            std::os::unix::fs::chown(&key, Some(4321), Some(4321)).unwrap();
+            std::os::unix::fs::chown(&cert, Some(4321), Some(4321)).unwrap();
+        }
+    }
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(&key).unwrap();
+    assert_eq!((m.uid(), m.gid(), m.mode() & 0o777), (4321, 4321, 0o400));
+    assert!(std::fs::symlink_metadata(&key)
+        .unwrap()
+        .file_type()
+        .is_symlink());
 }

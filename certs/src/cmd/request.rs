@@ -6,7 +6,7 @@ use crate::csr;
 use crate::error::usage;
 use crate::names::Pool;
 use anyhow::{Context, Result};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub fn run(a: &RequestArgs) -> Result<()> {
     let pool = Pool::new(
@@ -15,11 +15,11 @@ pub fn run(a: &RequestArgs) -> Result<()> {
         a.pool.hosts_file.as_deref(),
     )?;
     a.subject.validate()?;
-    if !a.out.is_dir() {
+    if a.out.exists() && !a.out.is_dir() {
         return Err(usage(
             format!("--out {}", a.out.display()),
-            "not a directory",
-            "create it first or pass an existing directory",
+            "exists and is not a directory",
+            "pass a directory (it is created, 0700, when missing)",
         ));
     }
     let specs = pool.specs(a.xrootd);
@@ -45,6 +45,8 @@ pub fn run(a: &RequestArgs) -> Result<()> {
             }
         }
     }
+    // Created only now that the input is known good; removed again if this run fails.
+    let created = create_out_dir(&a.out)?;
     let mut written: Vec<PathBuf> = Vec::new();
     let res = (|| -> Result<()> {
         for (s, (kf, cf)) in specs.iter().zip(&files) {
@@ -69,6 +71,9 @@ pub fn run(a: &RequestArgs) -> Result<()> {
         for f in &written {
             let _ = std::fs::remove_file(f);
         }
+        for d in created.iter().rev() {
+            let _ = std::fs::remove_dir(d);
+        }
         return res;
     }
     println!();
@@ -84,4 +89,26 @@ pub fn run(a: &RequestArgs) -> Result<()> {
         println!("(DIR holding fullchain.pem or cert.pem plus privkey.pem; it goes to /etc/grid-security/gridftp/)");
     }
     Ok(())
+}
+
+/// Creates `out` and any missing parents, each 0700; returns the directories it made,
+/// outermost first.
+fn create_out_dir(out: &Path) -> Result<Vec<PathBuf>> {
+    use std::os::unix::fs::DirBuilderExt;
+    let mut missing = Vec::new();
+    let mut p = Some(out);
+    while let Some(d) = p.filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+        missing.push(d.to_path_buf());
+        p = d.parent();
+    }
+    missing.reverse();
+    for (i, d) in missing.iter().enumerate() {
+        if let Err(e) = std::fs::DirBuilder::new().mode(0o700).create(d) {
+            for made in missing[..i].iter().rev() {
+                let _ = std::fs::remove_dir(made);
+            }
+            return Err(e).with_context(|| format!("--out: creating {}", d.display()));
+        }
+    }
+    Ok(missing)
 }
