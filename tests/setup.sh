@@ -5,7 +5,7 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update
 apt-get install -y --no-install-recommends \
   iproute2 iptables arptables nftables iputils-arping iputils-ping procps socat tcpdump \
-  keepalived haproxy globus-gridftp-server-progs globus-gass-copy-progs \
+  keepalived haproxy globus-gridftp-server-progs globus-gass-copy-progs xrootd-server xrootd-client \
   pebble certbot openssl ca-certificates curl systemd rpm dpkg-dev bc cmake python3 wrk
 # The workspace needs a current stable Rust (Debian 12's rustc 1.63 is too old). CI machines
 # have one; elsewhere install it with rustup once.

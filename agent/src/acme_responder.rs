@@ -3,29 +3,37 @@
 //! (NFS) directory, so whichever node the director picks for a validation fetch answers.
 //!
 //! Hardening, because this listens on the VIP's port 80 for the whole internet: read-only,
-//! token-shaped names only (no path tricks), regular files only, small bounded replies,
-//! a header read timeout and a cap on the lifetime and number of connections.
+//! token-shaped names only (no path tricks), resolved below the webroot without following
+//! any symlink (a symlinked `.well-known` or `acme-challenge` in a shared webroot must not
+//! expose the node's files), regular files only, small bounded replies, and the report
+//! listeners' connection limits: per-source cap, idle timeout and lifetime ([`crate::report::gate`]).
 
 use crate::cli::ServeChallengesArgs;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+
+use crate::report::gate::{ConnLimits, Gate, Limits};
 
 const PREFIX: &str = "/.well-known/acme-challenge/";
 /// A key authorization is token + '.' + 43-char thumbprint; 4 KiB is plenty.
 const MAX_FILE: u64 = 4096;
-const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
-const CONN_LIFETIME: Duration = Duration::from_secs(30);
+const CONN: ConnLimits = ConnLimits {
+    header: Duration::from_secs(5),
+    idle: Duration::from_secs(3),
+    lifetime: Duration::from_secs(30),
+};
 const MAX_CONNS: usize = 256;
+/// A CA validates from a few addresses, a few fetches per name at once.
+const MAX_PER_SOURCE: usize = 32;
 
 /// True for names ACME servers use as tokens (base64url, RFC 8555 8.3).
 pub fn token_shaped(s: &str) -> bool {
@@ -38,6 +46,12 @@ pub fn token_shaped(s: &str) -> bool {
 /// Serves the webroot's challenges on every listener until an error stops one of them.
 /// All addresses are bound before anything is served, so a bad address fails at once.
 pub async fn serve(webroot: PathBuf, listeners: Vec<SocketAddr>) -> std::io::Result<()> {
+    let bound = bind_all(&listeners).await?;
+    serve_bound(webroot, bound.into_iter().map(Arc::new).collect()).await
+}
+
+/// Binds every address, or none: the first failure is returned with the address named.
+pub async fn bind_all(listeners: &[SocketAddr]) -> std::io::Result<Vec<TcpListener>> {
     if listeners.is_empty() {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
@@ -45,8 +59,8 @@ pub async fn serve(webroot: PathBuf, listeners: Vec<SocketAddr>) -> std::io::Res
         ));
     }
     let mut bound = Vec::new();
-    for a in &listeners {
-        let l = TcpListener::bind(a).await.map_err(|e| {
+    for a in listeners {
+        let l = crate::report::gate::bind(*a).map_err(|e| {
             std::io::Error::new(
                 e.kind(),
                 format!("cannot listen on {a}: {e} (is the address local, e.g. the VIP on lo?)"),
@@ -54,11 +68,21 @@ pub async fn serve(webroot: PathBuf, listeners: Vec<SocketAddr>) -> std::io::Res
         })?;
         bound.push(l);
     }
-    let root = Arc::new(webroot.join(".well-known/acme-challenge"));
-    let slots = Arc::new(Semaphore::new(MAX_CONNS));
+    Ok(bound)
+}
+
+/// Serves on listeners already bound (the daemon binds them before a reload commits).
+pub async fn serve_bound(webroot: PathBuf, bound: Vec<Arc<TcpListener>>) -> std::io::Result<()> {
+    let root = Arc::new(webroot);
+    let gate = Gate::new(Limits {
+        allow: Vec::new(),
+        public: true,
+        max: MAX_CONNS,
+        per_source: MAX_PER_SOURCE,
+    });
     let mut tasks = tokio::task::JoinSet::new();
     for l in bound {
-        tasks.spawn(accept_loop(l, root.clone(), slots.clone()));
+        tasks.spawn(accept_loop(l, root.clone(), gate.clone()));
     }
     match tasks.join_next().await {
         Some(Ok(r)) => r,
@@ -67,37 +91,16 @@ pub async fn serve(webroot: PathBuf, listeners: Vec<SocketAddr>) -> std::io::Res
     }
 }
 
-async fn accept_loop(
-    l: TcpListener,
-    root: Arc<PathBuf>,
-    slots: Arc<Semaphore>,
-) -> std::io::Result<()> {
+async fn accept_loop(l: Arc<TcpListener>, root: Arc<PathBuf>, gate: Gate) -> std::io::Result<()> {
     loop {
-        let (stream, _) = match l.accept().await {
-            Ok(s) => s,
-            // Out of fds and the like: back off instead of spinning or dying.
-            Err(e) => {
-                tracing::warn!("acme responder accept: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            drop(stream); // over capacity: shed load rather than queue
-            continue;
-        };
+        let (stream, permit) = gate.accept(&l).await;
         let root = root.clone();
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req| {
                 let root = root.clone();
                 async move { Ok::<_, Infallible>(respond(&root, &req).await) }
             });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT)
-                .max_buf_size(8192)
-                .serve_connection(TokioIo::new(stream), svc);
-            let _ = tokio::time::timeout(CONN_LIFETIME, conn).await;
+            crate::report::gate::serve_http(stream, CONN, svc).await;
             drop(permit);
         });
     }
@@ -132,23 +135,80 @@ async fn respond(root: &Path, req: &Request<Incoming>) -> Response<Full<Bytes>> 
     if !token_shaped(token) {
         return not_found(head);
     }
-    match read_token(&root.join(token)).await {
-        Some(body) => reply(StatusCode::OK, body, head),
-        None => not_found(head),
+    let (root, token) = (root.to_path_buf(), token.to_string());
+    // A hung NFS webroot stalls one thread, not the runtime nor the agent's exit.
+    match crate::checks::off_runtime(move || read_token(&root, &token)).await {
+        Ok(Some(body)) => reply(StatusCode::OK, body, head),
+        _ => not_found(head),
     }
 }
 
-/// Reads a regular file (not a symlink or device) of bounded size.
-async fn read_token(path: &Path) -> Option<Bytes> {
-    let md = tokio::fs::symlink_metadata(path).await.ok()?;
+/// `.well-known/acme-challenge/<token>` below the webroot, opened without following any
+/// symlink in those three components, as a regular file of bounded size.
+fn read_token(webroot: &Path, token: &str) -> Option<Bytes> {
+    use std::io::Read;
+    let dir = nix::fcntl::open(
+        webroot,
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .ok()?;
+    let fd = open_beneath(&dir, &format!(".well-known/acme-challenge/{token}")).ok()?;
+    let file = std::fs::File::from(fd);
+    let md = file.metadata().ok()?;
     if !md.is_file() || md.len() > MAX_FILE {
         return None;
     }
-    let data = tokio::fs::read(path).await.ok()?;
+    let mut data = Vec::new();
+    file.take(MAX_FILE + 1).read_to_end(&mut data).ok()?;
     if data.len() as u64 > MAX_FILE {
         return None;
     }
     Some(Bytes::from(data))
+}
+
+/// Opens `rel` for reading below `dir`, refusing symlinks in every component and any escape
+/// from `dir`: `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)`, or, on kernels before 5.6,
+/// one `openat(O_NOFOLLOW)` per component. O_NONBLOCK: a FIFO planted there never blocks.
+pub(crate) fn open_beneath(dir: &impl AsFd, rel: &str) -> nix::Result<OwnedFd> {
+    use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
+    let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
+    let how = OpenHow::new()
+        .flags(flags)
+        .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_SYMLINKS);
+    match nix::fcntl::openat2(dir, rel, how) {
+        Err(nix::errno::Errno::ENOSYS) => open_per_component(dir, rel, flags),
+        r => r,
+    }
+}
+
+fn open_per_component(
+    dir: &impl AsFd,
+    rel: &str,
+    last_flags: nix::fcntl::OFlag,
+) -> nix::Result<OwnedFd> {
+    use nix::fcntl::OFlag;
+    let parts: Vec<&str> = rel.split('/').collect();
+    if parts
+        .iter()
+        .any(|p| p.is_empty() || *p == "." || *p == "..")
+    {
+        return Err(nix::errno::Errno::EINVAL);
+    }
+    let mut cur: Option<OwnedFd> = None;
+    for (i, p) in parts.iter().enumerate() {
+        let flags = if i + 1 == parts.len() {
+            last_flags
+        } else {
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC
+        };
+        let next = match &cur {
+            None => nix::fcntl::openat(dir, *p, flags, nix::sys::stat::Mode::empty())?,
+            Some(fd) => nix::fcntl::openat(fd, *p, flags, nix::sys::stat::Mode::empty())?,
+        };
+        cur = Some(next);
+    }
+    cur.ok_or(nix::errno::Errno::EINVAL)
 }
 
 /// `lvs-node serve-challenges --webroot DIR --listen ADDR...`
@@ -243,6 +303,51 @@ mod tests {
         )
         .await;
         assert!(post.starts_with("HTTP/1.1 404"), "{post}");
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn symlinked_directories_are_not_followed() {
+        let d = std::env::temp_dir().join(format!("lvs-resp-ln-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        let outside = d.join("outside");
+        std::fs::create_dir_all(outside.join("acme-challenge")).unwrap();
+        std::fs::write(outside.join("acme-challenge/ssh_host_key"), "SECRET").unwrap();
+        std::fs::write(outside.join("ssh_host_key"), "SECRET").unwrap();
+        // webroot A: `.well-known` is a symlink; webroot B: `acme-challenge` is one.
+        let a = d.join("a");
+        std::fs::create_dir_all(&a).unwrap();
+        std::os::unix::fs::symlink(&outside, a.join(".well-known")).unwrap();
+        let b = d.join("b");
+        std::fs::create_dir_all(b.join(".well-known")).unwrap();
+        std::os::unix::fs::symlink(&outside, b.join(".well-known/acme-challenge")).unwrap();
+        // webroot C: a real token next to a FIFO and a directory.
+        let c = d.join("c");
+        let ch = c.join(".well-known/acme-challenge");
+        std::fs::create_dir_all(ch.join("adir")).unwrap();
+        std::fs::write(ch.join("tok"), "tok.x").unwrap();
+        nix::unistd::mkfifo(
+            &ch.join("fifo"),
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+        )
+        .unwrap();
+        assert_eq!(read_token(&a, "ssh_host_key"), None);
+        assert_eq!(read_token(&b, "ssh_host_key"), None);
+        assert_eq!(read_token(&c, "tok").as_deref(), Some(&b"tok.x"[..]));
+        assert_eq!(read_token(&c, "fifo"), None);
+        assert_eq!(read_token(&c, "adir"), None);
+        // The fallback for kernels without openat2 refuses the same.
+        let flags = nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_NOFOLLOW;
+        for (root, rel) in [
+            (&a, ".well-known/acme-challenge/ssh_host_key"),
+            (&b, ".well-known/acme-challenge/ssh_host_key"),
+            (&c, ".well-known/../.well-known/acme-challenge/tok"),
+        ] {
+            let dir = std::fs::File::open(root).unwrap();
+            assert!(open_per_component(&dir, rel, flags).is_err(), "{rel}");
+        }
+        let dir = std::fs::File::open(&c).unwrap();
+        assert!(open_per_component(&dir, ".well-known/acme-challenge/tok", flags).is_ok());
         let _ = std::fs::remove_dir_all(&d);
     }
 }

@@ -1,10 +1,17 @@
 //! `lvs-node run`: converge, then keep the node converged (rtnetlink events + a short
 //! recheck), run the checks, serve the reports and the control socket, reload on SIGHUP,
 //! and on SIGTERM leave the VIPs in place (or run `down` with `on_stop = "down"`).
+//!
+//! A reload is all or nothing: every new listener is bound (next to the old ones) before
+//! anything changes; if one cannot be bound, the whole running config stays in force and the
+//! refusal shows in the log, `/status` (`reload_error`) and `/metrics`.
+//! The data plane loop runs on a thread of its own, because it runs external tools (`nft`,
+//! `arptables`) that block: a hung tool must never stall `/health`, the agent-check, the
+//! control socket or the watchdog.
 
 use crate::checks::{self, dataplane};
 use crate::health::{Health, DATAPLANE};
-use crate::report::{self, Gate};
+use crate::report::{self, Gate, Limits};
 use futures::StreamExt;
 use lvs_shared::config::daemon::{CheckSpec, OnStop};
 use lvs_shared::config::NodeConfig;
@@ -17,6 +24,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -74,6 +82,53 @@ struct Task<K> {
     handle: JoinHandle<()>,
 }
 
+/// A TCP listener task with its bound sockets, which a reload hands on when the address
+/// stays the same (the address cannot be bound twice).
+struct Listening<K> {
+    task: Task<K>,
+    socks: Vec<Arc<TcpListener>>,
+}
+
+/// What a reload does with one TCP listener, decided before anything changes.
+enum Next<K> {
+    Keep,
+    Stop,
+    Start(K, Vec<Arc<TcpListener>>),
+}
+
+/// Binds what `want` needs that is not bound yet, next to the running listener. Fails
+/// without changing anything.
+async fn next_listener<K: PartialEq>(
+    cur: Option<&Listening<K>>,
+    want: Option<K>,
+    addrs: &[std::net::SocketAddr],
+    what: &str,
+) -> Result<Next<K>, String> {
+    if cur.map(|c| &c.task.key) == want.as_ref() {
+        return Ok(Next::Keep);
+    }
+    let Some(k) = want else {
+        return Ok(Next::Stop);
+    };
+    let mut socks = Vec::new();
+    for a in addrs {
+        let old = cur.and_then(|c| {
+            c.socks
+                .iter()
+                .find(|s| s.local_addr().ok().as_ref() == Some(a))
+        });
+        match old {
+            Some(s) => socks.push(s.clone()),
+            None => socks.push(Arc::new(
+                report::gate::bind(*a).map_err(|e| format!("cannot listen on {what} {a}: {e}"))?,
+            )),
+        }
+    }
+    Ok(Next::Start(k, socks))
+}
+
+type ReportKey = (std::net::SocketAddr, Limits);
+
 impl<K> Drop for Task<K> {
     fn drop(&mut self) {
         self.handle.abort();
@@ -84,14 +139,14 @@ struct Daemon {
     cfg: Arc<NodeConfig>,
     health: Arc<Health>,
     checks: HashMap<String, Task<CheckSpec>>,
-    http: Option<Task<(std::net::SocketAddr, Vec<IpAddr>, usize)>>,
-    agent: Option<Task<(std::net::SocketAddr, Vec<IpAddr>, usize)>>,
+    http: Option<Listening<ReportKey>>,
+    agent: Option<Listening<ReportKey>>,
     control: Option<Task<(PathBuf, PathBuf)>>,
     /// The HTTP-01 responder for `[acme]`: webroot and listen addresses.
-    acme: Option<Task<(PathBuf, Vec<std::net::SocketAddr>)>>,
+    acme: Option<Listening<(PathBuf, Vec<std::net::SocketAddr>)>>,
     cfg_tx: watch::Sender<Arc<NodeConfig>>,
     /// None once stopping: no repair may race the final `down`.
-    dataplane: Option<Task<()>>,
+    dataplane: Option<DataplaneThread>,
     _load: Task<()>,
 }
 
@@ -122,10 +177,9 @@ impl Daemon {
         dp.repair_and_observe("startup", Instant::now()).await;
 
         let (cfg_tx, cfg_rx) = watch::channel(cfg.clone());
-        let dataplane = Task {
-            key: (),
-            handle: tokio::spawn(dp.run(events, cfg_rx.clone())),
-        };
+        health.set_dataplane_stale(dataplane_stale(&cfg));
+        let dataplane = DataplaneThread::spawn(dp, events, cfg_rx.clone())
+            .map_err(|e| format!("cannot start the data plane thread: {e}"))?;
         let load = Task {
             key: (),
             handle: tokio::spawn(load_loop(health.clone(), cfg_rx)),
@@ -155,15 +209,86 @@ impl Daemon {
 
     /// Makes the running tasks match `cfg`: checks, listeners, control socket. Used at
     /// start and on SIGHUP; unchanged pieces keep running (and keep their check state).
+    /// Everything that can fail (binding) happens first; on failure nothing has changed.
     async fn apply(&mut self, cfg: &NodeConfig) -> Result<(), String> {
         let d = &cfg.daemon;
+        let rep = &d.report;
+
+        // Phase 1: bind every new socket next to the running ones.
+        let key = |a: Option<std::net::SocketAddr>| {
+            a.map(|a| {
+                (
+                    a,
+                    Limits {
+                        allow: rep.allow.clone(),
+                        public: rep.public_health,
+                        max: rep.max_connections,
+                        per_source: rep.max_per_source,
+                    },
+                )
+            })
+        };
+        let addrs = |a: Option<std::net::SocketAddr>| a.into_iter().collect::<Vec<_>>();
+        let http = next_listener(
+            self.http.as_ref(),
+            key(rep.http),
+            &addrs(rep.http),
+            "report.http",
+        )
+        .await?;
+        let agent = next_listener(
+            self.agent.as_ref(),
+            key(rep.agent_check),
+            &addrs(rep.agent_check),
+            "report.agent_check",
+        )
+        .await?;
+        let acme_key = match &cfg.acme {
+            Some(a) => {
+                let vips: Vec<IpAddr> = cfg.vips.iter().map(|v| v.address).collect();
+                let real = crate::dataplane::real_ip(cfg).await;
+                Some((a.webroot.clone(), a.listeners(&vips, real)))
+            }
+            None => None,
+        };
+        let acme_key = match acme_key {
+            Some(k) if k.1.is_empty() => {
+                tracing::error!("ACME HTTP-01 responder not started: no listen address (is real_ip resolvable?)");
+                None
+            }
+            k => k,
+        };
+        let acme_addrs = acme_key.as_ref().map(|k| k.1.clone()).unwrap_or_default();
+        let acme = next_listener(self.acme.as_ref(), acme_key, &acme_addrs, "acme").await?;
+        let ck = (d.control_socket.clone(), cfg.state_dir.clone());
+        let control = if self.control.as_ref().map(|t| &t.key) == Some(&ck) {
+            None
+        } else if self.control.as_ref().map(|t| &t.key.0) == Some(&ck.0) {
+            // Same path, new state_dir: the socket is rebound in place below.
+            Some(None)
+        } else {
+            Some(Some(crate::control::bind(&ck.0).map_err(|e| {
+                format!("cannot create the control socket {}: {e}", ck.0.display())
+            })?))
+        };
+
+        // Phase 2: nothing below fails; the new config takes over.
         self.health.set_weight(d.weight);
-        self.health.set_checks(
+        self.health.set_checks_stale(
             &d.checks
                 .iter()
-                .map(|c| (c.name.clone(), c.kind.as_str().to_string(), c.rise, c.fall))
+                .map(|c| {
+                    (
+                        c.name.clone(),
+                        c.kind.as_str().to_string(),
+                        c.rise,
+                        c.fall,
+                        crate::health::stale_bound(c.interval, c.timeout),
+                    )
+                })
                 .collect::<Vec<_>>(),
         );
+        self.health.set_dataplane_stale(dataplane_stale(cfg));
         self.checks.retain(|name, t| {
             let keep = d.checks.iter().any(|c| &c.name == name && *c == t.key);
             if !keep {
@@ -185,64 +310,62 @@ impl Daemon {
             }
         }
 
-        let rep = &d.report;
-        let key = |a: Option<std::net::SocketAddr>| {
-            a.map(|a| (a, rep.allow.clone(), rep.max_connections))
+        let health = &self.health;
+        let start_report = |k: ReportKey, socks: Vec<Arc<TcpListener>>, http: bool| {
+            let gate = Gate::new(k.1.clone());
+            let l = socks[0].clone();
+            let handle = if http {
+                tokio::spawn(report::http::serve(l, health.clone(), gate))
+            } else {
+                tokio::spawn(report::agent_check::serve(l, health.clone(), gate))
+            };
+            Listening {
+                task: Task { key: k, handle },
+                socks,
+            }
         };
-        if self.http.as_ref().map(|t| t.key.clone()) != key(rep.http) {
-            self.http = None; // drops (aborts) the old listener before rebinding
-            if let Some(k) = key(rep.http) {
-                let l = report::http::bind(k.0)
-                    .await
-                    .map_err(|e| format!("cannot listen on report.http {}: {e}", k.0))?;
-                let gate = Gate::new(k.1.clone(), k.2);
-                self.http = Some(Task {
-                    handle: tokio::spawn(report::http::serve(l, self.health.clone(), gate)),
-                    key: k,
-                });
-            }
+        match http {
+            Next::Keep => {}
+            Next::Stop => self.http = None,
+            Next::Start(k, socks) => self.http = Some(start_report(k, socks, true)),
         }
-        if self.agent.as_ref().map(|t| t.key.clone()) != key(rep.agent_check) {
-            self.agent = None;
-            if let Some(k) = key(rep.agent_check) {
-                let l = report::agent_check::bind(k.0)
-                    .await
-                    .map_err(|e| format!("cannot listen on report.agent_check {}: {e}", k.0))?;
-                let gate = Gate::new(k.1.clone(), k.2);
-                self.agent = Some(Task {
-                    handle: tokio::spawn(report::agent_check::serve(l, self.health.clone(), gate)),
-                    key: k,
-                });
-            }
+        match agent {
+            Next::Keep => {}
+            Next::Stop => self.agent = None,
+            Next::Start(k, socks) => self.agent = Some(start_report(k, socks, false)),
         }
-        let acme_key = match &cfg.acme {
-            Some(a) => {
-                let vips: Vec<IpAddr> = cfg.vips.iter().map(|v| v.address).collect();
-                let real = crate::dataplane::real_ip(cfg).await;
-                Some((a.webroot.clone(), a.listeners(&vips, real)))
-            }
-            None => None,
-        };
-        if self.acme.as_ref().map(|t| t.key.clone()) != acme_key {
-            self.acme = None;
-            if let Some(k) = acme_key {
+        match acme {
+            Next::Keep => {}
+            Next::Stop => self.acme = None,
+            Next::Start(k, socks) => {
                 let (root, addrs) = k.clone();
                 tracing::info!(webroot = %root.display(), listen = ?addrs, "serving ACME HTTP-01 challenges");
-                self.acme = Some(Task {
-                    handle: tokio::spawn(async move {
-                        if let Err(e) = crate::acme_responder::serve(root, addrs).await {
-                            tracing::error!("ACME HTTP-01 responder stopped: {e}");
-                        }
-                    }),
-                    key: k,
+                let bound = socks.clone();
+                self.acme = Some(Listening {
+                    task: Task {
+                        handle: tokio::spawn(async move {
+                            if let Err(e) = crate::acme_responder::serve_bound(root, bound).await {
+                                tracing::error!("ACME HTTP-01 responder stopped: {e}");
+                            }
+                        }),
+                        key: k,
+                    },
+                    socks,
                 });
             }
         }
-        let ck = (d.control_socket.clone(), cfg.state_dir.clone());
-        if self.control.as_ref().map(|t| &t.key) != Some(&ck) {
+        if let Some(bound) = control {
             self.control = None;
-            let l = crate::control::bind(&ck.0)
-                .map_err(|e| format!("cannot create the control socket {}: {e}", ck.0.display()))?;
+            let l = match bound {
+                Some(l) => l,
+                None => match crate::control::bind(&ck.0) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        tracing::error!("cannot create the control socket {}: {e}", ck.0.display());
+                        return Ok(());
+                    }
+                },
+            };
             self.control = Some(Task {
                 handle: tokio::spawn(crate::control::serve(l, self.health.clone(), ck.1.clone())),
                 key: ck,
@@ -260,8 +383,11 @@ impl Daemon {
         // The watchdog is fed from this loop, so a wedged loop is noticed by systemd.
         let wd = sd_notify::watchdog_enabled().map(|d| d / 2);
         let mut wd_tick = tokio::time::interval(wd.unwrap_or(Duration::from_secs(3600)));
+        // Staleness is re-evaluated even when no result arrives.
+        let mut refresh = tokio::time::interval(Duration::from_secs(1));
         loop {
             tokio::select! {
+                _ = refresh.tick() => self.health.refresh(),
                 _ = hup.recv() => self.reload().await,
                 _ = term.recv() => return self.stop("SIGTERM").await,
                 _ = int.recv() => return self.stop("SIGINT").await,
@@ -276,16 +402,25 @@ impl Daemon {
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Reloading]);
         let file = self.cfg.file.clone();
         match NodeConfig::load(&file) {
-            Err(e) => tracing::error!("reload refused, keeping the running config: {e}"),
+            Err(e) => {
+                tracing::error!("reload refused, keeping the running config: {e}");
+                self.health.set_reload_error(Some(e.to_string()));
+            }
             Ok(new) => {
                 let new = Arc::new(new);
-                if let Err(e) = self.apply(&new).await {
-                    tracing::error!("reload partly applied: {e}");
+                match self.apply(&new).await {
+                    Err(e) => {
+                        tracing::error!("reload refused, keeping the running config: {e}");
+                        self.health.set_reload_error(Some(e));
+                    }
+                    Ok(()) => {
+                        self.cfg = new.clone();
+                        // The data plane loop converges to the new config at once.
+                        self.cfg_tx.send_replace(new);
+                        self.health.set_reload_error(None);
+                        tracing::info!(file = %file.display(), "config reloaded");
+                    }
                 }
-                self.cfg = new.clone();
-                // The data plane loop converges to the new config at once.
-                self.cfg_tx.send_replace(new);
-                tracing::info!(file = %file.display(), "config reloaded");
             }
         }
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
@@ -293,7 +428,14 @@ impl Daemon {
 
     async fn stop(&mut self, why: &str) -> u8 {
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
-        self.dataplane = None; // abort the repair loop before anything is torn down
+        // Stop the repair loop before anything is torn down. Only `down` must wait for it
+        // (no repair may race it; a tool it runs is bounded by its timeout, so the wait is
+        // too); otherwise the agent exits at once even while a tool hangs.
+        if let Some(dp) = self.dataplane.take() {
+            if self.cfg.daemon.on_stop == OnStop::Down && self.cfg.daemon.manage_dataplane {
+                dp.stop().await;
+            }
+        }
         self.checks.clear();
         self.http = None;
         self.agent = None;
@@ -310,6 +452,67 @@ impl Daemon {
             tracing::info!("{why}: leaving the VIPs in place (on_stop = \"keep\")");
         }
         crate::cli::EXIT_OK
+    }
+}
+
+/// The data plane check's staleness bound: a repair cycle runs a few external tools, each
+/// bounded by the tool timeout.
+fn dataplane_stale(cfg: &NodeConfig) -> Duration {
+    cfg.daemon.recheck_interval * 2 + crate::dataplane::arp::TOOL_TIMEOUT * 4
+}
+
+/// The data plane loop on a thread of its own with its own single-threaded runtime, so the
+/// blocking tools it runs never stall the reporters on the main runtime.
+struct DataplaneThread {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    done: Option<tokio::sync::oneshot::Receiver<()>>,
+}
+
+impl DataplaneThread {
+    fn spawn(
+        dp: DataplaneLoop,
+        events: Events,
+        cfg_rx: watch::Receiver<Arc<NodeConfig>>,
+    ) -> std::io::Result<DataplaneThread> {
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        std::thread::Builder::new()
+            .name("dataplane".into())
+            .spawn(move || {
+                rt.block_on(async {
+                    tokio::select! {
+                        _ = dp.run(events, cfg_rx) => {}
+                        _ = stop_rx => {}
+                    }
+                });
+                drop(rt);
+                let _ = done_tx.send(());
+            })?;
+        Ok(DataplaneThread {
+            stop: Some(stop_tx),
+            done: Some(done_rx),
+        })
+    }
+
+    /// Stops the loop and waits until it has (at most one tool timeout).
+    async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(d) = self.done.take() {
+            let _ = d.await;
+        }
+    }
+}
+
+impl Drop for DataplaneThread {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
     }
 }
 

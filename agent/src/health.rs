@@ -1,6 +1,11 @@
 //! Node health: per-check rise/fall debouncing, the admin state, the node state and the
 //! advertised weight. Reporters only ever read the cached [`Snapshot`]; probes write
 //! results through [`Health::record`].
+//!
+//! A result is only trusted while it is fresh: a check whose last result is older than its
+//! bound (`stale_after`, from its interval and timeout) counts as down, so a wedged or dead
+//! check loop can never keep a node "up". The daemon calls [`Health::refresh`] every second
+//! so staleness shows without any new result.
 
 use lvs_shared::config::daemon::Weight;
 use serde::{Deserialize, Serialize};
@@ -9,6 +14,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Name of the built-in data plane check.
 pub const DATAPLANE: &str = "dataplane";
+
+/// Staleness bound of a check until one is set (the data plane check's).
+pub const DEFAULT_STALE: Duration = Duration::from_secs(60);
+
+/// A check's staleness bound: two missed intervals plus the timeout, and a second of slack.
+pub fn stale_bound(interval: Duration, timeout: Duration) -> Duration {
+    interval * 2 + timeout + Duration::from_secs(1)
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -79,6 +92,8 @@ pub struct CheckStatus {
     pub checked_at_ms: u64,
     pub rise: u32,
     pub fall: u32,
+    /// A result older than this counts as down (milliseconds).
+    pub stale_after_ms: u64,
     #[serde(skip)]
     streak: u32,
 }
@@ -95,8 +110,16 @@ impl CheckStatus {
             checked_at_ms: 0,
             rise,
             fall,
+            stale_after_ms: DEFAULT_STALE.as_millis() as u64,
             streak: 0,
         }
+    }
+
+    /// Why a result that says up is not trusted any more, at `now` (Unix ms).
+    pub fn stale(&self, now: u64) -> Option<String> {
+        let age = now.saturating_sub(self.checked_at_ms);
+        (self.up == Some(true) && age > self.stale_after_ms)
+            .then(|| format!("no result for {:.1}s (check stalled)", age as f64 / 1000.0))
     }
 
     /// Applies one raw result. The first result sets the state at once (so a fresh agent
@@ -154,6 +177,9 @@ pub struct Snapshot {
     pub arp_suppressed: bool,
     pub repairs_total: u64,
     pub last_repair_ms: Option<f64>,
+    /// Why the last SIGHUP was refused (the previous config stays in force); None after a
+    /// good reload.
+    pub reload_error: Option<String>,
     pub version: &'static str,
     /// Pre-rendered `/health` body and agent-check line (the hot paths copy bytes only).
     #[serde(skip)]
@@ -177,6 +203,7 @@ struct Inner {
     arp_suppressed: bool,
     repairs_total: u64,
     last_repair_ms: Option<f64>,
+    reload_error: Option<String>,
 }
 
 /// Shared, cheap-to-read health state.
@@ -199,6 +226,7 @@ impl Health {
             arp_suppressed: false,
             repairs_total: 0,
             last_repair_ms: None,
+            reload_error: None,
         };
         let snap = Arc::new(compute(&inner));
         Arc::new(Health {
@@ -221,6 +249,15 @@ impl Health {
     /// Makes the set of configured checks match `specs` (name, kind, rise, fall), keeping the
     /// state of checks that are unchanged. The data plane check always stays.
     pub fn set_checks(&self, specs: &[(String, String, u32, u32)]) {
+        let with: Vec<_> = specs
+            .iter()
+            .map(|(n, k, r, f)| (n.clone(), k.clone(), *r, *f, DEFAULT_STALE))
+            .collect();
+        self.set_checks_stale(&with);
+    }
+
+    /// [`Health::set_checks`] with each check's staleness bound.
+    pub fn set_checks_stale(&self, specs: &[(String, String, u32, u32, Duration)]) {
         self.update(|g| {
             let mut next = vec![g
                 .checks
@@ -228,17 +265,37 @@ impl Health {
                 .find(|c| c.name == DATAPLANE)
                 .cloned()
                 .unwrap_or_else(|| CheckStatus::new(DATAPLANE, DATAPLANE, 1, 1))];
-            for (name, kind, rise, fall) in specs {
+            for (name, kind, rise, fall, stale) in specs {
                 let kept = g.checks.iter().find(|c| {
                     &c.name == name && &c.kind == kind && c.rise == *rise && c.fall == *fall
                 });
-                next.push(
-                    kept.cloned()
-                        .unwrap_or_else(|| CheckStatus::new(name, kind, *rise, *fall)),
-                );
+                let mut c = kept
+                    .cloned()
+                    .unwrap_or_else(|| CheckStatus::new(name, kind, *rise, *fall));
+                c.stale_after_ms = stale.as_millis() as u64;
+                next.push(c);
             }
             g.checks = next;
         });
+    }
+
+    /// Re-evaluates staleness without a new result.
+    pub fn refresh(&self) {
+        self.update(|_| {});
+    }
+
+    /// Sets the data plane check's staleness bound.
+    pub fn set_dataplane_stale(&self, d: Duration) {
+        self.update(|g| {
+            if let Some(c) = g.checks.iter_mut().find(|c| c.name == DATAPLANE) {
+                c.stale_after_ms = d.as_millis() as u64;
+            }
+        });
+    }
+
+    /// Records the outcome of a SIGHUP: None when the new config is in force.
+    pub fn set_reload_error(&self, e: Option<String>) {
+        self.update(|g| g.reload_error = e);
     }
 
     pub fn reset_check(&self, name: &str) {
@@ -326,9 +383,19 @@ pub fn weight(w: &Weight, load: &Load) -> u32 {
 }
 
 fn compute(g: &Inner) -> Snapshot {
-    // A check that has not reported yet counts as down: fail closed.
-    let failing = g.checks.iter().find(|c| c.up != Some(true));
-    let reason = failing.map(|c| format!("{}: {}", c.name, c.detail));
+    compute_at(g, now_ms())
+}
+
+fn compute_at(g: &Inner, now: u64) -> Snapshot {
+    // A check that has not reported yet, or whose last result is stale, counts as down:
+    // fail closed.
+    let failing = g.checks.iter().find_map(|c| match c.up {
+        Some(true) => c.stale(now).map(|why| (c, why)),
+        _ => Some((c, c.detail.clone())),
+    });
+    let reason = failing
+        .as_ref()
+        .map(|(c, why)| format!("{}: {}", c.name, why));
     let state = match g.admin.admin {
         Admin::Maint => NodeState::Maint,
         Admin::Drain => NodeState::Drain,
@@ -365,6 +432,7 @@ fn compute(g: &Inner) -> Snapshot {
         arp_suppressed: g.arp_suppressed,
         repairs_total: g.repairs_total,
         last_repair_ms: g.last_repair_ms,
+        reload_error: g.reload_error.clone(),
         version: env!("CARGO_PKG_VERSION"),
         health_line: health_line.into(),
         agent_line: agent_line.into(),
@@ -495,5 +563,41 @@ mod tests {
         assert!(s
             .health_line
             .starts_with(b"state=drain admin=drain weight=0"));
+    }
+
+    #[test]
+    fn stale_results_count_as_down() {
+        let h = Health::new(w(), AdminState::default());
+        h.set_checks_stale(&[(
+            "gridftp".into(),
+            "gridftp".into(),
+            1,
+            1,
+            Duration::from_secs(3),
+        )]);
+        h.record(DATAPLANE, Ok("ok".into()), Duration::ZERO);
+        h.record("gridftp", Ok("220".into()), Duration::ZERO);
+        assert_eq!(h.snapshot().state, NodeState::Up);
+        let g = h.inner.lock().unwrap();
+        let s = compute_at(&g, now_ms() + 2_000);
+        assert_eq!(s.state, NodeState::Up);
+        let s = compute_at(&g, now_ms() + 4_000);
+        assert_eq!(s.state, NodeState::Down);
+        assert!(
+            s.reason
+                .as_deref()
+                .unwrap()
+                .starts_with("gridftp: no result for 4"),
+            "{:?}",
+            s.reason
+        );
+        assert_eq!(&s.agent_line[..4], b"down");
+        // The data plane check's default bound is a minute.
+        let s = compute_at(&g, now_ms() + 61_000);
+        assert!(s
+            .reason
+            .as_deref()
+            .unwrap()
+            .starts_with("dataplane: no result"));
     }
 }

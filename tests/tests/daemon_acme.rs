@@ -38,8 +38,10 @@ fn run_serves_acme_challenges_through_the_vip() {
             &work.path().join(format!("agent{i}.log")),
         );
     }
-    let url =
-        |host: &str, path: &str| format!("curl -s -m 2 -w ' %{{http_code}}' http://{host}{path}");
+    // --path-as-is: curl sends `..` segments as written instead of resolving them itself.
+    let url = |host: &str, path: &str| {
+        format!("curl -s --path-as-is -m 2 -w ' %{{http_code}}' http://{host}{path}")
+    };
     let up = wait_for(Duration::from_secs(10), || {
         lab.reals
             .iter()
@@ -73,6 +75,8 @@ fn run_serves_acme_challenges_through_the_vip() {
     for path in [
         "/secret.txt",
         "/.well-known/acme-challenge/../../secret.txt",
+        "/.well-known/acme-challenge/..%2f..%2fsecret.txt",
+        "/.well-known/../secret.txt",
         "/.well-known/acme-challenge/a.b",
     ] {
         let out = lab.client.ok(&url(&VIP.to_string(), path));
@@ -81,5 +85,91 @@ fn run_serves_acme_challenges_through_the_vip() {
             "{path}: {out}"
         );
         assert!(!out.contains("not for you"));
+    }
+}
+
+/// A shared webroot is writable by more than this node. If `.well-known` or `acme-challenge`
+/// in it is a symlink, the responder must not follow it: otherwise any token-shaped file
+/// name outside the webroot (a host key, here a stand-in) becomes readable on port 80.
+#[test]
+fn responder_never_follows_symlinked_directories() {
+    let lab = DrLab::build(
+        "acmeln",
+        LabOpts {
+            reals: 1,
+            ports: vec![80],
+            ..Default::default()
+        },
+    );
+    let work = Workdir::new(&lab.prefix);
+    let rs = &lab.reals[0];
+    // What an attacker wants: outside every webroot.
+    let outside = work.path().join("etc-ssh");
+    std::fs::create_dir_all(outside.join("acme-challenge")).unwrap();
+    for f in [
+        outside.join("ssh_host_ed25519_key"),
+        outside.join("acme-challenge/ssh_host_ed25519_key"),
+    ] {
+        std::fs::write(f, "PRIVATE KEY").unwrap();
+    }
+    // Webroot A: `.well-known` is a symlink. Webroot B: `acme-challenge` is one.
+    // Webroot C: a real token, and a symlinked token file.
+    let a = work.path().join("wa");
+    std::fs::create_dir_all(&a).unwrap();
+    std::os::unix::fs::symlink(&outside, a.join(".well-known")).unwrap();
+    let b = work.path().join("wb");
+    std::fs::create_dir_all(b.join(".well-known")).unwrap();
+    std::os::unix::fs::symlink(&outside, b.join(".well-known/acme-challenge")).unwrap();
+    let c = work.path().join("wc");
+    let ch = c.join(".well-known/acme-challenge");
+    std::fs::create_dir_all(&ch).unwrap();
+    std::fs::write(ch.join("tok_1"), "tok_1.thumb").unwrap();
+    std::os::unix::fs::symlink(
+        outside.join("ssh_host_ed25519_key"),
+        ch.join("ssh_host_ed25519_key"),
+    )
+    .unwrap();
+    for (i, root) in [&a, &b, &c].iter().enumerate() {
+        rs.ns.spawn_logged(
+            &format!(
+                "{} serve-challenges --webroot {} --listen {}:{}",
+                lab::bins::lvs_node().display(),
+                root.display(),
+                rs.ip,
+                8001 + i
+            ),
+            &work.path().join(format!("resp{i}.log")),
+        );
+    }
+    let get = |port: usize, name: &str| {
+        lab.client.ok(&format!(
+            "curl -s --path-as-is -m 2 -w ' %{{http_code}}' http://{}:{port}/.well-known/acme-challenge/{name}",
+            rs.ip
+        ))
+    };
+    wait_for(Duration::from_secs(10), || {
+        (get(8003, "tok_1") == "tok_1.thumb 200").then_some(())
+    })
+    .expect("responder C not serving its token");
+    for (port, what) in [
+        (8001, "symlinked .well-known"),
+        (8002, "symlinked acme-challenge"),
+        (8003, "symlinked token file"),
+    ] {
+        wait_for(Duration::from_secs(5), || {
+            lab.client
+                .ns
+                .run(&format!(
+                    "curl -s -o /dev/null -m 1 http://{}:{port}/",
+                    rs.ip
+                ))
+                .status
+                .success()
+                .then_some(())
+        })
+        .unwrap_or_else(|| panic!("responder on {port} not up"));
+        let out = get(port, "ssh_host_ed25519_key");
+        assert!(!out.contains("PRIVATE KEY"), "{what}: served {out:?}");
+        assert!(out.ends_with(" 404"), "{what}: {out}");
     }
 }

@@ -224,11 +224,14 @@ fn probe_exit_codes_and_health_contract() {
     let rs = &lab.reals[0];
     prepare_real_by_hand(rs);
     let gpid = gridftp::start(&rs.ns, rs.ip, "rs0.lab", &dir.join("gridftp.log"));
+    let allow = format!("allow = [\"{}\"]\npublic_health = true", lab.director.ip);
+    // /status is for the allow list only: this test reads it from the director.
     let cfg = write_config(
         rs,
         &dir.join("rs0"),
         &NodeOpts {
             extra: "[weight]\nbase = 100\nsessions_per_core = 1\n",
+            report_extra: &allow,
             ..NodeOpts::default()
         },
     );
@@ -295,10 +298,23 @@ fn probe_exit_codes_and_health_contract() {
         "curl -s -o /dev/null -w '%{{http_code}}' -H 'X-Big: {big}' {url}/health"
     ));
     let st = String::from_utf8_lossy(&st.stdout).to_string();
-    assert!(
-        st == "431" || st == "400" || st == "000",
-        "oversized head answered {st}"
-    );
+    assert_eq!(st, "431", "oversized head");
+
+    // Who sees what: /health and /metrics are public, /status (check output, the admin's
+    // reason) only for the directors in report.allow.
+    let c = &lab.client.ns;
+    let code = |ns: &lab::Netns, path: &str| {
+        ns.ok(&format!(
+            "curl -s -o /dev/null -m 2 -w '%{{http_code}}' {url}{path}"
+        ))
+    };
+    assert_eq!(code(c, "/health"), "200");
+    assert_eq!(code(c, "/metrics"), "200");
+    assert_eq!(code(c, "/status"), "403");
+    assert!(!c
+        .ok(&format!("curl -s -m 2 {url}/status"))
+        .contains("GridFTP"));
+    assert_eq!(code(d, "/status"), "200");
 
     // Exit codes for keepalived's misc_dynamic.
     assert_eq!(probe("1s").0, 0, "up at full weight");
@@ -460,7 +476,14 @@ fn admin_state_persists_and_sighup_reloads() {
     prepare_real_by_hand(rs);
     gridftp::start(&rs.ns, rs.ip, "rs0.lab", &dir.join("gridftp.log"));
     let sub = dir.join("rs0");
-    let cfg = write_config(rs, &sub, &NodeOpts::default());
+    // The node itself is listed too: start_agent waits for /health from the node.
+    let allow = format!("allow = [\"{}\", \"{}\"]", lab.director.ip, rs.ip);
+    let opts = |http_port| NodeOpts {
+        http_port,
+        report_extra: &allow,
+        ..NodeOpts::default()
+    };
+    let cfg = write_config(rs, &sub, &opts(HTTP_PORT));
     let agent = start_agent(rs, &cfg, &dir.join("agent.log"), HTTP_PORT);
     wait_health(d, rs.ip, HTTP_PORT, 200, Duration::from_secs(5)).expect("up");
 
@@ -488,7 +511,7 @@ fn admin_state_persists_and_sighup_reloads() {
     wait_health(d, rs.ip, HTTP_PORT, 200, Duration::from_secs(3)).expect("up after resume");
 
     // SIGHUP: a new check and a new HTTP port apply without a restart.
-    let new = node_toml(rs, &sub, &NodeOpts { http_port: 8090, ..NodeOpts::default() })
+    let new = node_toml(rs, &sub, &opts(8090))
         + "[[check]]\nname = \"xrd\"\nkind = \"tcp\"\ntarget = \"127.0.0.1:1094\"\ninterval = \"300ms\"\ntimeout = \"200ms\"\nfall = 1\n";
     std::fs::write(&cfg, new).unwrap();
     rs.ns.signal(agent, nix::sys::signal::Signal::SIGHUP);
@@ -496,12 +519,82 @@ fn admin_state_persists_and_sighup_reloads() {
         wait_health(d, rs.ip, 8090, 503, Duration::from_secs(5)).expect("new port, new check");
     assert!(body.contains("xrd: connection refused"), "{body}");
     assert_eq!(health(d, rs.ip, HTTP_PORT).0, 0, "old port still open");
+    // The running config, as the director sees it: the old port answers and the xrd check
+    // (only in the running config) is still the reason.
+    let still_in_force = |what: &str| {
+        let (code, body) = health(d, rs.ip, 8090);
+        assert_eq!(code, 503, "after {what}: old listener gone ({body})");
+        assert!(
+            body.contains("xrd: connection refused"),
+            "after {what}: running config not in force: {body}"
+        );
+        assert_eq!(
+            agent_line(d, rs.ip),
+            "down ready #xrd: connection refused",
+            "after {what}"
+        );
+        assert_eq!(
+            rs.ns.wait(agent, Duration::from_millis(10)),
+            None,
+            "agent exited"
+        );
+    };
     // A broken config is refused and the running one kept.
     std::fs::write(&cfg, "interface = \"eth0\"\n[[check]]\nkind = \"nope\"\n").unwrap();
     rs.ns.signal(agent, nix::sys::signal::Signal::SIGHUP);
-    std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(health(d, rs.ip, 8090).0, 503, "agent died on a bad reload");
-    assert_eq!(rs.ns.wait(agent, Duration::from_millis(10)), None);
+    std::thread::sleep(Duration::from_millis(500));
+    still_in_force("an invalid config");
+    let st = d.ok(&format!("curl -s http://{}:8090/status", rs.ip));
+    let v: serde_json::Value = serde_json::from_str(&st).unwrap();
+    assert!(
+        v["reload_error"].is_string(),
+        "reload error not shown: {st}"
+    );
+
+    // A config that validates but cannot bind (the new port is taken): nothing of it applies,
+    // the old listeners keep answering, and the refusal shows in /status and /metrics.
+    let holder = rs.ns.spawn(&format!(
+        "socat TCP-LISTEN:8095,bind={},reuseaddr,fork /dev/null",
+        rs.ip
+    ));
+    wait_for(Duration::from_secs(5), || {
+        rs.ns
+            .run(&format!("ss -Hltn 'sport = :8095' | grep -q {}", rs.ip))
+            .status
+            .success()
+            .then_some(())
+    })
+    .expect("port holder not listening");
+    let unbindable = node_toml(rs, &sub, &opts(8095))
+        + "[[check]]\nname = \"other\"\nkind = \"tcp\"\ntarget = \"127.0.0.1:1095\"\ninterval = \"300ms\"\ntimeout = \"200ms\"\nfall = 1\n";
+    std::fs::write(&cfg, unbindable).unwrap();
+    rs.ns.signal(agent, nix::sys::signal::Signal::SIGHUP);
+    std::thread::sleep(Duration::from_millis(1000));
+    still_in_force("a config that cannot bind");
+    let st = d.ok(&format!("curl -s http://{}:8090/status", rs.ip));
+    let v: serde_json::Value = serde_json::from_str(&st).unwrap();
+    assert!(
+        v["reload_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("cannot listen on report.http") && e.contains("8095")),
+        "{st}"
+    );
+    assert!(
+        !v["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["name"] == "other"),
+        "a check of the refused config runs: {st}"
+    );
+    let m = d.ok(&format!("curl -s http://{}:8090/metrics", rs.ip));
+    assert!(m.contains("lvs_realserver_config_reload_ok 0"), "{m}");
+    // Once the port is free, the same SIGHUP applies it.
+    rs.ns.kill(holder);
+    rs.ns.signal(agent, nix::sys::signal::Signal::SIGHUP);
+    wait_health(d, rs.ip, 8095, 503, Duration::from_secs(5)).expect("new port after retry");
+    let m = d.ok(&format!("curl -s http://{}:8095/metrics", rs.ip));
+    assert!(m.contains("lvs_realserver_config_reload_ok 1"), "{m}");
 }
 
 #[test]
@@ -520,7 +613,8 @@ fn endpoints_bound_slow_clients_and_connections() {
         rs,
         &dir.join("rs0"),
         &NodeOpts {
-            report_extra: "max_connections = 20",
+            // One source holds them all here: the per-source cap is as large as the total.
+            report_extra: "max_connections = 20\nmax_per_source = 20",
             ..NodeOpts::default()
         },
     );
@@ -540,7 +634,8 @@ held = [socket.create_connection((ip, {HTTP_PORT})) for _ in range(20)]
 held[0].sendall(b"GET /health HTTP/1.1\r\n")  # a slowloris head
 time.sleep(0.3)
 try:
-    r = req(); print("overflow answered", r[:20])
+    r = req()
+    print("overflow answered" if r else "overflow refused (closed)", r[:20])
 except OSError as e:
     print("overflow refused")
 t = time.time()

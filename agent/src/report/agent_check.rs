@@ -3,17 +3,12 @@
 
 use super::Gate;
 use crate::health::Health;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 
-pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    TcpListener::bind(addr).await
-}
-
-pub async fn serve(listener: TcpListener, health: Arc<Health>, gate: Gate) {
+pub async fn serve(listener: Arc<TcpListener>, health: Arc<Health>, gate: Gate) {
     loop {
         let (mut s, permit) = gate.accept(&listener).await;
         let line = health.snapshot().agent_line.clone();

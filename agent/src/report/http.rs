@@ -1,44 +1,41 @@
 //! The HTTP endpoint: `GET /health` (200 up / 503 otherwise, one stable line), `/status`
-//! (JSON), `/metrics` (Prometheus). Read-only; hyper bounds the request head and times out
-//! slow senders; the gate bounds connections.
+//! (JSON), `/metrics` (Prometheus). Read-only; hyper bounds the request head; the gate bounds
+//! connections and times out slow and idle clients.
+//!
+//! `/health` and `/metrics` are public (states, numbers and configured names only).
+//! `/status` carries free text (check output such as a GridFTP banner or a plugin's line,
+//! the admin's drain reason), so only addresses in `report.allow` get it.
 
-use super::Gate;
+use super::gate::{ConnLimits, Gate, Role};
 use crate::health::Health;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
-/// A client that keeps a connection longer than this is cut (bounded slot use).
-const MAX_CONN_LIFETIME: Duration = Duration::from_secs(300);
+/// Directors send one request per check; nobody needs to hold a slot for longer.
+pub const LIMITS: ConnLimits = ConnLimits {
+    header: Duration::from_secs(5),
+    idle: Duration::from_secs(3),
+    lifetime: Duration::from_secs(60),
+};
 
-pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    TcpListener::bind(addr).await
-}
-
-pub async fn serve(listener: TcpListener, health: Arc<Health>, gate: Gate) {
+pub async fn serve(listener: Arc<TcpListener>, health: Arc<Health>, gate: Gate) {
     loop {
         let (stream, permit) = gate.accept(&listener).await;
-        let _ = stream.set_nodelay(true);
         let health = health.clone();
+        let role = permit.role;
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req| {
                 let h = health.clone();
-                async move { Ok::<_, Infallible>(respond(&req, &h)) }
+                async move { Ok::<_, Infallible>(respond(&req, &h, role)) }
             });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(5))
-                .max_buf_size(8192)
-                .serve_connection(TokioIo::new(stream), svc);
-            let _ = tokio::time::timeout(MAX_CONN_LIFETIME, conn).await;
+            super::gate::serve_http(stream, LIMITS, svc).await;
             drop(permit);
         });
     }
@@ -54,11 +51,11 @@ fn text(status: StatusCode, ctype: &'static str, body: Bytes) -> Response<Full<B
     r
 }
 
-pub fn respond(req: &Request<Incoming>, health: &Health) -> Response<Full<Bytes>> {
-    route(req.method(), req.uri().path(), health)
+pub fn respond(req: &Request<Incoming>, health: &Health, role: Role) -> Response<Full<Bytes>> {
+    route(req.method(), req.uri().path(), health, role)
 }
 
-pub fn route(method: &Method, path: &str, health: &Health) -> Response<Full<Bytes>> {
+pub fn route(method: &Method, path: &str, health: &Health, role: Role) -> Response<Full<Bytes>> {
     if method != Method::GET && method != Method::HEAD {
         let mut r = text(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -79,6 +76,13 @@ pub fn route(method: &Method, path: &str, health: &Health) -> Response<Full<Byte
             };
             text(code, "text/plain", snap.health_line.clone())
         }
+        "/status" if role != Role::Director => text(
+            StatusCode::FORBIDDEN,
+            "text/plain",
+            Bytes::from_static(
+                b"/status is for the addresses in report.allow (it shows check output and the admin's reason); /health and /metrics are public\n",
+            ),
+        ),
         "/status" => {
             let body = serde_json::to_vec_pretty(&*snap).unwrap_or_default();
             text(StatusCode::OK, "application/json", body.into())

@@ -83,6 +83,14 @@ pub fn render(s: &Snapshot) -> String {
         repairs,
     );
 
+    let reload = Gauge::<i64>::default();
+    reload.set(s.reload_error.is_none() as i64);
+    r.register(
+        "config_reload_ok",
+        "0 when the last SIGHUP was refused and the previous config is still in force",
+        reload,
+    );
+
     r.register(
         "build",
         "Agent build",

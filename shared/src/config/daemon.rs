@@ -38,6 +38,7 @@ pub struct RawCheck {
     pub expect_status: Option<i64>,
     // command
     pub command: Option<Vec<String>>,
+    pub user: Option<String>,
     // filesystem
     pub path: Option<String>,
     pub min_free: Option<String>,
@@ -56,6 +57,8 @@ pub struct RawReport {
     #[serde(default)]
     pub allow: Vec<String>,
     pub max_connections: Option<i64>,
+    pub max_per_source: Option<i64>,
+    pub public_health: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -107,6 +110,9 @@ pub enum CheckKind {
     },
     Command {
         command: Vec<String>,
+        /// Run as this user (and its primary group) instead of root.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        user: Option<String>,
     },
     Filesystem {
         path: PathBuf,
@@ -157,6 +163,11 @@ pub struct Report {
     /// Director addresses allowed to connect; empty = anyone.
     pub allow: Vec<IpAddr>,
     pub max_connections: usize,
+    /// Connections one source address may hold at once, per endpoint.
+    pub max_per_source: usize,
+    /// With `allow` set: other addresses may still read `/health`, `/metrics` and the
+    /// agent-check line (not `/status`), from the slots the directors do not reserve.
+    pub public_health: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -204,6 +215,7 @@ impl Default for Settings {
             checks: Vec::new(),
             report: Report {
                 max_connections: 1024,
+                max_per_source: 16,
                 ..Report::default()
             },
             weight: Weight::default(),
@@ -345,6 +357,28 @@ pub fn validate(file: &Path, raw: RawSections, vips: &[Vip]) -> Result<Settings,
         }
         s.report.max_connections = m as usize;
     }
+    if let Some(m) = r.max_per_source {
+        if m < 1 || m as usize > s.report.max_connections {
+            return Err(err(
+                "report.max_per_source",
+                format!(
+                    "{m} is not between 1 and report.max_connections ({})",
+                    s.report.max_connections
+                ),
+                "use a small number such as 16 (default): a director needs one or two",
+            ));
+        }
+        s.report.max_per_source = m as usize;
+    }
+    s.report.max_per_source = s.report.max_per_source.min(s.report.max_connections);
+    s.report.public_health = r.public_health.unwrap_or(false);
+    if s.report.public_health && s.report.allow.is_empty() {
+        return Err(err(
+            "report.public_health",
+            "has no effect without report.allow (every address is already let in)".into(),
+            "list the directors in report.allow, or remove public_health",
+        ));
+    }
 
     let w = raw.weight;
     if let Some(b) = w.base {
@@ -465,6 +499,7 @@ fn validate_check(
         ("url", rc.url.is_some()),
         ("expect_status", rc.expect_status.is_some()),
         ("command", rc.command.is_some()),
+        ("user", rc.user.is_some()),
         ("path", rc.path.is_some()),
         ("min_free", rc.min_free.is_some()),
         ("writable", rc.writable.is_some()),
@@ -479,7 +514,7 @@ fn validate_check(
     let allowed: &[&str] = match kind.as_str() {
         "gridftp" | "tcp" | "xrootd" => &["target"],
         "http" => &["url", "expect_status"],
-        "command" => &["command"],
+        "command" => &["command", "user"],
         "filesystem" => &["path", "min_free", "writable"],
         "certificate" => &["cert", "min_days", "hostnames"],
         other => {
@@ -565,7 +600,20 @@ fn validate_check(
                     "write the argv as a list, e.g. command = [\"/usr/lib/nagios/plugins/check_procs\", \"-C\", \"globus-gridftp-server\"]",
                 ));
             }
-            CheckKind::Command { command }
+            let user = match &rc.user {
+                None => None,
+                Some(u) => match nix::unistd::User::from_name(u) {
+                    Ok(Some(_)) => Some(u.clone()),
+                    _ => {
+                        return Err(err(
+                            "user",
+                            format!("no user `{u}` on this host"),
+                            "name an existing account, e.g. user = \"nobody\", or remove `user` to run as root",
+                        ))
+                    }
+                },
+            };
+            CheckKind::Command { command, user }
         }
         "filesystem" => {
             let path = PathBuf::from(rc.path.clone().ok_or_else(|| {
@@ -739,5 +787,35 @@ mod tests {
         let e = parse("[[check]]\nkind = \"gridftp\"\ninterval = \"36501d\"\ntimeout = \"1s\"\n")
             .unwrap_err();
         assert_eq!(e.key, "check[0].interval");
+    }
+
+    #[test]
+    fn report_limits_and_command_user() {
+        let c = parse(
+            "[[check]]\nkind = \"command\"\ncommand = [\"/bin/true\"]\nuser = \"nobody\"\n\
+             [report]\nhttp = \"192.0.2.11:8080\"\nallow = [\"192.0.2.2\"]\npublic_health = true\nmax_per_source = 4\n",
+        )
+        .unwrap();
+        let r = &c.daemon.report;
+        assert_eq!((r.max_per_source, r.public_health), (4, true));
+        match &c.daemon.checks[0].kind {
+            super::CheckKind::Command { user, .. } => assert_eq!(user.as_deref(), Some("nobody")),
+            k => panic!("{k:?}"),
+        }
+        let d = parse("").unwrap();
+        assert_eq!(d.daemon.report.max_per_source, 16);
+        assert!(!d.daemon.report.public_health);
+        let e = parse("[report]\npublic_health = true\n").unwrap_err();
+        assert_eq!(e.key, "report.public_health");
+        let e = parse("[report]\nmax_connections = 8\nmax_per_source = 9\n").unwrap_err();
+        assert_eq!(e.key, "report.max_per_source");
+        let e = parse(
+            "[[check]]\nkind = \"command\"\ncommand = [\"/bin/true\"]\nuser = \"no-such-user-x\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "check[0].user");
+        let e =
+            parse("[[check]]\nkind = \"tcp\"\ntarget = \"x:1\"\nuser = \"nobody\"\n").unwrap_err();
+        assert_eq!(e.key, "check[0].user");
     }
 }
