@@ -85,6 +85,10 @@ struct Daemon {
     /// The HTTP-01 responder for `[acme]`: webroot and listen addresses.
     acme: Option<Task<(PathBuf, Vec<std::net::SocketAddr>)>>,
     cfg_tx: watch::Sender<Arc<NodeConfig>>,
+    /// The pool poller (`[pool] peers`), and the channel its consumers read; the channel
+    /// outlives poller restarts on reload.
+    pool: Option<Task<lvs_shared::config::daemon::Pool>>,
+    pool_tx: watch::Sender<Arc<crate::pool::PoolView>>,
     /// None once stopping: no repair may race the final `down`.
     dataplane: Option<Task<()>>,
     _load: Task<()>,
@@ -134,6 +138,8 @@ impl Daemon {
             control: None,
             acme: None,
             cfg_tx,
+            pool: None,
+            pool_tx: watch::channel(Arc::new(crate::pool::PoolView::empty())).0,
             dataplane: Some(dataplane),
             _load: load,
         };
@@ -192,7 +198,12 @@ impl Daemon {
                     .map_err(|e| format!("cannot listen on report.http {}: {e}", k.0))?;
                 let gate = Gate::new(k.1.clone(), k.2);
                 self.http = Some(Task {
-                    handle: tokio::spawn(report::http::serve(l, self.health.clone(), gate)),
+                    handle: tokio::spawn(report::http::serve(
+                        l,
+                        self.health.clone(),
+                        gate,
+                        self.cfg_tx.subscribe(),
+                    )),
                     key: k,
                 });
             }
@@ -229,6 +240,22 @@ impl Daemon {
                             tracing::error!("ACME HTTP-01 responder stopped: {e}");
                         }
                     }),
+                    key: k,
+                });
+            }
+        }
+        let pk = (!d.pool.peers.is_empty()).then(|| d.pool.clone());
+        if self.pool.as_ref().map(|t| &t.key) != pk.as_ref() {
+            self.pool = None;
+            if let Some(k) = pk {
+                tracing::info!(peers = k.peers.len(), interval = %lvs_shared::duration::format(k.interval), "polling the pool");
+                self.pool = Some(Task {
+                    handle: tokio::spawn(crate::pool::run(
+                        k.clone(),
+                        self.cfg_tx.subscribe(),
+                        self.health.clone(),
+                        self.pool_tx.clone(),
+                    )),
                     key: k,
                 });
             }
@@ -294,6 +321,7 @@ impl Daemon {
         self.agent = None;
         self.control = None;
         self.acme = None;
+        self.pool = None;
         let _ = std::fs::remove_file(&self.cfg.daemon.control_socket);
         if self.cfg.daemon.on_stop == OnStop::Down && self.cfg.daemon.manage_dataplane {
             tracing::info!("{why}: on_stop = \"down\": removing the VIPs");

@@ -143,6 +143,8 @@ mod tests {
             keepalived: !haproxy,
             haproxy,
             misc_check: misc,
+            probe_path: "/usr/bin/lvs-node".into(),
+            pool: Default::default(),
         }
     }
 
