@@ -151,6 +151,9 @@ pub fn reason(e: &(dyn std::error::Error + 'static)) -> String {
         if let Some(r) = c.downcast_ref::<reqwest::Error>() {
             timeout |= r.is_timeout();
         }
+        if let Some(t) = c.downcast_ref::<rustls::Error>() {
+            return format!("TLS: {}", tls_reason(t));
+        }
         if let Some(io) = c.downcast_ref::<std::io::Error>() {
             match io.kind() {
                 std::io::ErrorKind::ConnectionRefused => return "connection refused".into(),
@@ -161,7 +164,15 @@ pub fn reason(e: &(dyn std::error::Error + 'static)) -> String {
             }
         }
         inner = c;
-        cur = c.source();
+        // An io::Error's source() skips the error it wraps (rustls wraps its errors in
+        // io::Errors, sometimes twice): step into the wrapped one.
+        cur = match c
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(wrapped) => Some(wrapped as &(dyn std::error::Error + 'static)),
+            None => c.source(),
+        };
     }
     if timeout {
         return "timed out".into();
@@ -173,6 +184,46 @@ pub fn reason(e: &(dyn std::error::Error + 'static)) -> String {
         e.to_string()
     } else {
         msg
+    }
+}
+
+/// A TLS failure in the words an admin searches for.
+fn tls_reason(e: &rustls::Error) -> String {
+    use rustls::CertificateError as C;
+    match e {
+        rustls::Error::InvalidCertificate(c) => match c {
+            C::Expired | C::ExpiredContext { .. } => match c {
+                C::ExpiredContext { not_after, .. } => format!(
+                    "certificate expired (not after {} UTC, unix time)",
+                    not_after.as_secs()
+                ),
+                _ => "certificate expired".into(),
+            },
+            C::NotValidYet | C::NotValidYetContext { .. } => "certificate not valid yet".into(),
+            C::NotValidForName => "certificate not valid for the requested name".into(),
+            C::NotValidForNameContext {
+                expected,
+                presented,
+            } => format!(
+                "certificate not valid for name {}; it is valid for {}",
+                expected.to_str(),
+                presented.join(", ").replace('"', "")
+            ),
+            C::UnknownIssuer => {
+                "certificate issuer unknown (not signed by a trusted CA; set the CA file)".into()
+            }
+            C::Revoked => "certificate revoked".into(),
+            C::BadSignature => "certificate signature invalid".into(),
+            C::InvalidPurpose | C::InvalidPurposeContext { .. } => {
+                "certificate not valid for this purpose (extendedKeyUsage)".into()
+            }
+            other => format!("invalid certificate: {other:?}"),
+        },
+        rustls::Error::AlertReceived(rustls::AlertDescription::CertificateRequired) => {
+            "the server requires a client certificate (alert CertificateRequired)".into()
+        }
+        rustls::Error::AlertReceived(a) => format!("the server sent alert {a:?}"),
+        other => other.to_string(),
     }
 }
 

@@ -109,11 +109,28 @@ impl Https {
     }
 }
 
+impl Https {
+    /// rustls does not always say which name it expected: add it.
+    fn name_the_name(&self, e: String) -> String {
+        if !e.contains("the requested name") {
+            return e;
+        }
+        let name = self
+            .sni
+            .clone()
+            .or_else(|| http::host_port(&self.target).ok().map(|(h, _)| h))
+            .unwrap_or_default();
+        e.replace("the requested name", &format!("name \"{name}\""))
+    }
+}
+
 impl Check for Https {
     async fn run(&self) -> CheckResult {
         let (url, connect_to) = self.url()?;
         let client = self.client(connect_to).await?;
-        let r = http::get(&client, &url, None, super::http::BODY_LIMIT).await?;
+        let r = http::get(&client, &url, None, super::http::BODY_LIMIT)
+            .await
+            .map_err(|e| self.name_the_name(e))?;
         let ok = match self.expect_status {
             Some(s) => r.status == s,
             None => (200..300).contains(&r.status),

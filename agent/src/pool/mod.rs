@@ -266,7 +266,7 @@ pub async fn run(
                     .clone()
                     .or_else(|| v.status.as_ref().and_then(|s| s.reason.clone()))
                     .unwrap_or_default();
-                tracing::info!(peer = %url, state = st.as_str(), reason = %why, "pool peer state");
+                tracing::info!(peer = %url, state = %st.as_str(), reason = %why, "pool peer state");
             }
         }
         last = states;
