@@ -167,7 +167,7 @@ fn pool_status_shows_up_drained_down_and_unreachable_nodes() {
 
     // rs2 failing a check: down, with the check and its reason; exit 1.
     std::fs::write(dir.join("rs2").join("down"), "").unwrap();
-    let (code, out, _) = wait_for(Duration::from_secs(5), || {
+    let (_, out, _) = wait_for(Duration::from_secs(5), || {
         let r = pool_status(rs0, &cfgs[0], "");
         (r.0 == 1).then_some(r)
     })
