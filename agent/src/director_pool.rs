@@ -257,11 +257,15 @@ pub fn real_server(
     let _ = writeln!(o, "{ind}}}");
 }
 
-fn vs_common(o: &mut String, opts: &Options, persistence: Option<u32>) {
+/// The settings every virtual_server has. A firewall-mark service takes no `protocol`
+/// (the mark rules match TCP).
+fn vs_common(o: &mut String, opts: &Options, persistence: Option<u32>, fwmark: bool) {
     let _ = writeln!(o, "    delay_loop {}", secs(opts.delay_loop));
     let _ = writeln!(o, "    lb_algo wlc");
     let _ = writeln!(o, "    lb_kind DR");
-    let _ = writeln!(o, "    protocol TCP");
+    if !fwmark {
+        let _ = writeln!(o, "    protocol TCP");
+    }
     if let Some(p) = persistence {
         let _ = writeln!(o, "    persistence_timeout {p}");
     }
@@ -311,7 +315,7 @@ pub fn keepalived(nodes: &[Node], opts: &Options) -> Result<String, String> {
             continue;
         }
         let _ = writeln!(o, "\nvirtual_server {vip} {port} {{");
-        vs_common(&mut o, opts, opts.persistence);
+        vs_common(&mut o, opts, opts.persistence, false);
         for n in members {
             let addr = n.real_for(*vip)?;
             real_server(
@@ -333,7 +337,7 @@ pub fn keepalived(nodes: &[Node], opts: &Options) -> Result<String, String> {
             let _ = writeln!(o, "virtual_server fwmark {mark} {{");
             // Without persistence the data connections of a session would be balanced
             // away from its control connection.
-            vs_common(&mut o, opts, Some(opts.persistence.unwrap_or(300)));
+            vs_common(&mut o, opts, Some(opts.persistence.unwrap_or(300)), true);
             if vip.is_ipv6() {
                 let _ = writeln!(o, "    ip_family inet6");
             }
