@@ -205,7 +205,15 @@ fn secs(d: std::time::Duration) -> String {
 }
 
 /// The checker of one node: HTTP_GET on its /health, or MISC_CHECK through `probe`.
-pub fn checker(o: &mut String, ind: &str, report: SocketAddr, misc: bool, probe_path: &str) {
+/// `delay_loop`: the checker's own interval in seconds (None: the virtual_server's).
+pub fn checker(
+    o: &mut String,
+    ind: &str,
+    report: SocketAddr,
+    misc: bool,
+    probe_path: &str,
+    delay_loop: Option<u32>,
+) {
     if misc {
         let _ = writeln!(o, "{ind}MISC_CHECK {{");
         let _ = writeln!(
@@ -216,6 +224,9 @@ pub fn checker(o: &mut String, ind: &str, report: SocketAddr, misc: bool, probe_
         );
         let _ = writeln!(o, "{ind}    misc_timeout 3");
         let _ = writeln!(o, "{ind}    misc_dynamic");
+        if let Some(d) = delay_loop {
+            let _ = writeln!(o, "{ind}    delay_loop {d}");
+        }
         let _ = writeln!(o, "{ind}}}");
     } else {
         let _ = writeln!(o, "{ind}HTTP_GET {{");
@@ -228,6 +239,9 @@ pub fn checker(o: &mut String, ind: &str, report: SocketAddr, misc: bool, probe_
         let _ = writeln!(o, "{ind}    connect_timeout 1");
         let _ = writeln!(o, "{ind}    retry 1");
         let _ = writeln!(o, "{ind}    delay_before_retry 1");
+        if let Some(d) = delay_loop {
+            let _ = writeln!(o, "{ind}    delay_loop {d}");
+        }
         let _ = writeln!(o, "{ind}}}");
     }
 }
@@ -281,7 +295,9 @@ fn node_checker<'a>(
             n.url
         )
     })?;
-    Ok(move |o: &mut String, ind: &str| checker(o, ind, report, opts.misc_check, &opts.probe_path))
+    Ok(move |o: &mut String, ind: &str| {
+        checker(o, ind, report, opts.misc_check, &opts.probe_path, None)
+    })
 }
 
 /// Where BFD stanzas (one `bfd_instance` per node, and `track_bfd` in each real_server)

@@ -107,8 +107,14 @@ fn pool_wide_keepalived_and_haproxy_configs_load_unchanged() {
     assert_eq!(k.matches("virtual_server ").count(), 3, "{k}");
     for rs in &lab.reals {
         assert!(k.contains(&format!("real_server {} 2811 {{", rs.ip)), "{k}");
-        assert!(k.contains(&format!("real_server {} 2811 {{", rs.ip6)), "{k}");
-        assert!(k.contains(&format!("real_server {} 1094 {{", rs.ip6)), "{k}");
+        assert!(
+            k.contains(&format!("real_server {} 2811 {{", rs.ip6)),
+            "{k}"
+        );
+        assert!(
+            k.contains(&format!("real_server {} 1094 {{", rs.ip6)),
+            "{k}"
+        );
         assert!(k.contains(&format!("connect_ip {}", rs.ip)), "{k}");
     }
     assert_eq!(k.matches("lb_kind DR").count(), 3);
@@ -157,7 +163,12 @@ fn pool_wide_keepalived_and_haproxy_configs_load_unchanged() {
     assert!(f.contains(&format!(
         "iptables -t mangle -A PREROUTING -p tcp -d {VIP}/32 -m multiport --dports 2811,50000:50100 -j MARK --set-mark 2811"
     )), "{f}");
-    assert!(f.contains(&format!("ip6tables -t mangle -A PREROUTING -p tcp -d {VIP6}/128")), "{f}");
+    assert!(
+        f.contains(&format!(
+            "ip6tables -t mangle -A PREROUTING -p tcp -d {VIP6}/128"
+        )),
+        "{f}"
+    );
     assert!(f.contains("meta mark set 2811"), "{f}");
     assert_eq!(f.matches("persistence_timeout 300").count(), 2, "{f}");
     keepalived_accepts(&dir.0, &f);
@@ -169,7 +180,10 @@ fn pool_wide_keepalived_and_haproxy_configs_load_unchanged() {
     assert!(h.contains(&format!(
         "server rs-192-0-2-11-2811 192.0.2.11:2811 weight 50 check agent-check agent-addr 192.0.2.11 agent-port {AGENT_PORT}"
     )), "{h}");
-    assert!(h.contains(&format!("ipv6@{}:1094", lab.reals[1].ip6)), "{h}");
+    assert!(
+        h.contains(&format!("ipv6@{}:1094", lab.reals[1].ip6)),
+        "{h}"
+    );
     let hf = dir.join("haproxy.cfg");
     std::fs::write(&hf, &h).unwrap();
     let out = Command::new("haproxy")
@@ -190,12 +204,20 @@ fn pool_wide_keepalived_and_haproxy_configs_load_unchanged() {
     assert!(!o.status.success());
     assert!(o.stdout.is_empty());
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains(&format!("node {gone} did not answer")), "{err}");
+    assert!(
+        err.contains(&format!("node {gone} did not answer")),
+        "{err}"
+    );
     assert!(err.contains("--allow-missing"), "{err}");
     // ... unless --allow-missing: the others are configured and the missing one is named.
     let o = director_config(&lab, &format!("--pool {gone} --timeout 1s --allow-missing"));
     let a = ok(&o);
-    assert!(a.contains(&format!("LEFT OUT (did not answer, --allow-missing): {gone}")), "{a}");
+    assert!(
+        a.contains(&format!(
+            "LEFT OUT (did not answer, --allow-missing): {gone}"
+        )),
+        "{a}"
+    );
     assert_eq!(a.matches("real_server ").count(), 6, "{a}");
     keepalived_accepts(&dir.0, &a);
 
