@@ -450,6 +450,54 @@ fn haproxy_addr(ip: IpAddr) -> String {
 mod tests {
     use super::*;
 
+    fn node(url: &str, v4: &str, v6: Option<&str>) -> Node {
+        let mut status: StatusDoc = serde_json::from_value(serde_json::json!({
+            "state": "up", "admin": {"admin": "ready"}, "reason": null, "weight": 100,
+            "base_weight": 100, "load": {"sessions": 0, "load1": 0.0, "cores": 1},
+            "checks": [], "vips": [], "arp_suppressed": true, "repairs_total": 0,
+            "last_repair_ms": null, "version": "t"
+        }))
+        .unwrap();
+        status.node.real_ip = Some(v4.parse().unwrap());
+        status.node.real_ip6 = v6.map(|a| a.parse().unwrap());
+        status.node.report_http = Some(format!("{v4}:8080").parse().unwrap());
+        status.node.base_weight = 100;
+        status.node.services = vec![
+            crate::report::status::Service {
+                vip: "192.0.2.100".parse().unwrap(),
+                hostname: None,
+                ports: vec![2811],
+            },
+            crate::report::status::Service {
+                vip: "2001:db8::100".parse().unwrap(),
+                hostname: None,
+                ports: vec![2811],
+            },
+        ];
+        Node {
+            url: url.into(),
+            status,
+        }
+    }
+
+    #[test]
+    fn ipv6_vips_use_ipv6_real_addresses_or_name_the_node() {
+        let opts = Options {
+            probe_path: "/usr/bin/lvs-node".into(),
+            delay_loop: std::time::Duration::from_secs(1),
+            ..Options::default()
+        };
+        let a = node("http://192.0.2.11:8080", "192.0.2.11", Some("2001:db8::11"));
+        let k = keepalived(std::slice::from_ref(&a), &opts).unwrap();
+        assert!(k.contains("virtual_server 2001:db8::100 2811 {"), "{k}");
+        assert!(k.contains("real_server 2001:db8::11 2811 {"), "{k}");
+        assert!(k.contains("real_server 192.0.2.11 2811 {"), "{k}");
+        let b = node("http://192.0.2.12:8080", "192.0.2.12", None);
+        let e = keepalived(&[a, b], &opts).unwrap_err();
+        assert!(e.contains("http://192.0.2.12:8080"), "{e}");
+        assert!(e.contains("IPv6"), "{e}");
+    }
+
     #[test]
     fn ranges() {
         assert_eq!(parse_range("50000-51000").unwrap(), (50000, 51000));

@@ -20,6 +20,11 @@ pub struct ClientOptions {
     /// Trust only the certificates of this PEM file (a private or test CA) instead of the
     /// system's roots.
     pub ca_file: Option<PathBuf>,
+    /// Load the system's CA roots for `https://` URLs without `ca_file`. Off by default:
+    /// loading them costs hundreds of milliseconds, which `probe` (one process per
+    /// keepalived check) and the plain-http callers must not pay. With neither this nor
+    /// `ca_file`, every https server is refused as of unknown issuer.
+    pub system_roots: bool,
     /// A client certificate and its key (PEM), for servers that require one.
     pub client_cert: Option<(PathBuf, PathBuf)>,
     /// Send requests for this host name to this address. With an `https://NAME/` URL this
@@ -37,6 +42,7 @@ impl Default for ClientOptions {
         ClientOptions {
             timeout: Duration::from_secs(2),
             ca_file: None,
+            system_roots: false,
             client_cert: None,
             resolve: Vec::new(),
             pool: true,
@@ -74,6 +80,8 @@ impl ClientOptions {
                 return Err(format!("{}: no certificate in the file", p.display()));
             }
             b = b.tls_certs_only(certs);
+        } else if !self.system_roots {
+            b = b.tls_certs_only(Vec::new());
         }
         if let Some((cert, key)) = &self.client_cert {
             let mut pem =
@@ -244,4 +252,35 @@ pub fn host_port(url: &str) -> Result<(String, u16), String> {
         .trim_end_matches(']')
         .to_string();
     Ok((host, u.port().unwrap_or(default)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_and_port() {
+        assert_eq!(
+            host_port("http://192.0.2.11:8080/x").unwrap(),
+            ("192.0.2.11".into(), 8080)
+        );
+        assert_eq!(
+            host_port("https://[2001:db8::1]/").unwrap(),
+            ("2001:db8::1".into(), 443)
+        );
+        assert_eq!(host_port("http://h").unwrap(), ("h".into(), 80));
+        assert!(host_port("ftp://h/").is_err());
+        assert!(host_port("not a url").is_err());
+    }
+
+    #[test]
+    fn a_missing_ca_file_is_named() {
+        let e = ClientOptions {
+            ca_file: Some("/nonexistent/ca.pem".into()),
+            ..ClientOptions::default()
+        }
+        .build()
+        .unwrap_err();
+        assert!(e.contains("/nonexistent/ca.pem"), "{e}");
+    }
 }

@@ -96,6 +96,7 @@ impl Https {
         }
         let opts = ClientOptions {
             ca_file: self.ca_file.clone(),
+            system_roots: self.ca_file.is_none(),
             client_cert: self.client_cert.clone().zip(self.client_key.clone()),
             resolve: match (&self.sni, addr) {
                 (Some(sni), Some(a)) => vec![(sni.clone(), a)],
