@@ -3,6 +3,11 @@
 //! redirector's pool choice, the pool page) through a [`watch`] channel of [`PoolView`];
 //! `lvs-node pool status` and `director-config --pool` use the same [`fetch`].
 //!
+//! A consumer inside `lvs-node run` takes a [`PoolRx`] (the daemon's `pool_tx.subscribe()`),
+//! reads `rx.borrow().clone()` when it needs the pool, and asks the view, never the raw
+//! documents, who may be chosen: [`PoolView::choose`] (weighted) or [`PoolView::eligible`].
+//! The channel starts with an empty view and outlives poller restarts on reload.
+//!
 //! Stale data is never used: a peer that does not answer within the timeout counts as
 //! unreachable at once (its last good answer is dropped), and a consumer that reads a view
 //! older than `max_age` (the poller stalled) sees every peer as stale, hence down.
