@@ -145,6 +145,10 @@ struct Daemon {
     /// The HTTP-01 responder for `[acme]`: webroot and listen addresses.
     acme: Option<Listening<(PathBuf, Vec<std::net::SocketAddr>)>>,
     cfg_tx: watch::Sender<Arc<NodeConfig>>,
+    /// The pool poller (`[pool] peers`), and the channel its consumers read; the channel
+    /// outlives poller restarts on reload.
+    pool: Option<Task<lvs_shared::config::daemon::Pool>>,
+    pool_tx: watch::Sender<Arc<crate::pool::PoolView>>,
     /// None once stopping: no repair may race the final `down`.
     dataplane: Option<DataplaneThread>,
     _load: Task<()>,
@@ -193,6 +197,8 @@ impl Daemon {
             control: None,
             acme: None,
             cfg_tx,
+            pool: None,
+            pool_tx: watch::channel(Arc::new(crate::pool::PoolView::empty())).0,
             dataplane: Some(dataplane),
             _load: load,
         };
@@ -311,11 +317,12 @@ impl Daemon {
         }
 
         let health = &self.health;
+        let cfg_rx = self.cfg_tx.subscribe();
         let start_report = |k: ReportKey, socks: Vec<Arc<TcpListener>>, http: bool| {
             let gate = Gate::new(k.1.clone());
             let l = socks[0].clone();
             let handle = if http {
-                tokio::spawn(report::http::serve(l, health.clone(), gate))
+                tokio::spawn(report::http::serve(l, health.clone(), gate, cfg_rx.clone()))
             } else {
                 tokio::spawn(report::agent_check::serve(l, health.clone(), gate))
             };
@@ -351,6 +358,22 @@ impl Daemon {
                         key: k,
                     },
                     socks,
+                });
+            }
+        }
+        let pk = (!d.pool.peers.is_empty()).then(|| d.pool.clone());
+        if self.pool.as_ref().map(|t| &t.key) != pk.as_ref() {
+            self.pool = None;
+            if let Some(k) = pk {
+                tracing::info!(peers = k.peers.len(), interval = %lvs_shared::duration::format(k.interval), "polling the pool");
+                self.pool = Some(Task {
+                    handle: tokio::spawn(crate::pool::run(
+                        k.clone(),
+                        self.cfg_tx.subscribe(),
+                        self.health.clone(),
+                        self.pool_tx.clone(),
+                    )),
+                    key: k,
                 });
             }
         }
@@ -441,6 +464,7 @@ impl Daemon {
         self.agent = None;
         self.control = None;
         self.acme = None;
+        self.pool = None;
         let _ = std::fs::remove_file(&self.cfg.daemon.control_socket);
         if self.cfg.daemon.on_stop == OnStop::Down && self.cfg.daemon.manage_dataplane {
             tracing::info!("{why}: on_stop = \"down\": removing the VIPs");

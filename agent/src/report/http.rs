@@ -13,10 +13,15 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
+use lvs_shared::config::NodeConfig;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// The running config, for the parts of /status that come from it (addresses, VIPs).
+pub type ConfigRx = watch::Receiver<Arc<NodeConfig>>;
 
 /// Directors send one request per check; nobody needs to hold a slot for longer.
 pub const LIMITS: ConnLimits = ConnLimits {
@@ -25,15 +30,17 @@ pub const LIMITS: ConnLimits = ConnLimits {
     lifetime: Duration::from_secs(60),
 };
 
-pub async fn serve(listener: Arc<TcpListener>, health: Arc<Health>, gate: Gate) {
+pub async fn serve(listener: Arc<TcpListener>, health: Arc<Health>, gate: Gate, cfg: ConfigRx) {
     loop {
         let (stream, permit) = gate.accept(&listener).await;
         let health = health.clone();
         let role = permit.role;
+        let cfg = cfg.clone();
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req| {
                 let h = health.clone();
-                async move { Ok::<_, Infallible>(respond(&req, &h, role)) }
+                let c = cfg.borrow().clone();
+                async move { Ok::<_, Infallible>(respond(&req, &h, role, &c)) }
             });
             super::gate::serve_http(stream, LIMITS, svc).await;
             drop(permit);
@@ -51,11 +58,22 @@ fn text(status: StatusCode, ctype: &'static str, body: Bytes) -> Response<Full<B
     r
 }
 
-pub fn respond(req: &Request<Incoming>, health: &Health, role: Role) -> Response<Full<Bytes>> {
-    route(req.method(), req.uri().path(), health, role)
+pub fn respond(
+    req: &Request<Incoming>,
+    health: &Health,
+    role: Role,
+    cfg: &NodeConfig,
+) -> Response<Full<Bytes>> {
+    route(req.method(), req.uri().path(), health, role, cfg)
 }
 
-pub fn route(method: &Method, path: &str, health: &Health, role: Role) -> Response<Full<Bytes>> {
+pub fn route(
+    method: &Method,
+    path: &str,
+    health: &Health,
+    role: Role,
+    cfg: &NodeConfig,
+) -> Response<Full<Bytes>> {
     if method != Method::GET && method != Method::HEAD {
         let mut r = text(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -84,7 +102,8 @@ pub fn route(method: &Method, path: &str, health: &Health, role: Role) -> Respon
             ),
         ),
         "/status" => {
-            let body = serde_json::to_vec_pretty(&*snap).unwrap_or_default();
+            let doc = super::status::StatusDoc::build(&snap, cfg);
+            let body = serde_json::to_vec_pretty(&doc).unwrap_or_default();
             text(StatusCode::OK, "application/json", body.into())
         }
         "/metrics" => text(

@@ -7,5 +7,6 @@ pub mod agent_check;
 pub mod gate;
 pub mod http;
 pub mod metrics;
+pub mod status;
 
 pub use gate::{Gate, Limits, Role};

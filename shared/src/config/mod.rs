@@ -53,6 +53,8 @@ struct RawConfig {
     report: daemon::RawReport,
     #[serde(default)]
     weight: daemon::RawWeight,
+    #[serde(default)]
+    pool: daemon::RawPool,
     acme: Option<acme::RawAcme>,
 }
 
@@ -298,6 +300,7 @@ impl NodeConfig {
                 checks: raw.check,
                 report: raw.report,
                 weight: raw.weight,
+                pool: raw.pool,
             },
             &vips,
         )?;
