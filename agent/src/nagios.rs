@@ -378,7 +378,7 @@ pub fn judge_dataplane(s: &crate::dataplane::Status) -> Part {
         .items
         .iter()
         .filter(|i| !i.ok)
-        .map(|i| format!("{} {} is {} (want {})", i.kind, i.name, i.actual, i.desired))
+        .map(|i| format!("{} {}: {} (want {})", i.kind, i.name, i.actual, i.desired))
         .collect();
     let vips = s.items.iter().filter(|i| i.kind == "vip").count();
     let mut p = if bad.is_empty() {
