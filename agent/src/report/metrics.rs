@@ -14,6 +14,9 @@ use std::sync::Mutex;
 
 type Labels = Vec<(&'static str, String)>;
 
+/// What [`render`] writes: the OpenMetrics text format.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
 /// notAfter (unix seconds) of each certificate the `certificate` checks read, by path. The
 /// checks own the files; the snapshot does not carry certificate facts, so the checks
 /// record them here and every scrape reads them.
