@@ -345,3 +345,22 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod packaged {
+    use super::*;
+
+    /// The service files the packages install are what the generator writes for the
+    /// defaults: 2811 with 50000-51000, and the report ports 8080 and 8081 of the docs.
+    #[test]
+    fn packaged_services_match_the_generator() {
+        assert_eq!(
+            include_str!("../../packaging/firewalld/lvs-node-gridftp.xml"),
+            gridftp_xml(&[GRIDFTP_PORT], DEFAULT_DATA_RANGE)
+        );
+        assert_eq!(
+            include_str!("../../packaging/firewalld/lvs-node-report.xml"),
+            report_xml(&[8080, 8081])
+        );
+    }
+}
