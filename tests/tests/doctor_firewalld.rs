@@ -54,10 +54,10 @@ fn doctor_finds_ports_firewalld_blocks_and_its_fix_lines_work() {
         r#"set -u
 trap 'kill $FWD $DBUS 2>/dev/null; wait' EXIT
 mount -t tmpfs tmpfs /run && mkdir -p /run/dbus
-dbus-daemon --system --nofork --nopidfile & DBUS=$!
+dbus-daemon --system --nofork --nopidfile 2>{dir}/dbus.log & DBUS=$!
 FWD=
 for i in $(seq 1 100); do [ -S /run/dbus/system_bus_socket ] && break; sleep 0.1; done
-firewalld --nofork --nopid --system-config {fwconf} --log-file {dir}/firewalld.log & FWD=$!
+firewalld --nofork --nopid --system-config {fwconf} --log-file {dir}/firewalld.log >{dir}/firewalld.out 2>&1 & FWD=$!
 for i in $(seq 1 150); do [ "$(firewall-cmd --state 2>/dev/null)" = running ] && break; sleep 0.2; done
 echo "== state $(firewall-cmd --state 2>&1)"
 echo "== before"
