@@ -79,6 +79,13 @@ stage() {
     install -m 0644 "$REPO/systemd/lvs-node.tmpfiles" "$dest/usr/lib/tmpfiles.d/lvs-node.conf"
     install -m 0644 "$REPO/packaging/node.toml.example" "$dest/etc/lvs-node/node.toml"
     install -m 0644 "$REPO/docs/packaging.md" "$dest/usr/share/doc/lvs-node/packaging.md"
+    install -m 0644 "$REPO/docs/monitoring.md" "$REPO/docs/metrics.md" "$dest/usr/share/doc/lvs-node/"
+    # Prometheus alert rules (docs/monitoring.md) and the firewalld services (docs/packaging.md):
+    # shipped, never loaded or enabled by the package.
+    install -d -m 0755 "$dest/usr/share/lvs-node/prometheus" "$dest/usr/lib/firewalld/services"
+    install -m 0644 "$REPO/packaging/prometheus/lvs-node.rules.yml" "$dest/usr/share/lvs-node/prometheus/"
+    install -m 0644 "$REPO/packaging/firewalld/lvs-node-gridftp.xml" \
+        "$REPO/packaging/firewalld/lvs-node-report.xml" "$dest/usr/lib/firewalld/services/"
 
     # gzip -n: no name or time stamp in the header, so rebuilds are identical.
     for m in "$assets"/man/*.1; do

@@ -6,7 +6,13 @@ apt-get update
 apt-get install -y --no-install-recommends \
   iproute2 iptables arptables nftables iputils-arping iputils-ping procps socat tcpdump \
   keepalived haproxy globus-gridftp-server-progs globus-gass-copy-progs xrootd-server xrootd-client \
-  pebble certbot openssl ca-certificates curl systemd rpm dpkg-dev bc cmake python3 wrk
+  pebble certbot openssl ca-certificates curl systemd rpm dpkg-dev bc cmake python3 wrk \
+  prometheus dbus libxml2-utils
+# firewalld: the tests run their own daemon in a network namespace with a private D-Bus. On a
+# host booted with systemd the package would start it and firewall this machine: mask it
+# first, so its postinst cannot start it.
+if [ -d /run/systemd/system ]; then systemctl mask firewalld.service; fi
+apt-get install -y --no-install-recommends firewalld
 # The workspace needs a current stable Rust (Debian 12's rustc 1.63 is too old). CI machines
 # have one; elsewhere install it with rustup once.
 if ! command -v cargo >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/cargo" ]; then

@@ -66,6 +66,12 @@ pub enum Command {
     /// Check this real server for what breaks LVS-DR GridFTP, and explain each fix.
     /// Exit 0: no error (warnings allowed); 1: at least one error; 2: bad config.
     Doctor(DoctorArgs),
+    /// Nagios/Icinga/CheckMK plugin: agent state, data plane drift and certificate expiry
+    /// in one status line with performance data. Exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
+    Nagios(NagiosArgs),
+    /// Print a firewalld service definition (XML) for GridFTP or the report ports, built
+    /// from this node's config.
+    FirewalldService(FirewalldServiceArgs),
 }
 
 #[derive(Args, Debug)]
@@ -203,6 +209,45 @@ pub struct DoctorArgs {
     /// /etc/grid-security/gridftp/gridftp-hostcert.pem, then /etc/grid-security/hostcert.pem).
     #[arg(long, value_name = "PATH")]
     pub cert: Option<PathBuf>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct NagiosArgs {
+    /// WARNING when a certificate expires within this many days.
+    #[arg(long, value_name = "DAYS", default_value_t = 14)]
+    pub cert_warn: u32,
+    /// CRITICAL when a certificate expires within this many days (at most --cert-warn).
+    #[arg(long, value_name = "DAYS", default_value_t = 7)]
+    pub cert_crit: u32,
+    /// Certificate(s) to check (repeatable). Default: the `certificate` checks of the
+    /// config, else the GridFTP host certificate (X509_USER_CERT, then the usual paths).
+    #[arg(long, value_name = "PATH")]
+    pub cert: Vec<PathBuf>,
+    /// The agent's report endpoint, e.g. http://192.0.2.11:8080 (default: `[report] http`).
+    #[arg(long, value_name = "URL")]
+    pub agent: Option<String>,
+    /// Give up on the agent after this long (CRITICAL: it does not answer).
+    #[arg(short, long, default_value = "5s", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct FirewalldServiceArgs {
+    /// Which service: `gridftp` (2811 and the GridFTP data port range) or `report`
+    /// (the `[report]` http and agent-check ports).
+    #[arg(value_parser = ["gridftp", "report"])]
+    pub service: String,
+    /// The data port range, e.g. 50000-51000 (default: GLOBUS_TCP_PORT_RANGE or
+    /// port_range from the GridFTP config, else 50000-51000).
+    #[arg(long, value_name = "LOW-HIGH")]
+    pub port_range: Option<String>,
+    /// GridFTP config file(s) to read instead of /etc/gridftp.d/* then /etc/gridftp.conf.
+    #[arg(long, value_name = "PATH")]
+    pub gridftp_conf: Vec<PathBuf>,
+    /// The GridFTP service environment file (default /etc/sysconfig/globus-gridftp-server,
+    /// then /etc/default/globus-gridftp-server).
+    #[arg(long, value_name = "PATH")]
+    pub sysconfig: Option<PathBuf>,
 }
 
 pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {

@@ -608,13 +608,26 @@ impl DataplaneLoop {
             match crate::dataplane::converge(&self.cfg).await {
                 Ok(o) if !o.applied.is_empty() => {
                     let took = t0.elapsed();
-                    self.health.count_repair(took);
-                    tracing::warn!(
-                        trigger,
-                        steps = ?o.applied,
-                        ms = took.as_secs_f64() * 1000.0,
-                        "repaired the data plane"
-                    );
+                    let ms = took.as_secs_f64() * 1000.0;
+                    if trigger == "startup" || trigger == "reload" {
+                        // Converging to the config at start or after SIGHUP is the normal
+                        // job, not drift: INFO, and not counted as a repair.
+                        tracing::info!(trigger, steps = ?o.applied, ms, "converged the data plane");
+                    } else {
+                        self.health.count_repair(took);
+                        let vips: Vec<IpAddr> = self.cfg.vips.iter().map(|v| v.address).collect();
+                        // One entry per VIP, so the journal can be searched by VIP=.
+                        for (vip, steps) in crate::logging::steps_by_vip(&o.applied, &vips) {
+                            match vip {
+                                Some(vip) => {
+                                    tracing::warn!(trigger, %vip, ?steps, ms, "repaired the data plane")
+                                }
+                                None => {
+                                    tracing::warn!(trigger, ?steps, ms, "repaired the data plane")
+                                }
+                            }
+                        }
+                    }
                     self.last_error = None;
                 }
                 Ok(_) => self.last_error = None,

@@ -5,7 +5,20 @@ use lvs_node::cli::{Cli, Command};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            // A monitoring plugin reports bad usage as UNKNOWN (3), not clap's 2.
+            if std::env::args().skip(1).any(|a| a == "nagios") && e.use_stderr() {
+                let msg = e.to_string();
+                let first = msg.lines().next().unwrap_or("bad usage");
+                println!("LVS-NODE UNKNOWN - {}", first.trim_start_matches("error: "));
+                eprint!("{msg}");
+                return ExitCode::from(lvs_node::nagios::State::Unknown.code());
+            }
+            e.exit()
+        }
+    };
     lvs_node::logging::init(cli.verbose, cli.quiet);
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -40,5 +53,7 @@ async fn dispatch(cli: Cli) -> u8 {
         }
         Command::ServeChallenges(a) => lvs_node::acme_responder::standalone(a).await,
         Command::Doctor(a) => lvs_node::doctor::run(&config, a).await,
+        Command::Nagios(a) => lvs_node::nagios::run(&config, a).await,
+        Command::FirewalldService(a) => lvs_node::firewalld::service_command(&config, a),
     }
 }

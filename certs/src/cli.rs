@@ -175,6 +175,11 @@ pub struct RenewArgs {
     /// Renew even if not due.
     #[arg(long)]
     pub force: bool,
+    /// Write the outcome (success, time of the last run and of the last success) to this
+    /// Prometheus text file, atomically: point it into node_exporter's textfile collector
+    /// directory, e.g. /var/lib/prometheus/node-exporter/lvs-cert.prom.
+    #[arg(long, value_name = "PATH")]
+    pub metrics_file: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

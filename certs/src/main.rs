@@ -25,6 +25,8 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| format!("lvs_cert={level}").into()),
         )
         .with_writer(std::io::stderr)
+        // No colour codes in the journal (lvs-cert-renew.service) or in a log file.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -63,6 +63,11 @@ fn expected_files(zsh: &str, deb: bool) -> BTreeMap<String, u32> {
         ("/usr/lib/tmpfiles.d/lvs-node.conf", 0o644),
         ("/etc/lvs-node/node.toml", 0o644),
         ("/usr/share/doc/lvs-node/packaging.md", 0o644),
+        ("/usr/share/doc/lvs-node/monitoring.md", 0o644),
+        ("/usr/share/doc/lvs-node/metrics.md", 0o644),
+        ("/usr/share/lvs-node/prometheus/lvs-node.rules.yml", 0o644),
+        ("/usr/lib/firewalld/services/lvs-node-gridftp.xml", 0o644),
+        ("/usr/lib/firewalld/services/lvs-node-report.xml", 0o644),
         ("/usr/share/bash-completion/completions/lvs-node", 0o644),
         ("/usr/share/fish/vendor_completions.d/lvs-node.fish", 0o644),
         ("/usr/share/bash-completion/completions/lvs-cert", 0o644),
@@ -243,6 +248,31 @@ fn deb_contents_metadata_and_install_into_a_throwaway_root() {
                 .unwrap(),
         ],
     );
+    // The firewalld services are well-formed XML (firewalld's own loading is tested in
+    // doctor_firewalld.rs) and the alert rules load in promtool, as installed.
+    for svc in ["lvs-node-gridftp.xml", "lvs-node-report.xml"] {
+        run_ok(
+            "xmllint",
+            &[
+                "--noout",
+                r.join("usr/lib/firewalld/services")
+                    .join(svc)
+                    .to_str()
+                    .unwrap(),
+            ],
+        );
+    }
+    let rules = run_ok(
+        "promtool",
+        &[
+            "check",
+            "rules",
+            r.join("usr/share/lvs-node/prometheus/lvs-node.rules.yml")
+                .to_str()
+                .unwrap(),
+        ],
+    );
+    assert!(rules.contains("SUCCESS"), "{rules}");
     // Every man: reference in the units is a page the package ships.
     for unit in [
         "lvs-node.service",

@@ -14,9 +14,14 @@ pub struct Certificate {
 
 impl Check for Certificate {
     async fn run(&self) -> CheckResult {
-        let data = tokio::fs::read(&self.path)
-            .await
-            .map_err(|e| format!("cannot read {}: {e}", self.path.display()))?;
+        let data = tokio::fs::read(&self.path).await.map_err(|e| {
+            crate::report::metrics::record_certificate(&self.path, None);
+            format!("cannot read {}: {e}", self.path.display())
+        })?;
+        crate::report::metrics::record_certificate(
+            &self.path,
+            parse(&data).ok().map(|i| i.not_after),
+        );
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)

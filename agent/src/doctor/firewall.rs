@@ -1,4 +1,8 @@
-//! `gridftp.firewall` (best effort): when an nftables input chain drops by default (policy
+//! `firewalld`: when firewalld runs, does the zone of the NIC open every port the node needs
+//! (GridFTP control and data, the report endpoints, port 80 for `[acme]`)? It asks the daemon
+//! with `firewall-cmd` and prints the `firewall-cmd` lines that open what is missing.
+//!
+//! `gridftp.firewall` (best effort, when firewalld does not run): when an nftables input chain drops by default (policy
 //! drop, or a final unconditional drop/reject as firewalld does), is the data port range
 //! accepted? iptables-nft rules show up in `nft list ruleset` too. Only `tcp dport` accept
 //! rules are counted; rules for `lo` are not.
@@ -6,8 +10,114 @@
 use super::gridftp::{parse_range, GridftpSettings};
 use super::Finding;
 use crate::dataplane::arp::{find_tool, run_tool};
+use lvs_shared::config::NodeConfig;
 
 pub const ID: &str = "gridftp.firewall";
+pub const FIREWALLD: &str = "firewalld";
+
+/// `firewalld` and `gridftp.firewall`. With firewalld running its answer is authoritative:
+/// the nftables reading cannot follow firewalld's per-zone jumps.
+pub fn findings(cfg: &NodeConfig, gf: &GridftpSettings) -> Vec<Finding> {
+    match crate::firewalld::running() {
+        None => vec![
+            finding(gf),
+            Finding::ok(
+                FIREWALLD,
+                "firewall-cmd not installed: firewalld not checked",
+                "",
+            ),
+        ],
+        Some(false) => vec![
+            finding(gf),
+            Finding::ok(
+                FIREWALLD,
+                "firewalld is not running",
+                "firewall-cmd --state",
+            ),
+        ],
+        Some(true) => vec![
+            Finding::ok(
+                ID,
+                "firewalld manages the firewall: see the firewalld finding",
+                "",
+            ),
+            firewalld_finding(cfg, gf),
+        ],
+    }
+}
+
+fn firewalld_finding(cfg: &NodeConfig, gf: &GridftpSettings) -> Finding {
+    use crate::firewalld as fw;
+    let zone = match fw::zone_for(&cfg.interface) {
+        Ok(z) => z,
+        Err(e) => {
+            return Finding::warn(
+                FIREWALLD,
+                "firewalld runs but its zones cannot be read",
+                e,
+                "run doctor as root to check the firewall",
+            )
+        }
+    };
+    let needs = fw::needed(cfg, gf);
+    let missing = fw::missing(&needs, &zone.open);
+    let list = |v: &[&fw::Need]| {
+        v.iter()
+            .map(|n| format!("{} ({})", n.spec(), n.what))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let all: Vec<&fw::Need> = needs.iter().collect();
+    if missing.is_empty() {
+        return Finding::ok(
+            FIREWALLD,
+            format!(
+                "firewalld zone {} opens every port the node needs",
+                zone.name
+            ),
+            format!("{}: {}", zone.how, list(&all)),
+        );
+    }
+    let mut fix = fw::fix_lines(&zone.name, &missing).join("\n");
+    fix.push_str(&format!(
+        "\n(or the services: `lvs-node firewalld-service gridftp > \
+         /etc/firewalld/services/{g}.xml`, the same for report, `firewall-cmd --reload`, then \
+         `firewall-cmd --permanent --zone={z} --add-service={g} --add-service={r}`)",
+        g = fw::GRIDFTP_SERVICE,
+        r = fw::REPORT_SERVICE,
+        z = zone.name
+    ));
+    let no_range = if data_range_missing(gf) {
+        " GridFTP has no data port range, so its data ports cannot be opened: set one (see \
+         gridftp.port_range)."
+    } else {
+        ""
+    };
+    Finding::error(
+        FIREWALLD,
+        format!(
+            "firewalld zone {} blocks {}",
+            zone.name,
+            missing
+                .iter()
+                .map(|n| n.spec())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        format!(
+            "firewalld is running and {} ({}) does not open {}. Clients, directors or the ACME \
+             CA cannot reach these ports.{no_range}",
+            zone.name,
+            zone.how,
+            list(&missing)
+        ),
+        fix,
+    )
+}
+
+fn data_range_missing(gf: &GridftpSettings) -> bool {
+    crate::firewalld::data_range(gf).is_none()
+}
 
 /// One table holding a closing input chain, and the TCP ports its accept rules open.
 #[derive(Debug, Default, PartialEq)]

@@ -3,7 +3,7 @@
 //!
 //! One file per check area; each returns [`Finding`]s with stable ids (`dataplane`,
 //! `rp_filter`, `arp_announce`, `arp_ignore`, `gridftp.control_interface`, `gridftp.data_interface`, `gridftp.port_range`,
-//! `gridftp.firewall`, `hostname.loopback`, `cert.names`, `cert.expiry`, `report.http`,
+//! `gridftp.firewall`, `firewalld`, `hostname.loopback`, `cert.names`, `cert.expiry`, `report.http`,
 //! `report.agent_check`, `report`). Exit 0 without error findings, 1 with at least one,
 //! 2 for a bad config or usage.
 
@@ -176,7 +176,7 @@ pub async fn diagnose(cfg: &NodeConfig, paths: &Paths) -> Vec<Finding> {
     out.extend(sysctl::findings(cfg, status.as_ref().ok()));
     let gf = gridftp::GridftpSettings::load(&paths.gridftp_conf, paths.sysconfig.as_deref());
     out.extend(gridftp::findings(cfg, &gf));
-    out.push(firewall::finding(&gf));
+    out.extend(firewall::findings(cfg, &gf));
     out.push(hostname::finding(&gf));
     out.extend(cert::findings(cfg, paths, &gf));
     out.extend(report::findings(cfg).await);

@@ -106,9 +106,11 @@ pub fn route(
             let body = serde_json::to_vec_pretty(&doc).unwrap_or_default();
             text(StatusCode::OK, "application/json", body.into())
         }
+        // prometheus-client writes OpenMetrics (`info` type, `# EOF`): served as
+        // text/plain 0.0.4, Prometheus rejects the whole scrape (invalid metric type "info").
         "/metrics" => text(
             StatusCode::OK,
-            "text/plain; version=0.0.4",
+            super::metrics::CONTENT_TYPE,
             super::metrics::render(&snap).into(),
         ),
         _ => text(

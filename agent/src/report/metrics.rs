@@ -7,9 +7,34 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
+use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::atomic::AtomicU64;
+use std::sync::Mutex;
 
 type Labels = Vec<(&'static str, String)>;
+
+/// What [`render`] writes: the OpenMetrics text format.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// notAfter (unix seconds) of each certificate the `certificate` checks read, by path. The
+/// checks own the files; the snapshot does not carry certificate facts, so the checks
+/// record them here and every scrape reads them.
+static CERT_EXPIRY: Mutex<BTreeMap<String, i64>> = Mutex::new(BTreeMap::new());
+
+/// Records (or, with None, forgets) the expiry of the certificate at `path`.
+pub fn record_certificate(path: &Path, not_after: Option<i64>) {
+    let mut m = CERT_EXPIRY.lock().unwrap_or_else(|e| e.into_inner());
+    let k = path.display().to_string();
+    match not_after {
+        Some(t) => {
+            m.insert(k, t);
+        }
+        None => {
+            m.remove(&k);
+        }
+    }
+}
 
 pub fn render(s: &Snapshot) -> String {
     let mut r = Registry::with_prefix("lvs_realserver");
@@ -66,6 +91,24 @@ pub fn render(s: &Snapshot) -> String {
     let admin = Gauge::<i64>::default();
     admin.set(s.admin.admin.code());
     r.register("admin_state", "0 ready, 1 drain, 2 maint", admin);
+
+    let admin_since = Gauge::<i64>::default();
+    admin_since.set(s.admin.since as i64);
+    r.register(
+        "admin_state_change_timestamp_seconds",
+        "When the admin state last changed (drain, maint, resume), unix seconds; 0 never",
+        admin_since,
+    );
+
+    let certs = Family::<Labels, Gauge>::default();
+    for (path, t) in CERT_EXPIRY.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+        certs.get_or_create(&vec![("path", path.clone())]).set(*t);
+    }
+    r.register(
+        "certificate_expiry_timestamp_seconds",
+        "notAfter of each certificate a `certificate` check reads, unix seconds",
+        certs,
+    );
 
     let sessions = Gauge::<i64>::default();
     sessions.set(s.load.sessions as i64);

@@ -1,0 +1,366 @@
+//! firewalld, the default firewall of EL sites: the ports a node needs, the service
+//! definitions that open them (`lvs-node firewalld-service`, and the defaults shipped in
+//! the packages), and what the running daemon has open (for `lvs-node doctor`).
+//!
+//! The GridFTP data port range is site-specific, so the packages ship a service with the
+//! common 50000-51000 and `lvs-node firewalld-service gridftp` writes one from this node's
+//! GridFTP config; a file of the same name in /etc/firewalld/services overrides the one in
+//! /usr/lib/firewalld/services.
+
+use crate::cli::{DoctorArgs, FirewalldServiceArgs, EXIT_OK, EXIT_USAGE};
+use crate::doctor::gridftp::{parse_range, GridftpSettings};
+use lvs_shared::config::NodeConfig;
+use std::path::Path;
+use std::process::Command;
+
+pub const GRIDFTP_SERVICE: &str = "lvs-node-gridftp";
+pub const REPORT_SERVICE: &str = "lvs-node-report";
+pub const GRIDFTP_PORT: u16 = 2811;
+/// The range shipped in the packaged service when the site's is unknown.
+pub const DEFAULT_DATA_RANGE: (u16, u16) = (50000, 51000);
+
+/// A TCP port range (inclusive) and why it is needed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Need {
+    pub ports: (u16, u16),
+    pub what: String,
+}
+
+impl Need {
+    pub fn spec(&self) -> String {
+        port_spec(self.ports)
+    }
+}
+
+pub fn port_spec((a, b): (u16, u16)) -> String {
+    if a == b {
+        format!("{a}/tcp")
+    } else {
+        format!("{a}-{b}/tcp")
+    }
+}
+
+/// A firewalld service definition (the format of /usr/lib/firewalld/services/*.xml).
+pub fn service_xml(short: &str, description: &str, ports: &[(u16, u16)]) -> String {
+    let mut s = String::from("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<service>\n");
+    s.push_str(&format!("  <short>{}</short>\n", xml_escape(short)));
+    s.push_str(&format!(
+        "  <description>{}</description>\n",
+        xml_escape(description)
+    ));
+    for &(a, b) in ports {
+        let port = if a == b {
+            a.to_string()
+        } else {
+            format!("{a}-{b}")
+        };
+        s.push_str(&format!("  <port protocol=\"tcp\" port=\"{port}\"/>\n"));
+    }
+    s.push_str("</service>\n");
+    s
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// The GridFTP control port(s): the `[[vip]] ports`, else 2811.
+pub fn control_ports(cfg: &NodeConfig) -> Vec<u16> {
+    let mut v: Vec<u16> = cfg
+        .vips
+        .iter()
+        .flat_map(|x| x.ports.iter().copied())
+        .collect();
+    v.sort();
+    v.dedup();
+    if v.is_empty() {
+        v.push(GRIDFTP_PORT);
+    }
+    v
+}
+
+/// The data port range from the GridFTP config, if set and valid.
+pub fn data_range(gf: &GridftpSettings) -> Option<(u16, u16)> {
+    gf.port_range()
+        .and_then(|(_, s)| parse_range(&s.value).ok())
+}
+
+pub fn gridftp_xml(control: &[u16], data: (u16, u16)) -> String {
+    let mut ports: Vec<(u16, u16)> = control.iter().map(|&p| (p, p)).collect();
+    ports.push(data);
+    service_xml(
+        "LVS-DR GridFTP node",
+        &format!(
+            "GridFTP behind an LVS direct-routing VIP: the control port and the passive data \
+             port range {}-{} (GLOBUS_TCP_PORT_RANGE / port_range). Written by lvs-node.",
+            data.0, data.1
+        ),
+        &ports,
+    )
+}
+
+pub fn report_ports(cfg: &NodeConfig) -> Vec<u16> {
+    let r = &cfg.daemon.report;
+    let mut v: Vec<u16> = [r.http, r.agent_check]
+        .into_iter()
+        .flatten()
+        .map(|a| a.port())
+        .collect();
+    v.dedup();
+    v
+}
+
+pub fn report_xml(ports: &[u16]) -> String {
+    let ports: Vec<(u16, u16)> = ports.iter().map(|&p| (p, p)).collect();
+    service_xml(
+        "lvs-node reports",
+        "The lvs-node agent's report endpoints for the LVS directors: /health, /status, \
+         /metrics ([report] http) and the HAProxy agent-check ([report] agent_check). Open it \
+         to the directors and the Prometheus server only. Written by lvs-node.",
+        &ports,
+    )
+}
+
+/// `lvs-node firewalld-service gridftp|report`: prints the XML for this node.
+pub fn service_command(config: &Path, a: FirewalldServiceArgs) -> u8 {
+    let cfg = match NodeConfig::load(config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let xml = if a.service == "gridftp" {
+        let range = match &a.port_range {
+            Some(s) => match parse_range(&s.replace('-', ",")) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("error: --port-range {e}; write it as LOW-HIGH, e.g. 50000-51000");
+                    return EXIT_USAGE;
+                }
+            },
+            None => {
+                let d = DoctorArgs {
+                    gridftp_conf: a.gridftp_conf.clone(),
+                    sysconfig: a.sysconfig.clone(),
+                    ..DoctorArgs::default()
+                };
+                let paths = crate::doctor::Paths::from_args(&d);
+                let gf = GridftpSettings::load(&paths.gridftp_conf, paths.sysconfig.as_deref());
+                match data_range(&gf) {
+                    Some(r) => r,
+                    None => {
+                        eprintln!(
+                            "note: no GridFTP data port range found (read {}): using {}-{}; \
+                             set GLOBUS_TCP_PORT_RANGE or pass --port-range",
+                            gf.files_text(),
+                            DEFAULT_DATA_RANGE.0,
+                            DEFAULT_DATA_RANGE.1
+                        );
+                        DEFAULT_DATA_RANGE
+                    }
+                }
+            }
+        };
+        gridftp_xml(&control_ports(&cfg), range)
+    } else {
+        let ports = report_ports(&cfg);
+        if ports.is_empty() {
+            eprintln!(
+                "error: {}: no [report] http or agent_check: nothing to open",
+                cfg.file.display()
+            );
+            return EXIT_USAGE;
+        }
+        report_xml(&ports)
+    };
+    print!("{xml}");
+    EXIT_OK
+}
+
+// ---------------------------------------------------------------------------------------
+// The running daemon, through firewall-cmd
+
+/// What `firewall-cmd` says about one zone.
+#[derive(Debug, Default, Clone)]
+pub struct Zone {
+    pub name: String,
+    /// How the zone was chosen (the interface's zone, or the default zone).
+    pub how: String,
+    /// Port ranges open in the zone, directly or through its services.
+    pub open: Vec<(u16, u16)>,
+}
+
+fn firewall_cmd(args: &[&str]) -> Result<(i32, String), String> {
+    let out = Command::new("firewall-cmd")
+        .args(args)
+        .output()
+        .map_err(|e| format!("run firewall-cmd: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    Ok((out.status.code().unwrap_or(-1), text))
+}
+
+/// None when firewall-cmd is missing or firewalld is not running.
+pub fn running() -> Option<bool> {
+    crate::dataplane::arp::find_tool("firewall-cmd")?;
+    Some(matches!(firewall_cmd(&["--state"]), Ok((0, s)) if s == "running"))
+}
+
+/// Parses `2811/tcp 50000-51000/tcp 53/udp` into TCP ranges.
+pub fn parse_ports(s: &str) -> Vec<(u16, u16)> {
+    s.split_whitespace()
+        .filter_map(|w| w.strip_suffix("/tcp"))
+        .filter_map(|p| match p.split_once('-') {
+            Some((a, b)) => Some((a.parse().ok()?, b.parse().ok()?)),
+            None => p.parse().ok().map(|x| (x, x)),
+        })
+        .collect()
+}
+
+/// The zone of `iface` (else the default zone) and the TCP ports it opens.
+pub fn zone_for(iface: &str) -> Result<Zone, String> {
+    let (code, z) = firewall_cmd(&[&format!("--get-zone-of-interface={iface}")])?;
+    let (name, how) = if code == 0 && !z.is_empty() {
+        (z, format!("the zone of {iface}"))
+    } else {
+        let (code, d) = firewall_cmd(&["--get-default-zone"])?;
+        if code != 0 || d.is_empty() {
+            return Err("firewall-cmd --get-default-zone failed".into());
+        }
+        (d, format!("the default zone ({iface} is in no zone)"))
+    };
+    let zarg = format!("--zone={name}");
+    let (_, ports) = firewall_cmd(&[&zarg, "--list-ports"])?;
+    let mut open = parse_ports(&ports);
+    let (_, services) = firewall_cmd(&[&zarg, "--list-services"])?;
+    for svc in services.split_whitespace() {
+        let (_, info) = firewall_cmd(&[&format!("--info-service={svc}")])?;
+        for line in info.lines() {
+            if let Some(p) = line.trim().strip_prefix("ports:") {
+                open.extend(parse_ports(p));
+            }
+        }
+    }
+    Ok(Zone { name, how, open })
+}
+
+/// The TCP ports this node must accept: GridFTP control and data, the report endpoints,
+/// and port 80 when the ACME responder runs.
+pub fn needed(cfg: &NodeConfig, gf: &GridftpSettings) -> Vec<Need> {
+    let mut v: Vec<Need> = control_ports(cfg)
+        .into_iter()
+        .map(|p| Need {
+            ports: (p, p),
+            what: "GridFTP control (VIP service port)".into(),
+        })
+        .collect();
+    if let Some(r) = data_range(gf) {
+        v.push(Need {
+            ports: r,
+            what: "GridFTP passive data range".into(),
+        });
+    }
+    let r = &cfg.daemon.report;
+    if let Some(a) = r.http {
+        v.push(Need {
+            ports: (a.port(), a.port()),
+            what: "[report] http (directors' health check, /metrics)".into(),
+        });
+    }
+    if let Some(a) = r.agent_check {
+        v.push(Need {
+            ports: (a.port(), a.port()),
+            what: "[report] agent_check (HAProxy)".into(),
+        });
+    }
+    if cfg.acme.is_some() {
+        v.push(Need {
+            ports: (80, 80),
+            what: "[acme] HTTP-01 challenges".into(),
+        });
+    }
+    v
+}
+
+/// The needs `open` does not cover.
+pub fn missing<'a>(needs: &'a [Need], open: &[(u16, u16)]) -> Vec<&'a Need> {
+    needs
+        .iter()
+        .filter(|n| !crate::doctor::firewall::covered(open, n.ports.0, n.ports.1))
+        .collect()
+}
+
+/// The commands that open `missing` in `zone`, permanently and now.
+pub fn fix_lines(zone: &str, missing: &[&Need]) -> Vec<String> {
+    let mut v: Vec<String> = missing
+        .iter()
+        .map(|n| {
+            format!(
+                "firewall-cmd --permanent --zone={zone} --add-port={}",
+                n.spec()
+            )
+        })
+        .collect();
+    v.push("firewall-cmd --reload".into());
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn xml_and_ports() {
+        let x = gridftp_xml(&[2811], (50000, 51000));
+        assert!(x.contains("<port protocol=\"tcp\" port=\"2811\"/>"), "{x}");
+        assert!(
+            x.contains("<port protocol=\"tcp\" port=\"50000-51000\"/>"),
+            "{x}"
+        );
+        assert_eq!(
+            parse_ports("2811/tcp 50000-51000/tcp 53/udp"),
+            vec![(2811, 2811), (50000, 51000)]
+        );
+        let needs = vec![
+            Need {
+                ports: (2811, 2811),
+                what: "c".into(),
+            },
+            Need {
+                ports: (50000, 50100),
+                what: "d".into(),
+            },
+        ];
+        let m = missing(&needs, &[(2811, 2811), (50000, 50049)]);
+        assert_eq!(m.len(), 1);
+        assert_eq!(
+            fix_lines("public", &m),
+            vec![
+                "firewall-cmd --permanent --zone=public --add-port=50000-50100/tcp".to_string(),
+                "firewall-cmd --reload".to_string()
+            ]
+        );
+    }
+}
+
+#[cfg(test)]
+mod packaged {
+    use super::*;
+
+    /// The service files the packages install are what the generator writes for the
+    /// defaults: 2811 with 50000-51000, and the report ports 8080 and 8081 of the docs.
+    #[test]
+    fn packaged_services_match_the_generator() {
+        assert_eq!(
+            include_str!("../../packaging/firewalld/lvs-node-gridftp.xml"),
+            gridftp_xml(&[GRIDFTP_PORT], DEFAULT_DATA_RANGE)
+        );
+        assert_eq!(
+            include_str!("../../packaging/firewalld/lvs-node-report.xml"),
+            report_xml(&[8080, 8081])
+        );
+    }
+}

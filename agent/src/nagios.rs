@@ -1,0 +1,643 @@
+//! `lvs-node nagios`: a Nagios / Icinga / CheckMK plugin, so sites that monitor with those
+//! see the node the way directors do, without a second probe to maintain.
+//!
+//! It follows the monitoring-plugins development guidelines: one status line
+//! `LVS-NODE <STATE> - <text> | <perfdata>`, the details on the following lines, and the exit
+//! codes 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN. Three parts are judged separately and the
+//! worst one wins (CRITICAL > WARNING > UNKNOWN > OK, the guidelines' `max_state_alt`):
+//!
+//! - the agent, read from its report endpoint (`GET /status`): up is OK, drain and maint are
+//!   WARNING (an admin took the node out on purpose), down is CRITICAL and names the failing
+//!   checks. An agent that does not answer is CRITICAL: the guidelines keep UNKNOWN for the
+//!   plugin's own failures, and a director sees that node as down too. An agent that is alive
+//!   on its control socket but refuses this plugin (`[report] allow`) is UNKNOWN, with the fix.
+//! - the data plane, by the same plan as `lvs-node status`: drift is CRITICAL (a missing VIP
+//!   or ARP suppression breaks the node or the whole pool). A drift is observed twice, 1 s
+//!   apart, so a repair the agent is making at that moment is not reported.
+//! - certificate expiry against `--cert-warn`/`--cert-crit` days.
+
+use crate::checks::certificate;
+use crate::cli::NagiosArgs;
+use crate::doctor::{self, gridftp::GridftpSettings};
+use lvs_shared::config::daemon::CheckKind;
+use lvs_shared::config::NodeConfig;
+use serde::Deserialize;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Plugin states, ordered by how much they matter when combined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Ok,
+    Warning,
+    Critical,
+    Unknown,
+}
+
+impl State {
+    pub fn code(self) -> u8 {
+        match self {
+            State::Ok => 0,
+            State::Warning => 1,
+            State::Critical => 2,
+            State::Unknown => 3,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Ok => "OK",
+            State::Warning => "WARNING",
+            State::Critical => "CRITICAL",
+            State::Unknown => "UNKNOWN",
+        }
+    }
+    fn rank(self) -> u8 {
+        match self {
+            State::Ok => 0,
+            State::Unknown => 1,
+            State::Warning => 2,
+            State::Critical => 3,
+        }
+    }
+    /// `max_state_alt`: CRITICAL > WARNING > UNKNOWN > OK.
+    pub fn worst(self, other: State) -> State {
+        if other.rank() > self.rank() {
+            other
+        } else {
+            self
+        }
+    }
+}
+
+/// One judged part: its state, a short text for the status line, details for the long
+/// output, and performance data items (`label=value[UOM];warn;crit;min;max`).
+#[derive(Debug, Clone)]
+pub struct Part {
+    pub state: State,
+    pub text: String,
+    pub details: Vec<String>,
+    pub perf: Vec<String>,
+}
+
+impl Part {
+    fn new(state: State, text: impl Into<String>) -> Part {
+        Part {
+            state,
+            text: text.into(),
+            details: Vec::new(),
+            perf: Vec::new(),
+        }
+    }
+}
+
+/// The plugin's whole answer: the first line, then the details.
+pub fn render(parts: &[Part]) -> (State, String) {
+    let state = parts.iter().fold(State::Ok, |s, p| s.worst(p.state));
+    // The parts that decide the state come first in the status line.
+    let mut order: Vec<&Part> = parts.iter().collect();
+    order.sort_by_key(|p| std::cmp::Reverse(p.state.rank()));
+    let text = order
+        .iter()
+        .map(|p| one_line(&p.text))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let perf: Vec<&String> = parts.iter().flat_map(|p| &p.perf).collect();
+    let mut out = format!("LVS-NODE {} - {text}", state.as_str());
+    if !perf.is_empty() {
+        out.push_str(" |");
+        for p in perf {
+            out.push(' ');
+            out.push_str(p);
+        }
+    }
+    out.push('\n');
+    for p in parts {
+        for d in &p.details {
+            let _ = writeln!(out, "{}", one_line(d));
+        }
+    }
+    (state, out)
+}
+
+/// `|` separates performance data and newlines end the status line: neither may appear in
+/// free text such as a check's failure reason.
+fn one_line(s: &str) -> String {
+    s.chars()
+        .map(|c| if c == '|' || c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+pub async fn run(config: &Path, args: NagiosArgs) -> u8 {
+    let (state, out) = match check(config, &args).await {
+        Ok(parts) => render(&parts),
+        Err(e) => render(&[Part::new(State::Unknown, e)]),
+    };
+    print!("{out}");
+    state.code()
+}
+
+async fn check(config: &Path, args: &NagiosArgs) -> Result<Vec<Part>, String> {
+    if args.cert_crit > args.cert_warn {
+        return Err(format!(
+            "--cert-crit {} is more than --cert-warn {}: the critical threshold must be the \
+             smaller number of days",
+            args.cert_crit, args.cert_warn
+        ));
+    }
+    let cfg = NodeConfig::load(config).map_err(|e| format!("bad config: {e}"))?;
+    let agent = agent_part(&cfg, args).await;
+    let dataplane = dataplane_part(&cfg).await;
+    let cert = cert_part(&cfg, args);
+    Ok(vec![agent, dataplane, cert])
+}
+
+// ---------------------------------------------------------------------------------------
+// The agent
+
+/// The parts of `/status` the plugin reads; unknown fields are ignored so that a newer
+/// agent stays readable.
+#[derive(Debug, Deserialize)]
+pub struct AgentStatus {
+    pub state: String,
+    #[serde(default)]
+    pub admin: AdminView,
+    #[serde(default)]
+    pub weight: u32,
+    #[serde(default)]
+    pub base_weight: u32,
+    #[serde(default)]
+    pub load: LoadView,
+    #[serde(default)]
+    pub checks: Vec<CheckView>,
+    #[serde(default)]
+    pub repairs_total: u64,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct AdminView {
+    #[serde(default)]
+    pub admin: String,
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub since: u64,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct LoadView {
+    #[serde(default)]
+    pub sessions: u64,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CheckView {
+    pub name: String,
+    #[serde(default)]
+    pub up: Option<bool>,
+    #[serde(default)]
+    pub detail: String,
+}
+
+fn agent_url(cfg: &NodeConfig, args: &NagiosArgs) -> Option<String> {
+    let base = match &args.agent {
+        Some(u) => u.trim_end_matches('/').to_string(),
+        None => format!("http://{}", cfg.daemon.report.http?),
+    };
+    Some(if base.ends_with("/status") {
+        base
+    } else {
+        format!("{base}/status")
+    })
+}
+
+async fn agent_part(cfg: &NodeConfig, args: &NagiosArgs) -> Part {
+    let Some(url) = agent_url(cfg, args) else {
+        return Part::new(
+            State::Unknown,
+            format!(
+                "agent not checked: no [report] http in {}; set it, or pass --agent URL",
+                cfg.file.display()
+            ),
+        );
+    };
+    let t0 = Instant::now();
+    let client = match lvs_shared::http::ClientOptions::with_timeout(args.timeout).build() {
+        Ok(c) => c,
+        Err(e) => {
+            return Part::new(
+                State::Unknown,
+                format!("cannot set up the HTTP client: {e}"),
+            )
+        }
+    };
+    let got = tokio::time::timeout(
+        args.timeout,
+        lvs_shared::http::get(&client, &url, None, 1 << 20),
+    )
+    .await;
+    let took = t0.elapsed();
+    let failure = match got {
+        Err(_) => format!(
+            "no answer within {}",
+            lvs_shared::duration::format(args.timeout)
+        ),
+        Ok(Err(e)) => e,
+        Ok(Ok(r)) if r.status != 200 => format!("HTTP {} from {url}", r.status),
+        Ok(Ok(r)) => {
+            return match serde_json::from_slice::<AgentStatus>(&r.body) {
+                Ok(s) => judge_agent(&s, took),
+                Err(e) => Part::new(
+                    State::Unknown,
+                    format!("agent at {url} sent a reply that is not its status JSON: {e}"),
+                ),
+            };
+        }
+    };
+    // Dead agent, or a live one whose report endpoint refuses us? The control socket tells.
+    let alive = tokio::time::timeout(
+        Duration::from_secs(2),
+        crate::control::request(&cfg.daemon.control_socket, &crate::control::Request::Status),
+    )
+    .await;
+    if let Ok(Ok(r)) = alive {
+        if r.ok {
+            return Part::new(
+                State::Unknown,
+                format!(
+                    "the agent runs (control socket {} answers) but {url} refused this plugin \
+                     ({failure}): add this node's own address to [report] allow",
+                    cfg.daemon.control_socket.display()
+                ),
+            );
+        }
+    }
+    let mut p = Part::new(
+        State::Critical,
+        format!("agent not answering at {url}: {failure}"),
+    );
+    p.details
+        .push("is `lvs-node run` (systemctl status lvs-node) running?".into());
+    p
+}
+
+/// Maps the agent's state to the plugin's.
+pub fn judge_agent(s: &AgentStatus, took: Duration) -> Part {
+    let failing: Vec<&CheckView> = s.checks.iter().filter(|c| c.up != Some(true)).collect();
+    let failing_text = failing
+        .iter()
+        .map(|c| format!("{} ({})", c.name, c.detail))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let reason = s
+        .admin
+        .reason
+        .as_deref()
+        .map(|r| format!(": {r}"))
+        .unwrap_or_default();
+    let since = if s.admin.since > 0 {
+        format!(" since {}", utc(s.admin.since))
+    } else {
+        String::new()
+    };
+    let (state, mut text) = match s.state.as_str() {
+        "up" => (
+            State::Ok,
+            format!(
+                "up, weight {}/{}, {} session(s)",
+                s.weight, s.base_weight, s.load.sessions
+            ),
+        ),
+        "down" => (State::Critical, format!("down: failing {failing_text}")),
+        "drain" => (
+            State::Warning,
+            format!(
+                "drained{reason}{since}, {} session(s) left",
+                s.load.sessions
+            ),
+        ),
+        "maint" => (State::Warning, format!("maintenance{reason}{since}")),
+        other => (
+            State::Unknown,
+            format!("agent reports an unknown state `{other}`"),
+        ),
+    };
+    if matches!(s.state.as_str(), "drain" | "maint") && !failing.is_empty() {
+        text.push_str(&format!("; also failing {failing_text}"));
+    }
+    let mut p = Part::new(state, text);
+    for c in &s.checks {
+        let st = match c.up {
+            Some(true) => "up",
+            Some(false) => "DOWN",
+            None => "pending",
+        };
+        p.details
+            .push(format!("check {}: {st}: {}", c.name, c.detail));
+    }
+    p.perf
+        .push(format!("weight={};;;0;{}", s.weight, s.base_weight));
+    p.perf.push(format!("sessions={};;;0", s.load.sessions));
+    p.perf
+        .push(format!("failing_checks={};;0;0", failing.len()));
+    p.perf.push(format!("repairs={}c", s.repairs_total));
+    p.perf
+        .push(format!("agent_time={:.3}s;;;0", took.as_secs_f64()));
+    p
+}
+
+fn utc(secs: u64) -> String {
+    // Civil date from days since the epoch (Howard Hinnant's algorithm), to avoid a date
+    // crate for one timestamp.
+    let days = (secs / 86400) as i64;
+    let rem = secs % 86400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60
+    )
+}
+
+// ---------------------------------------------------------------------------------------
+// The data plane
+
+async fn dataplane_part(cfg: &NodeConfig) -> Part {
+    let mut st = crate::dataplane::observe(cfg).await;
+    if st.as_ref().is_ok_and(|s| !s.converged()) {
+        // The agent repairs within milliseconds: only a drift that stays counts.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        st = crate::dataplane::observe(cfg).await;
+    }
+    match st {
+        Err(e) => Part::new(
+            State::Unknown,
+            format!("cannot read the data plane: {e} (run the plugin as root, e.g. with sudo)"),
+        ),
+        Ok(s) => judge_dataplane(&s),
+    }
+}
+
+pub fn judge_dataplane(s: &crate::dataplane::Status) -> Part {
+    let bad: Vec<String> = s
+        .items
+        .iter()
+        .filter(|i| !i.ok)
+        .map(|i| format!("{} {}: {} (want {})", i.kind, i.name, i.actual, i.desired))
+        .collect();
+    let vips = s.items.iter().filter(|i| i.kind == "vip").count();
+    let mut p = if bad.is_empty() {
+        Part::new(
+            State::Ok,
+            format!("data plane converged ({vips} VIP(s), arp {})", s.method),
+        )
+    } else {
+        let mut p = Part::new(
+            State::Critical,
+            format!("data plane drift: {}", bad.join(", ")),
+        );
+        p.details
+            .push("`lvs-node status` shows each item; `lvs-node up` repairs".into());
+        p
+    };
+    p.perf.push(format!("drift_items={};;0;0", bad.len()));
+    p
+}
+
+// ---------------------------------------------------------------------------------------
+// Certificates
+
+/// The certificates to check: `--cert`, else the config's `certificate` checks, else the
+/// GridFTP host certificate as `lvs-node doctor` finds it.
+fn cert_paths(cfg: &NodeConfig, args: &NagiosArgs) -> Vec<PathBuf> {
+    if !args.cert.is_empty() {
+        return args.cert.clone();
+    }
+    let mut v: Vec<PathBuf> = Vec::new();
+    for c in &cfg.daemon.checks {
+        if let CheckKind::Certificate { cert, .. } = &c.kind {
+            if !v.contains(cert) {
+                v.push(cert.clone());
+            }
+        }
+    }
+    if !v.is_empty() {
+        return v;
+    }
+    let paths = doctor::Paths::from_args(&crate::cli::DoctorArgs::default());
+    let gf = GridftpSettings::load(&paths.gridftp_conf, paths.sysconfig.as_deref());
+    if let Some(s) = gf.x509_user_cert() {
+        return vec![PathBuf::from(&s.value)];
+    }
+    doctor::DEFAULT_CERTS
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .into_iter()
+        .collect()
+}
+
+fn cert_part(cfg: &NodeConfig, args: &NagiosArgs) -> Part {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let paths = cert_paths(cfg, args);
+    if paths.is_empty() {
+        return Part::new(
+            State::Ok,
+            "no certificate to check (none configured, no GridFTP host certificate)",
+        );
+    }
+    let certs: Vec<(PathBuf, Result<i64, String>)> = paths
+        .into_iter()
+        .map(|p| {
+            let r = std::fs::read(&p)
+                .map_err(|e| format!("cannot read {}: {e}", p.display()))
+                .and_then(|d| certificate::parse(&d))
+                .map(|i| i.not_after);
+            (p, r)
+        })
+        .collect();
+    judge_certs(&certs, now, args.cert_warn, args.cert_crit)
+}
+
+/// Judges certificates by their notAfter (unix seconds) at `now`. An unreadable one is
+/// CRITICAL: it is the certificate the service presents.
+pub fn judge_certs(
+    certs: &[(PathBuf, Result<i64, String>)],
+    now: i64,
+    warn: u32,
+    crit: u32,
+) -> Part {
+    let mut state = State::Ok;
+    let mut texts = Vec::new();
+    let mut min_days: Option<i64> = None;
+    let mut details = Vec::new();
+    for (path, r) in certs {
+        match r {
+            Err(e) => {
+                state = state.worst(State::Critical);
+                texts.push(e.clone());
+            }
+            Ok(not_after) => {
+                let days = (not_after - now).div_euclid(86400);
+                min_days = Some(min_days.map_or(days, |m: i64| m.min(days)));
+                let (st, t) = if *not_after <= now {
+                    (
+                        State::Critical,
+                        format!("certificate {} has expired", path.display()),
+                    )
+                } else if days < crit as i64 {
+                    (
+                        State::Critical,
+                        format!(
+                            "certificate {} expires in {days} day(s) (critical below {crit})",
+                            path.display()
+                        ),
+                    )
+                } else if days < warn as i64 {
+                    (
+                        State::Warning,
+                        format!(
+                            "certificate {} expires in {days} day(s) (warning below {warn})",
+                            path.display()
+                        ),
+                    )
+                } else {
+                    (
+                        State::Ok,
+                        format!(
+                            "certificate {} valid for {days} more day(s)",
+                            path.display()
+                        ),
+                    )
+                };
+                if st != State::Ok {
+                    texts.push(t.clone());
+                }
+                details.push(t);
+                state = state.worst(st);
+            }
+        }
+    }
+    let text = if texts.is_empty() {
+        match min_days {
+            Some(_) if certs.len() == 1 => details[0].clone(),
+            Some(d) => format!("{} certificates valid for {d}+ more day(s)", certs.len()),
+            None => String::new(),
+        }
+    } else {
+        texts.join(", ")
+    };
+    let mut p = Part::new(state, text);
+    p.details = details;
+    if let Some(d) = min_days {
+        p.perf.push(format!("cert_days={d};{warn}:;{crit}:"));
+    }
+    p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(state: &str, admin: &str, checks: &[(&str, Option<bool>, &str)]) -> AgentStatus {
+        AgentStatus {
+            state: state.into(),
+            admin: AdminView {
+                admin: admin.into(),
+                reason: Some("kernel update".into()),
+                since: 1_795_392_000,
+            },
+            weight: if state == "up" { 75 } else { 0 },
+            base_weight: 100,
+            load: LoadView { sessions: 3 },
+            checks: checks
+                .iter()
+                .map(|(n, up, d)| CheckView {
+                    name: n.to_string(),
+                    up: *up,
+                    detail: d.to_string(),
+                })
+                .collect(),
+            repairs_total: 2,
+        }
+    }
+
+    #[test]
+    fn worst_state_follows_max_state_alt() {
+        assert_eq!(State::Ok.worst(State::Unknown), State::Unknown);
+        assert_eq!(State::Unknown.worst(State::Warning), State::Warning);
+        assert_eq!(State::Warning.worst(State::Critical), State::Critical);
+        assert_eq!(State::Critical.worst(State::Unknown), State::Critical);
+    }
+
+    #[test]
+    fn agent_states() {
+        let ok = judge_agent(
+            &status("up", "ready", &[("gridftp", Some(true), "220")]),
+            Duration::from_millis(3),
+        );
+        assert_eq!(ok.state, State::Ok);
+        assert_eq!(ok.text, "up, weight 75/100, 3 session(s)");
+        assert!(ok.perf.contains(&"weight=75;;;0;100".to_string()));
+        let down = judge_agent(
+            &status(
+                "down",
+                "ready",
+                &[("gridftp", Some(false), "connection refused")],
+            ),
+            Duration::ZERO,
+        );
+        assert_eq!(down.state, State::Critical);
+        assert_eq!(down.text, "down: failing gridftp (connection refused)");
+        let drain = judge_agent(&status("drain", "drain", &[]), Duration::ZERO);
+        assert_eq!(drain.state, State::Warning);
+        assert_eq!(
+            drain.text,
+            "drained: kernel update since 2026-11-23 00:00 UTC, 3 session(s) left"
+        );
+        let maint = judge_agent(&status("maint", "maint", &[]), Duration::ZERO);
+        assert_eq!(maint.state, State::Warning);
+        assert!(maint.text.starts_with("maintenance: kernel update"));
+    }
+
+    #[test]
+    fn status_line_and_perfdata() {
+        let mut a = Part::new(State::Ok, "up | weird\nreason");
+        a.perf.push("weight=1;;;0;1".into());
+        a.details.push("check x: up: ok".into());
+        let b = Part::new(State::Warning, "cert soon");
+        let (st, out) = render(&[a, b]);
+        assert_eq!(st, State::Warning);
+        assert_eq!(
+            out,
+            "LVS-NODE WARNING - cert soon; up   weird reason | weight=1;;;0;1\ncheck x: up: ok\n"
+        );
+    }
+
+    #[test]
+    fn certificate_thresholds() {
+        let now = 1_000_000_000;
+        let p = PathBuf::from("/c.pem");
+        let at = |days: i64| vec![(p.clone(), Ok(now + days * 86400 + 60))];
+        assert_eq!(judge_certs(&at(30), now, 14, 7).state, State::Ok);
+        let w = judge_certs(&at(10), now, 14, 7);
+        assert_eq!(w.state, State::Warning);
+        assert!(w.text.contains("expires in 10 day(s)"), "{}", w.text);
+        assert_eq!(w.perf, vec!["cert_days=10;14:;7:".to_string()]);
+        assert_eq!(judge_certs(&at(5), now, 14, 7).state, State::Critical);
+        assert_eq!(judge_certs(&at(-1), now, 14, 7).state, State::Critical);
+        let bad = vec![(p.clone(), Err("cannot read /c.pem: gone".to_string()))];
+        assert_eq!(judge_certs(&bad, now, 14, 7).state, State::Critical);
+    }
+}
