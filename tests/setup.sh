@@ -6,7 +6,8 @@ apt-get update
 apt-get install -y --no-install-recommends \
   iproute2 iptables arptables nftables iputils-arping iputils-ping procps socat tcpdump \
   keepalived haproxy globus-gridftp-server-progs globus-gass-copy-progs \
-  pebble certbot openssl ca-certificates curl systemd rpm dpkg-dev bc cmake python3 wrk
+  pebble certbot openssl ca-certificates curl systemd rpm dpkg-dev bc cmake python3 wrk \
+  qemu-system-x86 linux-image-amd64 busybox-static ipvsadm kmod xz-utils
 # The workspace needs a current stable Rust (Debian 12's rustc 1.63 is too old). CI machines
 # have one; elsewhere install it with rustup once.
 if ! command -v cargo >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/cargo" ]; then
