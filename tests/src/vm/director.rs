@@ -268,6 +268,29 @@ impl IpvsDirector {
     }
 }
 
+/// A complete keepalived config: one DR `virtual_server` for `vip`:`port` around `body`
+/// (the `real_server` stanzas, e.g. `lvs-node director-config` output as it is).
+pub fn keepalived_conf(
+    vip: Ipv4Addr,
+    port: u16,
+    lb_algo: &str,
+    delay_loop: u32,
+    body: &str,
+) -> String {
+    format!(
+        "global_defs {{\n    router_id lvslab\n}}\n\
+         virtual_server {vip} {port} {{\n    delay_loop {delay_loop}\n    lb_algo {lb_algo}\n    \
+         lb_kind DR\n    protocol TCP\n{body}}}\n"
+    )
+}
+
+/// Points a MISC_CHECK `misc_path` at the `lvs-node` under test instead of the packaged one.
+pub fn with_probe_path(conf: &str, lvs_node: &std::path::Path) -> String {
+    let p = lvs_node.display().to_string();
+    conf.replace("\"/usr/sbin/lvs-node ", &format!("\"{p} "))
+        .replace("\"/usr/bin/lvs-node ", &format!("\"{p} "))
+}
+
 pub fn tail(s: &str, n: usize) -> String {
     let lines: Vec<&str> = s.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
