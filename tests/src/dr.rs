@@ -227,7 +227,8 @@ pub const DIRECTOR_MAC: &str = "02:00:00:00:00:02";
 
 impl IpvsLab {
     /// Builds the namespaces and boots the director guest (at most 20 s, or an error that
-    /// says so with the guest's console). IPv4 only.
+    /// says so with the guest's console). IPv4 only. The guest's files are in
+    /// `$TMPDIR/{prefix}-vm` (console.log, qemu.log, io/).
     pub fn build(tag: &str, reals: usize) -> anyhow::Result<IpvsLab> {
         IpvsLab::build_with_prefix(&unique_prefix(tag), reals)
     }
@@ -240,8 +241,10 @@ impl IpvsLab {
         // The guest boots while the namespaces are built.
         let (tx, rx) = std::sync::mpsc::channel();
         let br_name = bridge.name.clone();
+        let workdir = std::env::temp_dir().join(format!("{prefix}-vm"));
         let booter = std::thread::spawn(move || {
             let r = crate::vm::director::IpvsDirector::boot(
+                Some(workdir),
                 &br_name,
                 "br0",
                 DIRECTOR_IP,

@@ -62,6 +62,9 @@ pub struct VmOpts {
     /// Kernel modules loaded by the initramfs besides [`initramfs::ROOT_MODULES`] (with
     /// their dependencies), e.g. `nf_tables`.
     pub modules: Vec<String>,
+    /// The guest's host-side directory (console log, command share); default
+    /// `$TMPDIR/<unique>-vm`. Removed on drop either way.
+    pub workdir: Option<PathBuf>,
 }
 
 impl VmOpts {
@@ -74,6 +77,7 @@ impl VmOpts {
             kernel_args: Vec::new(),
             upper: None,
             modules: Vec::new(),
+            workdir: None,
         }
     }
 

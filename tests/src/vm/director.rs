@@ -118,9 +118,11 @@ pub struct IpvsDirector {
 const GUEST_CONF: &str = "/lab/keepalived.conf";
 
 impl IpvsDirector {
-    /// Boots the director guest on `bridge` in namespace `netns`: `ip`/24 and `vip`/32 on
+    /// Boots the director guest on `bridge` in namespace `netns` (host-side files in
+    /// `workdir`, default a unique temp dir): `ip`/24 and `vip`/32 on
     /// its eth0, IPVS loaded, `ipvsadm` answering. Bounded by [`super::READY_TIMEOUT`].
     pub fn boot(
+        workdir: Option<PathBuf>,
         netns: &str,
         bridge: &str,
         ip: Ipv4Addr,
@@ -129,6 +131,7 @@ impl IpvsDirector {
     ) -> Result<IpvsDirector> {
         let mut opts = VmOpts::new("dir").on_bridge(netns, bridge);
         opts.mac = mac.to_string();
+        opts.workdir = workdir;
         let setup = format!(
             "set -e\n\
              ip link set eth0 up\n\
@@ -278,7 +281,7 @@ pub fn keepalived_conf(
     body: &str,
 ) -> String {
     format!(
-        "global_defs {{\n    router_id lvslab\n}}\n\
+        "global_defs {{\n    router_id lvslab\n    enable_script_security\n    script_user root\n}}\n\
          virtual_server {vip} {port} {{\n    delay_loop {delay_loop}\n    lb_algo {lb_algo}\n    \
          lb_kind DR\n    protocol TCP\n{body}}}\n"
     )

@@ -11,7 +11,7 @@
 
 use lab::dr::{Host, VIP};
 use lab::haproxy::{Haproxy, Server};
-use lab::{gridftp, wait_for, DrLab, LabOpts};
+use lab::{gridftp, wait_for, DrLab, LabOpts, Netns};
 use nix::sys::signal::{SigSet, Signal};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -60,31 +60,46 @@ fn explore_help(d: &Demo, prefix: &str, exe: &str) -> String {
     let p = prefix;
     let sock = d.hap.socket.display();
     let cfg1 = d.nodes[0].cfg.display();
+    let obs = d.lab.observer_role();
     let _ = writeln!(o, "\nThe lab is up (--keep). Explore it:");
     let _ = writeln!(o, "  ip netns list | grep {p}");
     let _ = writeln!(o, "  ip netns exec {p}rs1 {} -c {cfg1} status", lvs_node());
-    let _ =
-        writeln!(o,
-        "  ip netns exec {p}dir curl -s http://{}:{HTTP_PORT}/health    # also /status, /metrics",
+    let _ = writeln!(
+        o,
+        "  ip netns exec {p}{obs} curl -s http://{}:{HTTP_PORT}/health    # also /status, /metrics",
         d.nodes[0].host.ip
     );
     let _ = writeln!(
         o,
-        "  ip netns exec {p}dir socat -t 2 - TCP:{}:{AGENT_PORT}        # the agent-check line",
+        "  ip netns exec {p}{obs} socat -t 2 - TCP:{}:{AGENT_PORT}        # the agent-check line",
         d.nodes[0].host.ip
     );
     let _ = writeln!(
         o,
-        "  echo 'show stat' | ip netns exec {p}dir socat - UNIX-CONNECT:{sock}"
+        "  echo 'show stat' | ip netns exec {p}{obs} socat - UNIX-CONNECT:{sock}"
     );
-    let _ = writeln!(
-        o,
-        "  echo 'show servers state' | ip netns exec {p}dir socat - UNIX-CONNECT:{sock}"
-    );
-    let _ = writeln!(
-        o,
-        "  ip netns exec {p}dir nft list table netdev lvsdr     # the DR forwarding table"
-    );
+    match d.lab.ipvs() {
+        Some(dir) => {
+            let io = dir.vm.io_dir().display();
+            let _ = writeln!(
+                o,
+                "  echo 'ipvsadm -Ln --stats' > {io}/cmd/x.tmp && mv {io}/cmd/x.tmp {io}/cmd/x.sh; \
+                 sleep 2; cat {io}/cmd/x.out   # a command in the director guest"
+            );
+            let _ = writeln!(o, "  cat {io}/keepalived.log     # keepalived in the guest");
+            let _ = writeln!(
+                o,
+                "  cat {}     # the guest's serial console",
+                dir.vm.console_path().display()
+            );
+        }
+        None => {
+            let _ = writeln!(
+                o,
+                "  ip netns exec {p}dir nft list table netdev lvsdr     # the EMULATED DR forwarding table"
+            );
+        }
+    }
     let _ = writeln!(
         o,
         "  ip netns exec {p}cl globus-url-copy -nodcau ftp://{VIP}:2811{} file:///tmp/x.bin",
@@ -97,15 +112,17 @@ fn explore_help(d: &Demo, prefix: &str, exe: &str) -> String {
         lvs_node()
     );
     let _ = writeln!(o, "  logs and configs: {}", d.work.display());
-    let _ = writeln!(
-        o,
-        "Note: the demo's director controller has exited, so the nft DR table keeps its last"
-    );
-    let _ = writeln!(
-        o,
-        "rotation ({}); HAProxy and the agents keep running.",
-        names(&d.rotation_now())
-    );
+    if !d.lab.is_real() {
+        let _ = writeln!(
+            o,
+            "Note (nftables EMULATION): the demo's controller has exited, so the nft DR table keeps"
+        );
+        let _ = writeln!(
+            o,
+            "its last rotation ({}); HAProxy and the agents keep running.",
+            names(&d.rotation_now())
+        );
+    }
     let _ = writeln!(o, "\nTear it down afterwards with:");
     let _ = writeln!(
         o,
@@ -115,7 +132,7 @@ fn explore_help(d: &Demo, prefix: &str, exe: &str) -> String {
     let _ = writeln!(o,
         "  for ns in $(ip netns list | awk '/^{p}/{{print $1}}'); do ip netns pids $ns | xargs -r kill; ip netns del $ns; rm -rf /etc/netns/$ns; done"
     );
-    let _ = writeln!(o, "  rm -rf {}", d.work.display());
+    let _ = writeln!(o, "  rm -rf {} /tmp/{p}-vm", d.work.display());
     o
 }
 
@@ -182,15 +199,7 @@ fn main() -> ExitCode {
 
     let lab = {
         let _l = LAB_LOCK.lock().unwrap();
-        std::panic::catch_unwind(|| {
-            DrLab::build_with_prefix(
-                &prefix,
-                LabOpts {
-                    reals: 3,
-                    ..LabOpts::default()
-                },
-            )
-        })
+        std::panic::catch_unwind(|| Director::build(&prefix))
     };
     let Ok(lab) = lab else {
         teardown(&prefix, &[]);
@@ -224,13 +233,21 @@ fn main() -> ExitCode {
             let hap = &d.hap;
             let (labr, rot, stopr) = (&lab, &rotation, &stop);
             let n = d.nodes.len();
-            // The controller thread outlives `d`'s borrow scope: give it its own handle
-            // on the same HAProxy (its stats socket).
-            let hap2 = Haproxy {
-                pid: hap.pid,
-                socket: hap.socket.clone(),
-            };
-            s.spawn(move || controller(labr, &hap2, n, rot, stopr));
+            match labr {
+                Director::Ipvs(l) => {
+                    let (dir, reals) = (&l.director, &l.reals[..]);
+                    s.spawn(move || ipvs_poller(dir, reals, rot, stopr));
+                }
+                Director::Emulation(l) => {
+                    // The controller thread outlives `d`'s borrow scope: give it its own
+                    // handle on the same HAProxy (its stats socket).
+                    let hap2 = Haproxy {
+                        pid: hap.pid,
+                        socket: hap.socket.clone(),
+                    };
+                    s.spawn(move || controller(l, &hap2, n, rot, stopr));
+                }
+            }
             let _ = d.wait_rotation(|_| true, Duration::from_secs(2));
             step_arp(r, &d);
             step_spread(r, &mut d);

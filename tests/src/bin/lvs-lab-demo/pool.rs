@@ -13,7 +13,7 @@ pub(crate) struct Node<'a> {
 }
 
 pub(crate) struct Demo<'a> {
-    pub(crate) lab: &'a DrLab,
+    pub(crate) lab: &'a Director,
     pub(crate) work: PathBuf,
     pub(crate) data: PathBuf,
     pub(crate) nodes: Vec<Node<'a>>,
@@ -31,10 +31,11 @@ pub(crate) fn node_toml(h: &Host, dir: &Path, method: &str) -> String {
          [[vip]]\naddress = \"{VIP}\"\nports = [2811]\nhostname = \"gridftp.lab\"\n\n\
          [daemon]\ncontrol_socket = \"{dir}/control.sock\"\nrecheck_interval = \"1s\"\n\n\
          [[check]]\nname = \"gridftp\"\nkind = \"gridftp\"\ninterval = \"250ms\"\ntimeout = \"200ms\"\nrise = 2\nfall = 1\n\n\
-         [report]\nhttp = \"{ip}:{HTTP_PORT}\"\nagent_check = \"{ip}:{AGENT_PORT}\"\nallow = [\"{dir_ip}\"]\n",
+         [report]\nhttp = \"{ip}:{HTTP_PORT}\"\nagent_check = \"{ip}:{AGENT_PORT}\"\nallow = [\"{dir_ip}\", \"{cl_ip}\"]\n",
         ip = h.ip,
         dir = dir.display(),
         dir_ip = lab::dr::DIRECTOR_IP,
+        cl_ip = lab::dr::CLIENT_IP,
     )
 }
 
@@ -42,9 +43,10 @@ pub(crate) fn lvs_node() -> String {
     lab::bins::lvs_node().display().to_string()
 }
 
-/// GET /health from the director: (status code, body).
-pub(crate) fn health(lab: &DrLab, ip: impl std::fmt::Display) -> (u16, String) {
-    let out = lab.director.ns.run(&format!(
+/// GET /health from the observer (the emulated director, or the client beside the real
+/// one): (status code, body).
+pub(crate) fn health(lab: &Director, ip: impl std::fmt::Display) -> (u16, String) {
+    let out = lab.observer().run(&format!(
         "curl -s -m 1 -w '\\n%{{http_code}}' http://{ip}:{HTTP_PORT}/health"
     ));
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -107,7 +109,7 @@ impl<'a> Demo<'a> {
         let t = Instant::now();
         let o = self
             .lab
-            .client
+            .client()
             .ns
             .run(&format!("timeout 30 {cmd} && sha256sum {}", dst.display()));
         let took = t.elapsed();
@@ -148,7 +150,7 @@ impl<'a> Demo<'a> {
 
     pub(crate) fn hap_state(&self, i: usize) -> String {
         self.hap
-            .server(&self.lab.director.ns, &self.nodes[i].name)
+            .server(self.lab.observer(), &self.nodes[i].name)
             .map(|(s, w)| format!("{s} weight {w}"))
             .unwrap_or_else(|| "?".into())
     }
@@ -179,9 +181,19 @@ impl<'a> Demo<'a> {
             .map(|i| format!("{} {}", self.nodes[i].name, self.hap_state(i)))
             .collect();
         r.info(&format!("HAProxy (show stat): {}", states.join(" | ")));
-        r.info(&format!(
-            "director DR table: new connections → {}",
-            names(&self.rotation_now())
-        ));
+        match self.lab.ipvs() {
+            Some(d) => {
+                r.cmd("director guest", "ipvsadm -Ln");
+                r.out(&d.vm.run("ipvsadm -Ln").map(|o| o.out).unwrap_or_default());
+                r.info(&format!(
+                    "IPVS: new connections → {} (weight > 0)",
+                    names(&self.rotation_now())
+                ));
+            }
+            None => r.info(&format!(
+                "emulated director's nftables DR table: new connections → {}",
+                names(&self.rotation_now())
+            )),
+        }
     }
 }

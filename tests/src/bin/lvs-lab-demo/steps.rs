@@ -4,29 +4,32 @@ use super::*;
 
 pub(crate) fn setup<'a>(
     r: &mut Report,
-    lab: &'a DrLab,
+    lab: &'a Director,
     work: &Path,
     rotation: &'a Mutex<Vec<(Instant, Vec<usize>)>>,
 ) -> anyhow::Result<Demo<'a>> {
-    r.heading("Build the lab: client, director (nftables DR + HAProxy), 3 real servers");
+    r.heading(if lab.is_real() {
+        "Build the lab: client, real director (IPVS + keepalived in a qemu guest), 3 real servers"
+    } else {
+        "Build the lab: client, director (nftables DR EMULATION + HAProxy), 3 real servers"
+    });
     r.info(&format!(
-        "namespaces {p}br (bridge), {p}cl (client {}), {p}dir (director {}, VIP {VIP} on eth0), \
-         {p}rs1..rs3 (real servers {}..{})",
-        lab.client.ip,
-        lab.director.ip,
-        lab.reals[0].ip,
-        lab.reals[lab.reals.len() - 1].ip,
-        p = lab.prefix
+        "namespaces {p}br (bridge), {p}cl (client {}), {}, {p}rs1..rs3 (real servers {}..{})",
+        lab.client().ip,
+        lab.describe(),
+        lab.reals()[0].ip,
+        lab.reals()[lab.reals().len() - 1].ip,
+        p = lab.prefix()
     ));
     r.info(&format!(
         "[X] below means `ip netns exec {}X`; $LAB = {}",
-        lab.prefix,
+        lab.prefix(),
         work.display()
     ));
     let data = work.join("data");
     std::fs::create_dir_all(work.join("client"))?;
     let mut nodes = Vec::new();
-    for (i, h) in lab.reals.iter().enumerate() {
+    for (i, h) in lab.reals().iter().enumerate() {
         let name = format!("rs{}", i + 1);
         let dir = work.join(&name);
         std::fs::create_dir_all(&dir)?;
@@ -80,7 +83,7 @@ pub(crate) fn setup<'a>(
             (h.0 == 200).then_some(h)
         });
         r.cmd(
-            "dir",
+            lab.observer_role(),
             &format!("curl -s http://{}:{HTTP_PORT}/health", n.host.ip),
         );
         match up {
@@ -106,7 +109,7 @@ pub(crate) fn setup<'a>(
     let hdir = work.join("haproxy");
     let hap = {
         let _l = LAB_LOCK.lock().unwrap();
-        let h = Haproxy::start(&lab.director.ns, &hdir, &servers);
+        let h = Haproxy::start(lab.observer(), &hdir, &servers);
         track(h.pid);
         h
     };
@@ -122,7 +125,7 @@ pub(crate) fn setup<'a>(
     for n in &nodes {
         // "UP 1/3" is HAProxy's state before the first checks confirm the server.
         let st = wait_for(Duration::from_secs(10), || {
-            hap.server(&lab.director.ns, &n.name)
+            hap.server(lab.observer(), &n.name)
                 .filter(|(s, w)| s == "UP" && *w == 100)
         });
         r.check(
@@ -133,6 +136,42 @@ pub(crate) fn setup<'a>(
                 st.map(|s| format!("{} weight {}", s.0, s.1))
                     .unwrap_or_else(|| format!("not UP: {}", n.name))
             ),
+        );
+    }
+    if let Some(dir) = lab.ipvs() {
+        let cfgs: Vec<PathBuf> = nodes.iter().map(|n| n.cfg.clone()).collect();
+        let conf = keepalived_for(&cfgs)?;
+        r.info("keepalived on the real director: every node's `lvs-node director-config` stanza");
+        r.info("(HTTP_GET on /health, inhibit_on_failure; its delay_loop shortened to 0.25 s):");
+        r.out(
+            &conf
+                .lines()
+                .filter(|l| !l.trim_start().starts_with('#'))
+                .take(32)
+                .collect::<Vec<_>>()
+                .join("\n"),
+        );
+        dir.load_keepalived(&conf)?;
+        dir.start_table_watch(50)?;
+        let want: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("{}:2811", n.host.ip))
+            .collect();
+        let all_in = wait_for(Duration::from_secs(30), || {
+            let t = dir.table();
+            want.iter()
+                .all(|a| {
+                    t.iter()
+                        .flat_map(|s| s.reals.iter())
+                        .any(|x| &x.addr == a && x.weight == 100)
+                })
+                .then_some(())
+        });
+        r.cmd("director guest", "ipvsadm -Ln");
+        r.out(&dir.ipvsadm_ln());
+        r.check(
+            all_in.is_some(),
+            "IPVS: every node in the table with weight 100 (keepalived's HTTP_GET passed)",
         );
     }
     Ok(Demo {
@@ -150,14 +189,14 @@ pub(crate) fn step_arp(r: &mut Report, d: &Demo) {
     r.heading("ARP for the VIP is answered only by the director");
     let cmd = format!("arping -c 2 -w 2 -I eth0 {VIP}");
     r.cmd("cl", &cmd);
-    let o = d.lab.client.ns.run(&cmd);
+    let o = d.lab.client().ns.run(&cmd);
     r.out(&String::from_utf8_lossy(&o.stdout));
     let macs = d.lab.arp_answers(&VIP.to_string());
     r.info(&format!(
         "director eth0 {} | rs1..rs3 eth0 {}",
-        d.lab.director.mac,
+        d.lab.director_mac(),
         d.lab
-            .reals
+            .reals()
             .iter()
             .map(|h| h.mac.as_str())
             .collect::<Vec<_>>()
@@ -182,7 +221,7 @@ pub(crate) fn step_arp(r: &mut Report, d: &Demo) {
         "every real server holds the VIP on lo",
     );
     r.check(
-        macs == vec![d.lab.director.mac.clone()],
+        macs == vec![d.lab.director_mac()],
         &format!(
             "one MAC answers, the director's: {}",
             if macs.is_empty() {
@@ -245,7 +284,7 @@ pub(crate) fn step_kill(r: &mut Report, d: &mut Demo) {
         }
         if t_hap.is_none()
             && d.hap
-                .server(&d.lab.director.ns, &name)
+                .server(d.lab.observer(), &name)
                 .is_some_and(|s| s.0.starts_with("DOWN"))
         {
             t_hap = Some(t0.elapsed());
@@ -259,7 +298,10 @@ pub(crate) fn step_kill(r: &mut Report, d: &mut Demo) {
         t.map(|t| format!("{:>4} ms", t.as_millis()))
             .unwrap_or_else(|| "never".into())
     };
-    r.cmd("dir", &format!("curl -s http://{ip}:{HTTP_PORT}/health"));
+    r.cmd(
+        d.lab.observer_role(),
+        &format!("curl -s http://{ip}:{HTTP_PORT}/health"),
+    );
     r.out(&body);
     r.info(&format!("/health 503 after           {}", ms(t_health)));
     r.info(&format!("HAProxy {name} DOWN after     {}", ms(t_hap)));
@@ -339,7 +381,7 @@ pub(crate) fn step_drain(r: &mut Report, d: &mut Demo) {
         let _l = LAB_LOCK.lock().unwrap();
         track(
             d.lab
-                .client
+                .client()
                 .ns
                 .spawn_logged(&cmd, &d.work.join("client").join("long-copy.log")),
         )
@@ -356,7 +398,7 @@ pub(crate) fn step_drain(r: &mut Report, d: &mut Demo) {
     });
     let Some(x) = x else {
         r.check(false, "the long transfer started");
-        let _ = d.lab.client.ns.wait(copy, Duration::from_secs(1));
+        let _ = d.lab.client().ns.wait(copy, Duration::from_secs(1));
         r.end_step();
         return;
     };
@@ -380,7 +422,7 @@ pub(crate) fn step_drain(r: &mut Report, d: &mut Demo) {
         track(d.nodes[x].host.ns.spawn_logged(&drain, &dlog))
     };
     let hap = d.hap.wait_server(
-        &d.lab.director.ns,
+        d.lab.observer(),
         &name,
         "DRAIN",
         None,
@@ -419,7 +461,7 @@ pub(crate) fn step_drain(r: &mut Report, d: &mut Demo) {
     let (mut copy_done, mut drain_done) = (None, None);
     while (copy_done.is_none() || drain_done.is_none()) && t0.elapsed() < Duration::from_secs(60) {
         if copy_done.is_none() {
-            if let Some(c) = d.lab.client.ns.wait(copy, Duration::from_millis(5)) {
+            if let Some(c) = d.lab.client().ns.wait(copy, Duration::from_millis(5)) {
                 copy_done = Some((Instant::now(), c));
             }
         }

@@ -56,6 +56,8 @@ pub(crate) fn teardown(prefix: &str, pids: &[u32]) -> usize {
         let _ = std::fs::remove_dir_all(Path::new("/etc/netns").join(ns));
     }
     let _ = std::fs::remove_dir_all(workdir_of(prefix));
+    // The real director guest's files (qemu ran in the bridge namespace: killed above).
+    let _ = std::fs::remove_dir_all(std::env::temp_dir().join(format!("{prefix}-vm")));
     let _ = std::fs::remove_file(std::env::temp_dir().join(format!("{prefix}-dir.nft")));
     nss.len()
 }
