@@ -178,12 +178,20 @@ impl IpvsDirector {
         Ok(())
     }
 
-    /// Stops keepalived (its IPVS entries stay until the next load replaces them).
+    /// Stops keepalived and waits (up to 10 s) until it has exited, so that the next
+    /// [`IpvsDirector::load_keepalived`] starts a fresh one instead of racing the old one's
+    /// pid files; then clears the IPVS table.
     pub fn stop_keepalived(&self) -> Result<()> {
-        self.vm.run(
-            "[ -s /run/lab-keepalived.pid ] && kill $(cat /run/lab-keepalived.pid); \
-             rm -f /run/lab-keepalived.pid; ipvsadm -C",
+        let r = self.vm.run(
+            "if [ -s /run/lab-keepalived.pid ]; then p=$(cat /run/lab-keepalived.pid); kill $p; \
+               i=0; while kill -0 $p 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; \
+               kill -0 $p 2>/dev/null && { echo still running; exit 1; }; fi; \
+             rm -f /run/lab-keepalived.pid /run/lab-ka.pid /run/lab-ka-check.pid /run/lab-ka-vrrp.pid; \
+             ipvsadm -C",
         )?;
+        if r.rc != 0 {
+            bail!("stopping keepalived in the guest: {}", r.out);
+        }
         Ok(())
     }
 
