@@ -238,21 +238,15 @@ impl IpvsLab {
         let prefix = prefix.to_string();
         let bridge = Netns::new(&format!("{prefix}br"));
         bridge.ok("ip link add br0 type bridge && ip link set br0 up");
-        // The guest boots while the namespaces are built.
-        let (tx, rx) = std::sync::mpsc::channel();
-        let br_name = bridge.name.clone();
-        let workdir = std::env::temp_dir().join(format!("{prefix}-vm"));
-        let booter = std::thread::spawn(move || {
-            let r = crate::vm::director::IpvsDirector::boot(
-                Some(workdir),
-                &br_name,
-                "br0",
-                DIRECTOR_IP,
-                VIP,
-                DIRECTOR_MAC,
-            );
-            let _ = tx.send(r);
-        });
+        // The guest is booted on this thread: qemu dies with the thread that started it.
+        let director = crate::vm::director::IpvsDirector::boot(
+            Some(std::env::temp_dir().join(format!("{prefix}-vm"))),
+            &bridge.name,
+            "br0",
+            DIRECTOR_IP,
+            VIP,
+            DIRECTOR_MAC,
+        )?;
         let client = add_host(&bridge, &prefix, "cl", CLIENT_IP, 1, 1, false);
         let reals: Vec<Host> = (0..reals)
             .map(|i| {
@@ -267,10 +261,6 @@ impl IpvsLab {
                 )
             })
             .collect();
-        let _ = booter.join();
-        let director = rx
-            .recv()
-            .map_err(|_| anyhow::anyhow!("the director boot thread panicked"))??;
         Ok(IpvsLab {
             prefix,
             client,

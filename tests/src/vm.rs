@@ -177,6 +177,11 @@ impl Vm {
     /// shell script, run with `sh`) and then serves commands. Returns once the guest is
     /// ready, or an error naming the 20 s bound with the console's tail.
     pub fn boot_script(opts: &VmOpts, setup: &str) -> Result<Vm> {
+        // One boot at a time in this process: under TCG a boot keeps a core busy, and two
+        // boots sharing the cores would each take longer than the bound allows. A guest that
+        // is already up is idle and does not count.
+        static BOOT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _one = BOOT.lock().unwrap_or_else(|e| e.into_inner());
         let mut vm = Vm::spawn(opts, |dir| {
             let runner = dir.join("runner.sh");
             let setup_path = dir.join("setup.sh");
@@ -284,6 +289,19 @@ impl Vm {
             ]);
         }
         let log = std::fs::File::create(dir.join("qemu.log"))?;
+        // SAFETY: prctl(PR_SET_PDEATHSIG) is async-signal-safe and touches no memory of the
+        // parent; it makes the kernel kill qemu when the thread that started it ends, so a
+        // test killed from outside (no Drop) leaves no guest behind. Keep a Vm on the thread
+        // that booted it.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
         let child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::from(log.try_clone()?))
@@ -466,7 +484,7 @@ impl Vm {
     }
 
     pub fn run(&self, cmd: &str) -> Result<CmdOut> {
-        self.run_timeout(cmd, Duration::from_secs(30))
+        self.run_timeout(cmd, Duration::from_secs(60))
     }
 
     /// Runs `cmd` and panics with its output unless it exits 0; returns the output.

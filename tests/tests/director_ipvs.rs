@@ -115,6 +115,20 @@ impl Pool {
             &keepalived_conf(VIP, 2811, algo, 1, &body),
             &bins::lvs_node(),
         );
+        // The host's keepalived parses the same text (its parser runs without IPVS).
+        let f = self.dir.join("keepalived.conf");
+        std::fs::write(&f, &conf).unwrap();
+        let t = Command::new("keepalived")
+            .arg("-t")
+            .arg("-f")
+            .arg(&f)
+            .output()
+            .unwrap();
+        assert!(
+            t.status.success(),
+            "keepalived -t rejected:\n{conf}\n{}",
+            String::from_utf8_lossy(&t.stderr)
+        );
         self.director()
             .load_keepalived(&conf)
             .unwrap_or_else(|e| panic!("{e:#}"));
