@@ -196,7 +196,7 @@ fn gridftp_through_ipvs_spread_killed_node_inhibited_then_back() {
     let conf = p.load(&[], "rr");
     assert!(conf.contains("HTTP_GET") && conf.contains("inhibit_on_failure"));
     for i in 0..2 {
-        p.wait_real(i, "weight 100", Duration::from_secs(20), weight(100));
+        p.wait_real(i, "weight 100", Duration::from_secs(60), weight(100));
     }
     let (file, sum) = gridftp::make_file(&p.dir.join("data"), "f.bin", 1 << 20);
     for k in 0..4 {
@@ -220,7 +220,7 @@ fn gridftp_through_ipvs_spread_killed_node_inhibited_then_back() {
     p.wait_real(
         0,
         "weight 0 (inhibited) after GridFTP was killed",
-        Duration::from_secs(20),
+        Duration::from_secs(40),
         weight(0),
     );
     assert_eq!(
@@ -246,7 +246,7 @@ fn gridftp_through_ipvs_spread_killed_node_inhibited_then_back() {
     p.wait_real(
         0,
         "weight 100 after GridFTP restarted",
-        Duration::from_secs(25),
+        Duration::from_secs(40),
         weight(100),
     );
     let log = p.director().keepalived_log();
@@ -263,11 +263,11 @@ fn gridftp_through_ipvs_spread_killed_node_inhibited_then_back() {
 fn drain_keeps_running_transfer_in_ipvs_and_resume_restores_weight() {
     let p = pool("ipvsdrn", 1, "");
     p.load(&[], "wlc");
-    p.wait_real(0, "weight 100", Duration::from_secs(20), weight(100));
+    p.wait_real(0, "weight 100", Duration::from_secs(60), weight(100));
     let rs = &p.lab.reals[0];
-    // About 12 s for 6 MiB: long enough to drain while it runs.
-    rs.ok("tc qdisc add dev eth0 root tbf rate 4mbit burst 32k latency 400ms");
-    let (file, sum) = gridftp::make_file(&p.dir.join("data"), "big.bin", 6 << 20);
+    // About 34 s for 8 MiB: long enough to drain while it runs, also on a loaded machine.
+    rs.ok("tc qdisc add dev eth0 root tbf rate 2mbit burst 32k latency 400ms");
+    let (file, sum) = gridftp::make_file(&p.dir.join("data"), "big.bin", 8 << 20);
     let out = p.dir.join("drained.bin");
     let copy = p.lab.client.ns.spawn_logged(
         &format!(
@@ -279,7 +279,7 @@ fn drain_keeps_running_transfer_in_ipvs_and_resume_restores_weight() {
     p.wait_real(
         0,
         "the transfer's control connection in ActiveConn",
-        Duration::from_secs(15),
+        Duration::from_secs(40),
         |r| r.is_some_and(|r| r.active >= 1),
     );
     let d = lvs(&rs.ns, &p.cfgs[0], "drain --reason lab");
@@ -291,7 +291,7 @@ fn drain_keeps_running_transfer_in_ipvs_and_resume_restores_weight() {
     let r = p.wait_real(
         0,
         "weight 0 after drain",
-        Duration::from_secs(20),
+        Duration::from_secs(40),
         weight(0),
     );
     let r = r.unwrap();
@@ -320,7 +320,7 @@ fn drain_keeps_running_transfer_in_ipvs_and_resume_restores_weight() {
     p.wait_real(
         0,
         "weight 100 after resume",
-        Duration::from_secs(20),
+        Duration::from_secs(40),
         weight(100),
     );
 }
@@ -339,7 +339,7 @@ fn misc_check_dynamic_weight_is_the_ipvs_weight() {
     p.wait_real(
         0,
         "weight 100 (no session)",
-        Duration::from_secs(20),
+        Duration::from_secs(60),
         weight(100),
     );
     // One held-open session on VIP:2811 through IPVS lowers the agent's weight.
@@ -366,7 +366,7 @@ fn misc_check_dynamic_weight_is_the_ipvs_weight() {
     p.wait_real(
         0,
         &format!("the agent's weight {w}"),
-        Duration::from_secs(20),
+        Duration::from_secs(40),
         |r| r.is_some_and(|r| Some(r.weight) == agent_weight()),
     );
     assert_ne!(w, 100);
@@ -376,7 +376,7 @@ fn misc_check_dynamic_weight_is_the_ipvs_weight() {
     p.wait_real(
         0,
         "weight 0 (probe exit 2) after drain",
-        Duration::from_secs(20),
+        Duration::from_secs(40),
         weight(0),
     );
     let u = lvs(&rs.ns, &p.cfgs[0], "resume");
@@ -384,7 +384,7 @@ fn misc_check_dynamic_weight_is_the_ipvs_weight() {
     p.wait_real(
         0,
         "the agent's weight again after resume",
-        Duration::from_secs(20),
+        Duration::from_secs(40),
         |r| r.is_some_and(|r| r.weight > 0 && Some(r.weight) == agent_weight()),
     );
 }
