@@ -35,7 +35,9 @@ fn pool(tag: &str, reals: usize, extra: &str) -> Pool {
         let sub = dir.join(&format!("rs{i}"));
         std::fs::create_dir_all(&sub).unwrap();
         pids.push(start_gridftp(&lab, i, &sub));
-        let cfg = write_config(
+        // daemon_util's node config with a GridFTP check that tolerates a loaded machine
+        // (the director's checker, not the agent's timing, is under test here).
+        let text = node_toml(
             rs,
             &sub,
             &NodeOpts {
@@ -43,7 +45,15 @@ fn pool(tag: &str, reals: usize, extra: &str) -> Pool {
                 extra,
                 ..NodeOpts::default()
             },
-        );
+        )
+        .replace(
+            "interval = \"500ms\"\ntimeout = \"300ms\"",
+            "interval = \"1s\"\ntimeout = \"900ms\"",
+        )
+        .replace("rise = 2\nfall = 1", "rise = 2\nfall = 2");
+        assert!(text.contains("timeout = \"900ms\"") && text.contains("fall = 2"));
+        let cfg = sub.join("node.toml");
+        std::fs::write(&cfg, text).unwrap();
         start_agent(rs, &cfg, &sub.join("agent.log"), HTTP_PORT);
         // The agent, not the test, put the VIP on lo and the ARP suppression in place.
         let ok = wait_for(Duration::from_secs(10), || {
