@@ -12,7 +12,7 @@ const STEPS: [&str; 5] = [
     "1. Build the lab",
     "2. ARP for the VIP is answered only by the director",
     "3. Files fetched through the VIP with globus-url-copy",
-    "4. One GridFTP killed: dropped from rotation within a second",
+    "4. One GridFTP killed: dropped from rotation in about a second",
     "5. One node drained while a long transfer through the VIP finishes intact",
 ];
 
