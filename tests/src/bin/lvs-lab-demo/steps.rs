@@ -78,7 +78,7 @@ pub(crate) fn setup<'a>(
     }
     println!();
     for n in &nodes {
-        let up = wait_for(Duration::from_secs(10), || {
+        let up = wait_for(Duration::from_secs(30), || {
             let h = health(lab, n.host.ip);
             (h.0 == 200).then_some(h)
         });
@@ -124,7 +124,7 @@ pub(crate) fn setup<'a>(
     );
     for n in &nodes {
         // "UP 1/3" is HAProxy's state before the first checks confirm the server.
-        let st = wait_for(Duration::from_secs(10), || {
+        let st = wait_for(Duration::from_secs(30), || {
             hap.server(lab.observer(), &n.name)
                 .filter(|(s, w)| s == "UP" && *w == 100)
         });
