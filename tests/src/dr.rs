@@ -1,7 +1,13 @@
 //! The LVS-DR lab: a bridge segment with a client, a director holding the VIP on its NIC,
-//! and real servers. The kernel has no IPVS, so the director is emulated with nftables on
-//! the netdev ingress hook: rewrite the destination MAC to a real server chosen per
-//! connection on the SYN, and send the frame back out of the same NIC.
+//! and real servers. Two directors:
+//!
+//! - [`IpvsLab`]: the real one. A qemu guest (see `vm.rs`) whose Debian kernel has IPVS,
+//!   running the real keepalived with `lb_kind DR`, joined to the bridge by a tap. Tests
+//!   about the director's view (checkers, weights, the IPVS table) use it.
+//! - [`DrLab`]: an EMULATION of the director, for tests where IPVS adds nothing. The host
+//!   kernel has no IPVS, so a namespace emulates the DR forwarding with nftables on the
+//!   netdev ingress hook: rewrite the destination MAC to a real server chosen per connection
+//!   on the SYN, and send the frame back out of the same NIC. No checker runs there.
 
 use crate::netns::{unique_prefix, Netns};
 use std::net::Ipv4Addr;
@@ -43,9 +49,12 @@ impl Default for LabOpts {
     }
 }
 
+/// A lab whose director is the nftables EMULATION (see the module comment).
 pub struct DrLab {
     pub prefix: String,
     pub client: Host,
+    /// The emulated director: a namespace with the VIP on its NIC and the nftables
+    /// MAC-rewrite rules (not IPVS).
     pub director: Host,
     pub reals: Vec<Host>,
     pub ports: Vec<u16>,
@@ -59,6 +68,51 @@ pub fn real_ip(i: usize) -> Ipv4Addr {
 
 fn mac(n: usize) -> String {
     format!("02:00:00:00:00:{:02x}", n)
+}
+
+/// Adds namespace `{prefix}{role}` to the segment: veth `eth0` (MAC from `n`) whose peer
+/// `p{port}` joins `br0` in the bridge namespace, address `ip`/24.
+fn add_host(
+    bridge: &Netns,
+    prefix: &str,
+    role: &str,
+    ip: Ipv4Addr,
+    n: usize,
+    port: usize,
+    ipv6: bool,
+) -> Host {
+    let ns = Netns::new(&format!("{prefix}{role}"));
+    if !ipv6 {
+        ns.disable_ipv6();
+    } else {
+        // DAD only slows the lab down; the IPv6 test checks our own nodad flag.
+        ns.ok("sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0");
+    }
+    let m = mac(n);
+    let out = crate::netns::host(&format!(
+        "ip link add name eth0 netns {ns} address {m} type veth peer name p{port} netns {br}",
+        ns = ns.name,
+        br = bridge.name
+    ));
+    assert!(
+        out.status.success(),
+        "veth: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    bridge.ok(&format!("ip link set p{port} master br0 up"));
+    ns.ok(&format!(
+        "ip addr add {ip}/24 dev eth0 && ip link set eth0 up"
+    ));
+    let ip6 = format!("2001:db8::{}", n);
+    if ipv6 {
+        ns.ok(&format!("ip -6 addr add {ip6}/64 dev eth0 nodad"));
+    }
+    Host {
+        ns,
+        ip,
+        ip6,
+        mac: m,
+    }
 }
 
 impl DrLab {
@@ -76,40 +130,7 @@ impl DrLab {
         let mut port = 0usize;
         let mut mk = |role: &str, ip: Ipv4Addr, n: usize| -> Host {
             port += 1;
-            let ns = Netns::new(&format!("{prefix}{role}"));
-            if !opts.ipv6 {
-                ns.disable_ipv6();
-            } else {
-                // DAD only slows the lab down; the IPv6 test checks our own nodad flag.
-                ns.ok(
-                    "sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0",
-                );
-            }
-            let m = mac(n);
-            let out = crate::netns::host(&format!(
-                "ip link add name eth0 netns {ns} address {m} type veth peer name p{port} netns {br}",
-                ns = ns.name,
-                br = bridge.name
-            ));
-            assert!(
-                out.status.success(),
-                "veth: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            bridge.ok(&format!("ip link set p{port} master br0 up"));
-            ns.ok(&format!(
-                "ip addr add {ip}/24 dev eth0 && ip link set eth0 up"
-            ));
-            let ip6 = format!("2001:db8::{}", n);
-            if opts.ipv6 {
-                ns.ok(&format!("ip -6 addr add {ip6}/64 dev eth0 nodad"));
-            }
-            Host {
-                ns,
-                ip,
-                ip6,
-                mac: m,
-            }
+            add_host(&bridge, &prefix, role, ip, n, port, opts.ipv6)
         };
         let client = mk("cl", CLIENT_IP, 1);
         let director = mk("dir", DIRECTOR_IP, 2);
@@ -133,7 +154,7 @@ impl DrLab {
         lab
     }
 
-    /// (Re)writes the director's forwarding rules so new connections are spread
+    /// (Re)writes the emulated director's nftables forwarding rules so new connections are spread
     /// round-robin over `backends` (indexes into `reals`). One nft transaction.
     ///
     /// A connection stays on the real server chosen for its SYN: the connection map holds
@@ -183,22 +204,91 @@ impl DrLab {
 
     /// MACs that answer ARP for `ip` as seen by the client with real arping.
     pub fn arp_answers(&self, ip: &str) -> Vec<String> {
-        let out = self
-            .client
-            .ns
-            .run(&format!("arping -c 2 -w 2 -I eth0 {ip}"));
-        let text = String::from_utf8_lossy(&out.stdout);
-        let mut macs: Vec<String> = text
-            .lines()
-            .filter(|l| l.contains("reply from"))
-            .filter_map(|l| {
-                let a = l.find('[')?;
-                let b = l.find(']')?;
-                Some(l[a + 1..b].to_lowercase())
+        arp_answers(&self.client, ip)
+    }
+}
+
+/// A lab whose director is REAL: a qemu guest with IPVS and keepalived (`vm.rs`). The guest
+/// holds `DIRECTOR_IP` and the VIP on its eth0; the client and the real servers are
+/// namespaces on the same bridge, as in [`DrLab`]. The real servers get no VIP here: a test
+/// runs `lvs-node` on them (or sets them up itself).
+pub struct IpvsLab {
+    pub prefix: String,
+    pub client: Host,
+    pub reals: Vec<Host>,
+    /// Dropped first: qemu is killed by PID and its files removed.
+    pub director: crate::vm::director::IpvsDirector,
+    // Dropped last: every host's veth dies with its namespace, then the bridge.
+    pub bridge: Netns,
+}
+
+/// The guest director's MAC.
+pub const DIRECTOR_MAC: &str = "02:00:00:00:00:02";
+
+impl IpvsLab {
+    /// Builds the namespaces and boots the director guest (at most 20 s, or an error that
+    /// says so with the guest's console). IPv4 only. The guest's files are in
+    /// `$TMPDIR/{prefix}-vm` (console.log, qemu.log, io/).
+    pub fn build(tag: &str, reals: usize) -> anyhow::Result<IpvsLab> {
+        IpvsLab::build_with_prefix(&unique_prefix(tag), reals)
+    }
+
+    pub fn build_with_prefix(prefix: &str, reals: usize) -> anyhow::Result<IpvsLab> {
+        crate::netns::require_root();
+        let prefix = prefix.to_string();
+        let bridge = Netns::new(&format!("{prefix}br"));
+        bridge.ok("ip link add br0 type bridge && ip link set br0 up");
+        // The guest is booted on this thread: qemu dies with the thread that started it.
+        let director = crate::vm::director::IpvsDirector::boot(
+            Some(std::env::temp_dir().join(format!("{prefix}-vm"))),
+            &bridge.name,
+            "br0",
+            DIRECTOR_IP,
+            VIP,
+            DIRECTOR_MAC,
+        )?;
+        let client = add_host(&bridge, &prefix, "cl", CLIENT_IP, 1, 1, false);
+        let reals: Vec<Host> = (0..reals)
+            .map(|i| {
+                add_host(
+                    &bridge,
+                    &prefix,
+                    &format!("rs{}", i + 1),
+                    real_ip(i),
+                    11 + i,
+                    2 + i,
+                    false,
+                )
             })
             .collect();
-        macs.sort();
-        macs.dedup();
-        macs
+        Ok(IpvsLab {
+            prefix,
+            client,
+            reals,
+            director,
+            bridge,
+        })
     }
+
+    /// MACs that answer ARP for `ip` as seen by the client with real arping.
+    pub fn arp_answers(&self, ip: &str) -> Vec<String> {
+        arp_answers(&self.client, ip)
+    }
+}
+
+fn arp_answers(client: &Host, ip: &str) -> Vec<String> {
+    let out = client.ns.run(&format!("arping -c 2 -w 2 -I eth0 {ip}"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut macs: Vec<String> = text
+        .lines()
+        .filter(|l| l.contains("reply from"))
+        .filter_map(|l| {
+            let a = l.find('[')?;
+            let b = l.find(']')?;
+            Some(l[a + 1..b].to_lowercase())
+        })
+        .collect();
+    macs.sort();
+    macs.dedup();
+    macs
 }

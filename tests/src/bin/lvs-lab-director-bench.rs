@@ -1,0 +1,259 @@
+//! End-to-end failure detection on the real director (docs/benchmarks.md, "Real director"):
+//! the time from GridFTP killed (SIGKILL) or hung (SIGSTOP) on a node to that node leaving
+//! the IPVS table or getting weight 0 in the qemu guest's keepalived, for the seeds'
+//! TCP_CHECK settings (the baseline) against HTTP_GET on the agent's /health and MISC_CHECK
+//! through `lvs-node probe`; and to HAProxy (in a namespace) marking it down via agent-check.
+//!
+//! The guest copies /proc/net/ip_vs to the 9p share every 50 ms and the host reads that copy
+//! every 10 ms, so a figure is the detection time plus at most ~60 ms of polling.
+//! Run by tests/bench/director.sh (as root); `RUNS=N` repetitions per scenario.
+
+use lab::dr::{IpvsLab, VIP};
+use lab::haproxy::{Haproxy, Server};
+use lab::vm::director::{keepalived_conf, with_probe_path};
+use lab::{bins, gridftp, wait_for};
+use nix::sys::signal::Signal;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const HTTP_PORT: u16 = 8080;
+const AGENT_PORT: u16 = 8081;
+
+/// A checker under test: its real_server body (inside `real_server RIP 2811 { ... }`) and
+/// the virtual_server's delay_loop.
+struct Scenario {
+    name: &'static str,
+    delay_loop: u32,
+    checker: String,
+}
+
+fn scenarios(rip: &str, lvs_node: &Path) -> Vec<Scenario> {
+    vec![
+        Scenario {
+            name: "TCP_CHECK, INFN seed (delay_loop 6, connect_timeout default)",
+            delay_loop: 6,
+            checker: "TCP_CHECK {\n    connect_port 2811\n}\n".into(),
+        },
+        Scenario {
+            name: "TCP_CHECK, OSG/Nebraska seed (delay_loop 10, connect_timeout 3)",
+            delay_loop: 10,
+            checker: "TCP_CHECK {\n    connect_timeout 3\n    connect_port 2811\n}\n".into(),
+        },
+        Scenario {
+            name: "HTTP_GET /health (delay_loop 1, connect_timeout 1, retry 0)",
+            delay_loop: 1,
+            checker: format!(
+                "HTTP_GET {{\n    url {{\n        path /health\n        status_code 200\n    }}\n    \
+                 connect_ip {rip}\n    connect_port {HTTP_PORT}\n    connect_timeout 1\n    retry 0\n}}\n"
+            ),
+        },
+        Scenario {
+            name: "MISC_CHECK misc_dynamic via `lvs-node probe` (delay_loop 1)",
+            delay_loop: 1,
+            checker: format!(
+                "MISC_CHECK {{\n    misc_path \"{} probe --agent http://{rip}:{HTTP_PORT} --timeout 1s\"\n    \
+                 misc_timeout 3\n    misc_dynamic\n}}\n",
+                lvs_node.display()
+            ),
+        },
+    ]
+}
+
+fn node_toml(ip: &str, dir: &Path) -> String {
+    format!(
+        "interface = \"eth0\"\nreal_ip = \"{ip}\"\nstate_dir = \"{d}/state\"\n\
+         [[vip]]\naddress = \"{VIP}\"\nports = [2811]\n\
+         [daemon]\nmanage_dataplane = true\ncontrol_socket = \"{d}/control.sock\"\nrecheck_interval = \"1s\"\n\
+         [[check]]\nname = \"gridftp\"\nkind = \"gridftp\"\ninterval = \"500ms\"\ntimeout = \"300ms\"\nrise = 2\nfall = 1\n\
+         [report]\nhttp = \"{ip}:{HTTP_PORT}\"\nagent_check = \"{ip}:{AGENT_PORT}\"\n\
+         [weight]\nbase = 100\nsessions_per_core = 0\nload_per_core = 0\n",
+        d = dir.display()
+    )
+}
+
+fn stats(v: &[f64]) -> String {
+    if v.is_empty() {
+        return "-".into();
+    }
+    let min = v.iter().cloned().fold(f64::MAX, f64::min);
+    let max = v.iter().cloned().fold(0.0, f64::max);
+    let mean = v.iter().sum::<f64>() / v.len() as f64;
+    format!(
+        "min {min:.2} s, mean {mean:.2} s, max {max:.2} s ({} runs)",
+        v.len()
+    )
+}
+
+struct Bench {
+    lab: IpvsLab,
+    work: PathBuf,
+    gridftp: u32,
+    rip: String,
+}
+
+impl Bench {
+    fn restart_gridftp(&mut self) {
+        let rs = &self.lab.reals[0];
+        rs.ns.kill(self.gridftp);
+        self.gridftp = gridftp::start(&rs.ns, rs.ip, "rs0.lab", &self.work.join("gridftp.log"));
+    }
+
+    /// In rotation: present in the watched copy with a weight above 0.
+    fn in_rotation(&self) -> bool {
+        let addr = format!("{}:2811", self.rip);
+        self.lab
+            .director
+            .watched_table()
+            .iter()
+            .flat_map(|s| s.reals.iter())
+            .any(|r| r.addr == addr && r.weight > 0)
+    }
+
+    /// Kills or stops GridFTP, returns the seconds until the node left rotation (None: not
+    /// within `bound`), then restores GridFTP and waits until the node is back.
+    fn one_run(
+        &mut self,
+        sig: Signal,
+        bound: Duration,
+        back: &dyn Fn(&Bench) -> bool,
+    ) -> Option<f64> {
+        let ok = wait_for(Duration::from_secs(60), || back(self).then_some(()));
+        assert!(
+            ok.is_some(),
+            "the node did not come into rotation before the run"
+        );
+        // Let a whole check cycle pass, so the kill lands at a random phase of delay_loop.
+        let phase = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_millis() as u64)
+            .unwrap_or(0);
+        std::thread::sleep(Duration::from_millis(300 + phase));
+        let rs = &self.lab.reals[0];
+        let t0 = Instant::now();
+        rs.ns.signal(self.gridftp, sig);
+        let mut out = None;
+        while t0.elapsed() < bound {
+            if !back(self) {
+                out = Some(t0.elapsed().as_secs_f64());
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if sig == Signal::SIGSTOP {
+            rs.ns.signal(self.gridftp, Signal::SIGCONT);
+        }
+        self.restart_gridftp();
+        out
+    }
+}
+
+fn main() {
+    let runs: usize = std::env::var("RUNS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3);
+    let hung_bound: u64 = std::env::var("HUNG_BOUND")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(30);
+    let t_boot = Instant::now();
+    let lab = IpvsLab::build("dbench", 1).unwrap_or_else(|e| panic!("director guest: {e:#}"));
+    println!(
+        "director guest ready in {:.1} s (qemu TCG)",
+        t_boot.elapsed().as_secs_f64()
+    );
+    let work = std::env::temp_dir().join(format!("{}-bench", lab.prefix));
+    std::fs::create_dir_all(&work).unwrap();
+    let rs = &lab.reals[0];
+    let rip = rs.ip.to_string();
+    let gftp = gridftp::start(&rs.ns, rs.ip, "rs0.lab", &work.join("gridftp.log"));
+    let cfg = work.join("node.toml");
+    std::fs::write(&cfg, node_toml(&rip, &work)).unwrap();
+    rs.ns.spawn_logged(
+        &format!("{} -c {} run", bins::lvs_node().display(), cfg.display()),
+        &work.join("agent.log"),
+    );
+    lab.director.start_table_watch(50).unwrap();
+    let mut b = Bench {
+        lab,
+        work: work.clone(),
+        gridftp: gftp,
+        rip: rip.clone(),
+    };
+    let lvs_node = bins::lvs_node();
+    let mut rows = Vec::new();
+    for sc in scenarios(&rip, &lvs_node) {
+        let body = format!(
+            "real_server {rip} 2811 {{\n    weight 100\n    {}}}\n",
+            sc.checker
+        );
+        let conf = with_probe_path(
+            &keepalived_conf(VIP, 2811, "wlc", sc.delay_loop, &body),
+            &lvs_node,
+        );
+        b.lab.director.stop_keepalived().unwrap();
+        b.lab
+            .director
+            .load_keepalived(&conf)
+            .unwrap_or_else(|e| panic!("{e:#}"));
+        let back = |b: &Bench| b.in_rotation();
+        let kill_bound = Duration::from_secs(sc.delay_loop as u64 * 3 + 10);
+        let mut killed = Vec::new();
+        for _ in 0..runs {
+            match b.one_run(Signal::SIGKILL, kill_bound, &back) {
+                Some(t) => killed.push(t),
+                None => println!(
+                    "  {}: killed GridFTP not detected within {} s",
+                    sc.name,
+                    kill_bound.as_secs()
+                ),
+            }
+        }
+        let hung = b.one_run(Signal::SIGSTOP, Duration::from_secs(hung_bound), &back);
+        let line = format!(
+            "| {} | killed: {} | hung: {} |",
+            sc.name,
+            stats(&killed),
+            hung.map(|t| format!("{t:.2} s"))
+                .unwrap_or(format!("not detected in {hung_bound} s"))
+        );
+        println!("{line}");
+        rows.push(line);
+    }
+    // HAProxy agent-check, in the client namespace, against the same node.
+    b.lab.director.stop_keepalived().unwrap();
+    let hdir = work.join("haproxy");
+    let ha = Haproxy::start(
+        &b.lab.client.ns,
+        &hdir,
+        &[Server {
+            name: "rs0".into(),
+            addr: format!("{rip}:2811"),
+            agent_addr: rip.clone(),
+            agent_port: AGENT_PORT,
+        }],
+    );
+    let up = |b: &Bench| {
+        ha.server(&b.lab.client.ns, "rs0")
+            .is_some_and(|(st, w)| st.starts_with("UP") && w > 0)
+    };
+    let mut killed = Vec::new();
+    for _ in 0..runs {
+        if let Some(t) = b.one_run(Signal::SIGKILL, Duration::from_secs(20), &up) {
+            killed.push(t)
+        }
+    }
+    let hung = b.one_run(Signal::SIGSTOP, Duration::from_secs(hung_bound), &up);
+    let line = format!(
+        "| HAProxy 2.6 agent-check (agent-inter 300ms, check inter 500ms) | killed: {} | hung: {} |",
+        stats(&killed),
+        hung.map(|t| format!("{t:.2} s")).unwrap_or(format!("not detected in {hung_bound} s"))
+    );
+    println!("{line}");
+    rows.push(line);
+    println!("\nsummary:");
+    for r in rows {
+        println!("{r}");
+    }
+    let _ = std::fs::remove_dir_all(&work);
+}
