@@ -84,6 +84,8 @@ struct Daemon {
     control: Option<Task<(PathBuf, PathBuf)>>,
     /// The HTTP-01 responder for `[acme]`: webroot and listen addresses.
     acme: Option<Task<(PathBuf, Vec<std::net::SocketAddr>)>>,
+    /// The `[[redirect]]` listeners, restarted together when any of them changes.
+    redirect: Vec<Task<Vec<lvs_shared::config::redirect::Redirect>>>,
     cfg_tx: watch::Sender<Arc<NodeConfig>>,
     /// None once stopping: no repair may race the final `down`.
     dataplane: Option<Task<()>>,
@@ -133,6 +135,7 @@ impl Daemon {
             agent: None,
             control: None,
             acme: None,
+            redirect: Vec::new(),
             cfg_tx,
             dataplane: Some(dataplane),
             _load: load,
@@ -233,6 +236,18 @@ impl Daemon {
                 });
             }
         }
+        if self.redirect.first().map(|t| &t.key) != Some(&cfg.redirects) {
+            self.redirect.clear();
+            let view = Arc::new(crate::redirect::choose::Fixed(Vec::new()));
+            let handles = crate::redirect::start(&cfg.redirects, view).await?;
+            self.redirect = handles
+                .into_iter()
+                .map(|handle| Task {
+                    key: cfg.redirects.clone(),
+                    handle,
+                })
+                .collect();
+        }
         let ck = (d.control_socket.clone(), cfg.state_dir.clone());
         if self.control.as_ref().map(|t| &t.key) != Some(&ck) {
             self.control = None;
@@ -294,6 +309,7 @@ impl Daemon {
         self.agent = None;
         self.control = None;
         self.acme = None;
+        self.redirect.clear();
         let _ = std::fs::remove_file(&self.cfg.daemon.control_socket);
         if self.cfg.daemon.on_stop == OnStop::Down && self.cfg.daemon.manage_dataplane {
             tracing::info!("{why}: on_stop = \"down\": removing the VIPs");

@@ -12,5 +12,6 @@ pub mod doctor;
 pub mod health;
 pub mod logging;
 pub mod probe;
+pub mod redirect;
 pub mod report;
 pub mod sockdiag;

@@ -6,6 +6,7 @@
 
 pub mod acme;
 pub mod daemon;
+pub mod redirect;
 
 use crate::error::ConfigError;
 use serde::Deserialize;
@@ -54,6 +55,8 @@ struct RawConfig {
     #[serde(default)]
     weight: daemon::RawWeight,
     acme: Option<acme::RawAcme>,
+    #[serde(default)]
+    redirect: Vec<redirect::RawRedirect>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -103,6 +106,8 @@ pub struct NodeConfig {
     pub vips: Vec<Vip>,
     pub daemon: daemon::Settings,
     pub acme: Option<acme::Settings>,
+    /// `[[redirect]]` listeners on VIPs (HTTP uploads that bypass the director).
+    pub redirects: Vec<redirect::Redirect>,
 }
 
 impl NodeConfig {
@@ -305,6 +310,8 @@ impl NodeConfig {
             Some(a) => Some(acme::validate(path, a)?),
             None => None,
         };
+        let vip_addrs: Vec<IpAddr> = vips.iter().map(|v| v.address).collect();
+        let redirects = redirect::validate(path, raw.redirect, &vip_addrs)?;
         Ok(NodeConfig {
             file: path.to_path_buf(),
             interface,
@@ -314,6 +321,7 @@ impl NodeConfig {
             vips,
             daemon,
             acme,
+            redirects,
         })
     }
 }
