@@ -9,6 +9,7 @@ pub mod netns;
 pub mod node;
 pub mod pebble;
 pub mod units;
+pub mod webdav;
 
 pub use dr::{DrLab, LabOpts};
 pub use netns::{require_root, wait_for, Netns};

@@ -85,7 +85,8 @@ mod tests {
         let list = vec![c("a", 100), c("b", 0), c("c", 50)];
         let mut n = std::collections::HashMap::new();
         for r in 0..150u64 {
-            *n.entry(weighted(&list, r).unwrap().node.clone()).or_insert(0) += 1;
+            *n.entry(weighted(&list, r).unwrap().node.clone())
+                .or_insert(0) += 1;
         }
         assert_eq!(n.get("a"), Some(&100));
         assert_eq!(n.get("b"), None, "a zero weight is never chosen");

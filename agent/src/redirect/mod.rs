@@ -155,7 +155,8 @@ pub fn answer<B>(spec: &Spec, req: &Request<B>) -> Response<Full<Bytes>> {
         .unwrap_or("/");
     let mut r = match spec.chooser.pick(listen) {
         Some(base) => {
-            let status = StatusCode::from_u16(spec.cfg.status).unwrap_or(StatusCode::TEMPORARY_REDIRECT);
+            let status =
+                StatusCode::from_u16(spec.cfg.status).unwrap_or(StatusCode::TEMPORARY_REDIRECT);
             let location = format!("{base}{pq}");
             count(listen, &base, status.as_u16());
             let mut r = Response::new(Full::new(Bytes::new()));
@@ -212,10 +213,13 @@ pub async fn start(
             None => None,
         };
         let chooser = match r.choose {
-            lvs_shared::config::redirect::Choose::SelfNode => Chooser::SelfNode(r.target_base(&fqdn)),
+            lvs_shared::config::redirect::Choose::SelfNode => {
+                Chooser::SelfNode(r.target_base(&fqdn))
+            }
             lvs_shared::config::redirect::Choose::Pool => Chooser::Pool(pool.clone()),
         };
-        let l = bind(r.listen).map_err(|e| format!("cannot listen on redirect {}: {e}", r.listen))?;
+        let l =
+            bind(r.listen).map_err(|e| format!("cannot listen on redirect {}: {e}", r.listen))?;
         bound.push((
             l,
             Arc::new(Spec {

@@ -29,8 +29,13 @@ pub fn load(cert: &Path, key: &Path) -> Result<Arc<CertifiedKey>, String> {
     let signing = aws_lc_rs::sign::any_supported_type(&der)
         .map_err(|e| format!("{}: unsupported private key: {e}", key.display()))?;
     let ck = CertifiedKey::new(chain, signing);
-    ck.keys_match()
-        .map_err(|e| format!("{} and {}: the key does not match the certificate: {e}", cert.display(), key.display()))?;
+    ck.keys_match().map_err(|e| {
+        format!(
+            "{} and {}: the key does not match the certificate: {e}",
+            cert.display(),
+            key.display()
+        )
+    })?;
     Ok(Arc::new(ck))
 }
 
@@ -97,11 +102,12 @@ impl ResolvesServerCert for Reloading {
 /// A TLS acceptor for HTTP/1.1 with the pair at `cert`/`key`.
 pub fn acceptor(cert: &Path, key: &Path) -> Result<tokio_rustls::TlsAcceptor, String> {
     let resolver = Arc::new(Reloading::new(cert, key)?);
-    let mut cfg = rustls::ServerConfig::builder_with_provider(Arc::new(aws_lc_rs::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS setup: {e}"))?
-        .with_no_client_auth()
-        .with_cert_resolver(resolver);
+    let mut cfg =
+        rustls::ServerConfig::builder_with_provider(Arc::new(aws_lc_rs::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("TLS setup: {e}"))?
+            .with_no_client_auth()
+            .with_cert_resolver(resolver);
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(cfg)))
 }

@@ -98,7 +98,8 @@ pub fn validate(
     let mut out: Vec<Redirect> = Vec::new();
     for (i, r) in raw.into_iter().enumerate() {
         let k = |f: &str| format!("redirect[{i}].{f}");
-        let err = |key: String, problem: String, fix: &str| ConfigError::new(file, key, problem, fix);
+        let err =
+            |key: String, problem: String, fix: &str| ConfigError::new(file, key, problem, fix);
         let listen_s = r.listen.ok_or_else(|| {
             err(
                 k("listen"),
@@ -191,13 +192,11 @@ pub fn validate(
         let choose = match r.choose.as_deref() {
             None | Some("self") => Choose::SelfNode,
             Some("pool") => Choose::Pool,
-            Some(o) => {
-                return Err(err(
-                    k("choose"),
-                    format!("`{o}` is neither \"self\" nor \"pool\""),
-                    "write choose = \"self\" (this node) or \"pool\" (a healthy node of [pool] peers)",
-                ))
-            }
+            Some(o) => return Err(err(
+                k("choose"),
+                format!("`{o}` is neither \"self\" nor \"pool\""),
+                "write choose = \"self\" (this node) or \"pool\" (a healthy node of [pool] peers)",
+            )),
         };
         out.push(Redirect {
             listen,
@@ -255,7 +254,10 @@ mod tests {
         .unwrap();
         assert_eq!(r[0].status, 307);
         assert_eq!(r[0].choose, Choose::SelfNode);
-        assert_eq!(r[0].target_base("n1.example.org"), "http://n1.example.org:8000");
+        assert_eq!(
+            r[0].target_base("n1.example.org"),
+            "http://n1.example.org:8000"
+        );
     }
 
     #[test]
@@ -272,7 +274,11 @@ mod tests {
     #[test]
     fn errors_name_the_key() {
         let cases = [
-            ("listen = \"192.0.2.99:8000\"", "redirect[0].listen", "not one of"),
+            (
+                "listen = \"192.0.2.99:8000\"",
+                "redirect[0].listen",
+                "not one of",
+            ),
             ("listen = \"nope\"", "redirect[0].listen", "ADDRESS:PORT"),
             (
                 "listen = \"192.0.2.100:8000\"\nstatus = 200",

@@ -1,0 +1,165 @@
+//! Uploads that bypass the director: `[[redirect]]` on the VIP answers 307 before the
+//! body is sent, the payload goes from the client straight to a node's real IP, and the
+//! director carries only the request head.
+//!
+//! The storage server is a real one (apache2 with mod_dav, tests/src/webdav.rs) and the
+//! clients are real: curl and davix-put. Debian 12 packages gfal2 only as a library
+//! (no gfal-copy command: gfal2-util is not packaged), so gfal is not exercised.
+//!
+//! The director here is the nftables MAC-rewrite EMULATION of LVS-DR (tests/src/dr.rs);
+//! its byte counter on VIP:8000 plays the part of `ipvsadm -Ln --stats` InBytes.
+
+use lab::dr::{Host, VIP};
+use lab::{bins, wait_for, webdav, DrLab, LabOpts};
+use std::path::Path;
+use std::time::Duration;
+
+#[path = "daemon_util/mod.rs"]
+mod util;
+use util::TestDir;
+
+const PORT: u16 = 8000;
+const DAV_PORT: u16 = 8000;
+
+fn node_config(h: &Host, dir: &Path, redirect: &str) -> std::path::PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let text = format!(
+        "interface = \"eth0\"\nreal_ip = \"{ip}\"\nstate_dir = \"{d}/state\"\n\
+         [[vip]]\naddress = \"{VIP}\"\nports = [{PORT}]\n\
+         [daemon]\nmanage_dataplane = true\ncontrol_socket = \"{d}/control.sock\"\nrecheck_interval = \"1s\"\n\
+         [report]\nhttp = \"{ip}:8080\"\n\
+         [[redirect]]\nlisten = \"{VIP}:{PORT}\"\n{redirect}\n",
+        ip = h.ip,
+        d = dir.display(),
+    );
+    let p = dir.join("node.toml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// Counts the bytes of every packet to VIP:PORT that reaches the director.
+fn count_director_bytes(lab: &DrLab) {
+    lab.director.ok(&format!(
+        "nft add table netdev lvtcount && \
+         nft add chain netdev lvtcount in '{{ type filter hook ingress device \"eth0\" priority -10; policy accept; }}' && \
+         nft add rule netdev lvtcount in ip daddr {VIP} tcp dport {PORT} counter"
+    ));
+}
+
+fn director_bytes(lab: &DrLab) -> u64 {
+    let out = lab.director.ok("nft list table netdev lvtcount");
+    let i = out.find("bytes ").expect("counter") + 6;
+    out[i..].split_whitespace().next().unwrap().parse().unwrap()
+}
+
+fn find_upload(davs: &[webdav::Dav], name: &str) -> Option<usize> {
+    davs.iter().position(|d| d.data.join(name).exists())
+}
+
+#[test]
+fn uploads_go_to_the_node_not_through_the_director() {
+    let lab = DrLab::build(
+        "redir",
+        LabOpts {
+            reals: 2,
+            ports: vec![PORT],
+            ..Default::default()
+        },
+    );
+    let t = TestDir::new(&lab.prefix);
+    let mut davs = Vec::new();
+    for (i, h) in lab.reals.iter().enumerate() {
+        let d = t.join(&format!("rs{i}"));
+        davs.push(webdav::start(h, &d.join("dav"), DAV_PORT, None));
+        let cfg = node_config(h, &d, &format!("target = \"http://{}:{DAV_PORT}\"", h.ip));
+        util::start_agent(h, &cfg, &d.join("agent.log"), 8080);
+    }
+    count_director_bytes(&lab);
+    let file = t.join("payload");
+    lab.client.ok(&format!(
+        "head -c {} /dev/urandom > {}",
+        64 << 20,
+        file.display()
+    ));
+
+    // curl follows the 307 and resends the body to the node.
+    let out = lab.client.ok(&format!(
+        "curl -sS -L -T {} -o /dev/null -w '%{{http_code}} %{{num_redirects}}' http://{VIP}:{PORT}/c1.bin",
+        file.display()
+    ));
+    assert_eq!(out.trim(), "201 1", "curl upload through the redirect");
+    let n = find_upload(&davs, "c1.bin").expect("the upload landed on a node");
+    lab.client.ok(&format!(
+        "cmp {} {}",
+        file.display(),
+        davs[n].data.join("c1.bin").display()
+    ));
+    let after_curl = director_bytes(&lab);
+    assert!(
+        after_curl < 256 * 1024,
+        "{after_curl} bytes crossed the director for a 64 MiB upload"
+    );
+
+    // davix-put follows a 307 on PUT the same way.
+    lab.client.ok(&format!(
+        "davix-put {} http://{VIP}:{PORT}/d1.bin",
+        file.display()
+    ));
+    let n = find_upload(&davs, "d1.bin").expect("davix upload landed on a node");
+    lab.client.ok(&format!(
+        "cmp {} {}",
+        file.display(),
+        davs[n].data.join("d1.bin").display()
+    ));
+    let total = director_bytes(&lab);
+    assert!(
+        total < 256 * 1024,
+        "{total} bytes crossed the director for two 64 MiB uploads"
+    );
+    eprintln!("director bytes: curl {after_curl}, curl + davix-put {total} (2 x 64 MiB uploaded)");
+
+    // Without following: the redirect comes before any payload, never `100 Continue`,
+    // and the Location keeps the path and the query.
+    let out = lab.client.ns.run(&format!(
+        "curl -sv -T {} -H 'Expect: 100-continue' --max-redirs 0 'http://{VIP}:{PORT}/a/b.bin?x=1&y=2' -o /dev/null",
+        file.display()
+    ));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !err.contains("HTTP/1.1 100"),
+        "the redirector sent 100 Continue:\n{err}"
+    );
+    let status_lines: Vec<&str> = err.lines().filter(|l| l.starts_with("< HTTP/")).collect();
+    assert_eq!(status_lines.len(), 1, "{err}");
+    assert!(status_lines[0].contains(" 307"), "{err}");
+    let loc = err
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("< location:"))
+        .expect("a Location header");
+    assert!(
+        loc.ends_with("/a/b.bin?x=1&y=2") && loc.contains(":8000/"),
+        "{loc}"
+    );
+
+    // Counted in /metrics by target and status.
+    let counted = wait_for(Duration::from_secs(2), || {
+        let m: String = lab
+            .reals
+            .iter()
+            .map(|h| {
+                lab.client
+                    .ok(&format!("curl -s -m 2 http://{}:8080/metrics", h.ip))
+            })
+            .collect();
+        m.lines()
+            .filter(|l| {
+                l.starts_with("lvs_realserver_redirects_total{") && l.contains("status=\"307\"")
+            })
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+            .sum::<u64>()
+            .ge(&3)
+            .then_some(())
+    });
+    assert!(counted.is_some(), "redirects not counted in /metrics");
+    let _ = bins::lvs_node();
+}
