@@ -163,3 +163,122 @@ fn uploads_go_to_the_node_not_through_the_director() {
     assert!(counted.is_some(), "redirects not counted in /metrics");
     let _ = bins::lvs_node();
 }
+
+/// TLS at the VIP and at the node with one certificate: `lvs-cert acme` issues the shared
+/// SAN certificate from Pebble through the VIP (CN = the VIP's name, SANs = the nodes), the
+/// redirector serves it on VIP:8443 and apache2 serves the same files on each node's
+/// real IP; curl verifies both against Pebble's root while following the 307.
+#[test]
+fn tls_at_the_vip_with_the_certificate_lvs_cert_issued() {
+    use lab::pebble::{node_name, serve_webroot, Pebble, PebbleOpts, VIP_HOST};
+    const TLS_PORT: u16 = 8443;
+    let lab = DrLab::build(
+        "redirtls",
+        LabOpts {
+            reals: 2,
+            ports: vec![80, TLS_PORT],
+            ..Default::default()
+        },
+    );
+    let pebble = Pebble::start(&lab, 2, PebbleOpts::default());
+    let t = TestDir::new(&lab.prefix);
+    let webroot = t.join("webroot");
+    std::fs::create_dir_all(&webroot).unwrap();
+    // serve_webroot puts the VIP on lo by hand (sysctl suppression) and answers HTTP-01.
+    for r in &lab.reals {
+        serve_webroot(r, &webroot);
+    }
+    let (cert, key) = (t.join("tls/hostcert.pem"), t.join("tls/hostkey.pem"));
+    let mut args = format!(
+        "acme --vip {VIP_HOST} --webroot {wr} --shared-dir {sh} --state-dir {st} \
+         --directory {dir} --root-ca {ca} --cert {c} --key {k} --vip-ip {VIP}",
+        wr = webroot.display(),
+        sh = t.join("shared").display(),
+        st = t.join("state").display(),
+        dir = pebble.directory(),
+        ca = pebble.tls_ca.display(),
+        c = cert.display(),
+        k = key.display(),
+    );
+    for (i, r) in lab.reals.iter().enumerate() {
+        args.push_str(&format!(
+            " --alt {n} --node-ip {n}={ip}",
+            n = node_name(i),
+            ip = r.ip
+        ));
+    }
+    let o = lab
+        .client
+        .ns
+        .run(&format!("{} {args}", bins::lvs_cert().display()));
+    assert!(
+        o.status.success(),
+        "lvs-cert acme: {}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    lab::pebble::write_hosts(&lab, 2);
+
+    let mut davs = Vec::new();
+    for (i, h) in lab.reals.iter().enumerate() {
+        let d = t.join(&format!("rs{i}"));
+        davs.push(webdav::start(
+            h,
+            &d.join("dav"),
+            TLS_PORT,
+            Some((&cert, &key)),
+        ));
+        std::fs::create_dir_all(&d).unwrap();
+        let cfg = d.join("node.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "interface = \"eth0\"\nreal_ip = \"{ip}\"\nstate_dir = \"{d}/state\"\n\
+                 [[vip]]\naddress = \"{VIP}\"\nports = [{TLS_PORT}]\n\
+                 [daemon]\nmanage_dataplane = false\ncontrol_socket = \"{d}/control.sock\"\n\
+                 [report]\nhttp = \"{ip}:8080\"\n\
+                 [[redirect]]\nlisten = \"{VIP}:{TLS_PORT}\"\ntls_cert = \"{c}\"\ntls_key = \"{k}\"\n\
+                 target = \"https://{n}:{TLS_PORT}\"\n",
+                ip = h.ip,
+                d = d.display(),
+                c = cert.display(),
+                k = key.display(),
+                n = node_name(i),
+            ),
+        )
+        .unwrap();
+        util::start_agent(h, &cfg, &d.join("agent.log"), 8080);
+    }
+    let file = t.join("payload");
+    lab.client.ok(&format!(
+        "head -c {} /dev/urandom > {}",
+        4 << 20,
+        file.display()
+    ));
+    // Pebble's root signed the certificate; curl trusts nothing else.
+    let root = pebble.issuer_root.display().to_string();
+    let out = lab.client.ok(&format!(
+        "curl -sS --cacert {root} -L -T {} -o /dev/null -w '%{{http_code}} %{{num_redirects}} %{{url_effective}}' https://{VIP_HOST}:{TLS_PORT}/tls.bin",
+        file.display()
+    ));
+    let mut w = out.split_whitespace();
+    assert_eq!(w.next(), Some("201"), "{out}");
+    assert_eq!(w.next(), Some("1"), "{out}");
+    let effective = w.next().unwrap_or_default();
+    assert!(
+        effective.starts_with("https://gftp")
+            && effective.ends_with(&format!(":{TLS_PORT}/tls.bin")),
+        "{out}"
+    );
+    let n = find_upload(&davs, "tls.bin").expect("the TLS upload landed on a node");
+    lab.client.ok(&format!(
+        "cmp {} {}",
+        file.display(),
+        davs[n].data.join("tls.bin").display()
+    ));
+    // A name the certificate does not cover fails verification at the VIP.
+    let bad = lab.client.ns.run(&format!(
+        "curl -sS --cacert {root} --resolve other.lab.example:{TLS_PORT}:{VIP} https://other.lab.example:{TLS_PORT}/x -o /dev/null"
+    ));
+    assert!(!bad.status.success(), "a wrong name must not verify");
+}
