@@ -4,6 +4,7 @@
 pub mod bins;
 pub mod dr;
 pub mod gridftp;
+pub mod gsi;
 pub mod haproxy;
 pub mod netns;
 pub mod node;
