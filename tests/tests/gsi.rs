@@ -241,3 +241,136 @@ fn gsi_gridftp_through_the_vip_with_the_certificate_lvs_cert_acme_issued() {
     let work = start_servers(&lab, &t, &leaf, &key, &trust);
     transfers_through_the_vip(&lab, &t, &trust, &proxy, &work);
 }
+
+/// The per-node XRootD certificates (`lvs-cert request --xrootd`: CN = the node, SANs =
+/// the node and the VIP's name), signed by the test CA, authenticate a real `xrootd` with
+/// GSI on each node; `xrdcp root://VIP-NAME//...` through the VIP with a user proxy reads
+/// the file from every node in turn.
+#[test]
+fn gsi_xrootd_through_the_vip_with_per_node_certificates() {
+    use std::os::unix::fs::PermissionsExt;
+    let lab = DrLab::build(
+        "gsixrd",
+        LabOpts {
+            reals: 2,
+            ports: vec![1094],
+            ..Default::default()
+        },
+    );
+    let t = TestDir::new(&lab.prefix);
+    std::fs::set_permissions(&t.0, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let ca = TestCa::new(&t.join("ca"));
+    let trust = TrustDir::new(&t.join("certificates"));
+    trust.add(&ca.cert);
+    let req = t.join("req");
+    std::fs::create_dir_all(&req).unwrap();
+    let o = lab.client.ns.run(&format!(
+        "{} request --xrootd --vip {VIP_HOST} --alt {} --alt {} --out {}",
+        bins::lvs_cert().display(),
+        node_name(0),
+        node_name(1),
+        req.display()
+    ));
+    assert!(
+        o.status.success(),
+        "lvs-cert request --xrootd: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let proxy = ca.user_proxy(&trust);
+    let data = t.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let (src, sum) = lab::gridftp::make_file(&data, "x.bin", 1 << 20);
+    let mut logs = Vec::new();
+    for (i, r) in lab.reals.iter().enumerate() {
+        node_up(r, &t.join(&format!("node{i}")));
+        let name = node_name(i);
+        let w = t.join(&format!("xrd{i}"));
+        std::fs::create_dir_all(w.join("log")).unwrap();
+        let (cert, key) = (w.join("hostcert.pem"), w.join("hostkey.pem"));
+        ca.sign(&req.join(format!("{name}.csr")), &cert);
+        std::fs::copy(req.join(format!("{name}.key")), &key).unwrap();
+        std::fs::write(
+            w.join("grid-mapfile"),
+            format!("\"{}\" nobody\n", lab::gsi::USER_DN),
+        )
+        .unwrap();
+        // xrootd runs as nobody (-R nobody): it must own its key (0400) and its log dir.
+        r.ok(&format!(
+            "chmod 755 {w} && chown -R nobody {w} && chmod 400 {key}",
+            w = w.display(),
+            key = key.display()
+        ));
+        let cfg = w.join("xrootd.cfg");
+        std::fs::write(
+            &cfg,
+            format!(
+                "all.export {data}\nxrd.port 1094\nxrootd.seclib libXrdSec.so\n\
+                 sec.protocol gsi -certdir:{tr} -cert:{c} -key:{k} -gridmap:{g} -gmapopt:10 -crl:0\n\
+                 sec.protbind * only gsi\n",
+                data = data.display(),
+                tr = trust.0.display(),
+                c = cert.display(),
+                k = key.display(),
+                g = w.join("grid-mapfile").display(),
+            ),
+        )
+        .unwrap();
+        r.ns.write_etc("hosts", &hosts(2));
+        let log = w.join("log/xrootd.log");
+        r.ns.spawn_logged(
+            &format!(
+                "unshare -u sh -c 'hostname {name} && exec xrootd -R nobody -c {} -l {}'",
+                cfg.display(),
+                log.display()
+            ),
+            &w.join("stdout.log"),
+        );
+        let up = lab::wait_for(std::time::Duration::from_secs(10), || {
+            r.ns.run("ss -Hltn 'sport = :1094' | grep -q LISTEN")
+                .status
+                .success()
+                .then_some(())
+        });
+        assert!(
+            up.is_some(),
+            "xrootd did not listen on {name}: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        logs.push(log);
+    }
+    lab.client.ns.write_etc("hosts", &hosts(2));
+    for n in 0..4 {
+        let out = t.join(&format!("xout{n}.bin"));
+        let o = lab.client.ns.run(&format!(
+            "X509_USER_PROXY={} X509_CERT_DIR={} timeout 60 xrdcp -f root://{VIP_HOST}:1094/{} {}",
+            proxy.display(),
+            trust.0.display(),
+            src.display(),
+            out.display()
+        ));
+        assert!(
+            o.status.success(),
+            "xrdcp {n} through the VIP: {}\n{}",
+            String::from_utf8_lossy(&o.stderr),
+            logs.iter()
+                .map(|l| std::fs::read_to_string(l).unwrap_or_default())
+                .collect::<Vec<_>>()
+                .join("\n---\n")
+        );
+        assert_eq!(lab::gridftp::sha256(&out), sum, "xrdcp {n} not intact");
+    }
+    let logins: Vec<usize> = logs
+        .iter()
+        .map(|l| {
+            std::fs::read_to_string(l)
+                .unwrap_or_default()
+                .matches(&format!("login as {}", lab::gsi::USER_DN))
+                .count()
+        })
+        .collect();
+    eprintln!("GSI xrootd logins per node: {logins:?}");
+    assert!(
+        logins.iter().all(|&n| n > 0),
+        "both nodes must authenticate the user over GSI: {logins:?}"
+    );
+}
