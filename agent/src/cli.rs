@@ -55,8 +55,12 @@ pub enum Command {
     Resume,
     /// keepalived MISC_CHECK helper: ask an agent for health and weight.
     Probe(ProbeArgs),
-    /// Print this node's keepalived real_server stanza or HAProxy server line.
+    /// Print this node's keepalived real_server stanza or HAProxy server line; with
+    /// --pool, one complete director configuration for the whole pool.
     DirectorConfig(DirectorConfigArgs),
+    /// The pool of nodes (`[pool] peers`), as their report endpoints tell it.
+    #[command(subcommand)]
+    Pool(PoolCommand),
     /// Serve /.well-known/acme-challenge/ from a shared webroot (no daemon needed).
     ServeChallenges(ServeChallengesArgs),
     /// Check this real server for what breaks LVS-DR GridFTP, and explain each fix.
@@ -115,6 +119,61 @@ pub struct DirectorConfigArgs {
     /// keepalived MISC_CHECK (misc_dynamic, via `lvs-node probe`) instead of HTTP_GET.
     #[arg(long, conflicts_with = "haproxy")]
     pub misc_check: bool,
+    /// The lvs-node binary on the director, for MISC_CHECK's misc_path.
+    #[arg(long, value_name = "PATH", default_value = "/usr/bin/lvs-node")]
+    pub probe_path: String,
+    /// Pool-wide configuration (see docs/director.md).
+    #[command(flatten)]
+    pub pool: PoolDirectorArgs,
+}
+
+/// `director-config --pool`: read every node's /status and print one configuration.
+#[derive(Args, Debug, Default, Clone)]
+pub struct PoolDirectorArgs {
+    /// A node's report endpoint, e.g. http://192.0.2.11:8080 (repeatable: one per node).
+    #[arg(long = "pool", value_name = "URL")]
+    pub urls: Vec<String>,
+    /// Leave out nodes that do not answer (default: an error naming them).
+    #[arg(long, requires = "urls")]
+    pub allow_missing: bool,
+    /// keepalived delay_loop of every virtual_server (e.g. 1s, 6s).
+    #[arg(long, default_value = "1s", value_parser = parse_duration, requires = "urls")]
+    pub delay_loop: std::time::Duration,
+    /// Add persistence_timeout SECONDS to every virtual_server.
+    #[arg(long, value_name = "SECONDS", requires = "urls")]
+    pub persistence: Option<u32>,
+    /// GridFTP data channels through the VIP (passive range LOW-HIGH, the
+    /// GLOBUS_TCP_PORT_RANGE): port 2811 and the range become one firewall-mark
+    /// virtual_server, with the director's mark rules printed beside it.
+    #[arg(long, value_name = "LOW-HIGH", requires = "urls")]
+    pub gridftp_data_ports: Option<String>,
+    /// First firewall mark for --gridftp-data-ports (one mark per VIP).
+    #[arg(long, default_value_t = 2811, requires = "gridftp_data_ports")]
+    pub fwmark: u32,
+    /// Timeout for each node's /status.
+    #[arg(long, default_value = "3s", value_parser = parse_duration, requires = "urls")]
+    pub timeout: std::time::Duration,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PoolCommand {
+    /// One line per node: state, admin, weight, sessions, failing checks, certificate
+    /// expiry. Exit 0: no node down or unreachable (drain and maint are admin choices);
+    /// 1: some node down or unreachable; 2: bad usage or config.
+    Status(PoolStatusArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct PoolStatusArgs {
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+    /// A node's report endpoint (repeatable); default: [pool] peers and this node.
+    #[arg(long, value_name = "URL")]
+    pub peer: Vec<String>,
+    /// Timeout for each node's /status.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
 }
 
 #[derive(Args, Debug)]

@@ -87,6 +87,10 @@ struct Daemon {
     /// The `[[redirect]]` listeners, restarted together when any of them changes.
     redirect: Vec<Task<Vec<lvs_shared::config::redirect::Redirect>>>,
     cfg_tx: watch::Sender<Arc<NodeConfig>>,
+    /// The pool poller (`[pool] peers`), and the channel its consumers read; the channel
+    /// outlives poller restarts on reload.
+    pool: Option<Task<lvs_shared::config::daemon::Pool>>,
+    pool_tx: watch::Sender<Arc<crate::pool::PoolView>>,
     /// None once stopping: no repair may race the final `down`.
     dataplane: Option<Task<()>>,
     _load: Task<()>,
@@ -137,6 +141,8 @@ impl Daemon {
             acme: None,
             redirect: Vec::new(),
             cfg_tx,
+            pool: None,
+            pool_tx: watch::channel(Arc::new(crate::pool::PoolView::empty())).0,
             dataplane: Some(dataplane),
             _load: load,
         };
@@ -195,7 +201,12 @@ impl Daemon {
                     .map_err(|e| format!("cannot listen on report.http {}: {e}", k.0))?;
                 let gate = Gate::new(k.1.clone(), k.2);
                 self.http = Some(Task {
-                    handle: tokio::spawn(report::http::serve(l, self.health.clone(), gate)),
+                    handle: tokio::spawn(report::http::serve(
+                        l,
+                        self.health.clone(),
+                        gate,
+                        self.cfg_tx.subscribe(),
+                    )),
                     key: k,
                 });
             }
@@ -236,9 +247,27 @@ impl Daemon {
                 });
             }
         }
+        let pk = (!d.pool.peers.is_empty()).then(|| d.pool.clone());
+        if self.pool.as_ref().map(|t| &t.key) != pk.as_ref() {
+            self.pool = None;
+            if let Some(k) = pk {
+                tracing::info!(peers = k.peers.len(), interval = %lvs_shared::duration::format(k.interval), "polling the pool");
+                self.pool = Some(Task {
+                    handle: tokio::spawn(crate::pool::run(
+                        k.clone(),
+                        self.cfg_tx.subscribe(),
+                        self.health.clone(),
+                        self.pool_tx.clone(),
+                    )),
+                    key: k,
+                });
+            }
+        }
         if self.redirect.first().map(|t| &t.key) != Some(&cfg.redirects) {
             self.redirect.clear();
-            let view = Arc::new(crate::redirect::choose::Fixed(Vec::new()));
+            let view = Arc::new(crate::redirect::pool_view::FromPool(
+                self.pool_tx.subscribe(),
+            ));
             let handles = crate::redirect::start(&cfg.redirects, view).await?;
             self.redirect = handles
                 .into_iter()
@@ -310,6 +339,7 @@ impl Daemon {
         self.control = None;
         self.acme = None;
         self.redirect.clear();
+        self.pool = None;
         let _ = std::fs::remove_file(&self.cfg.daemon.control_socket);
         if self.cfg.daemon.on_stop == OnStop::Down && self.cfg.daemon.manage_dataplane {
             tracing::info!("{why}: on_stop = \"down\": removing the VIPs");

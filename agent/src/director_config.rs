@@ -84,36 +84,16 @@ pub fn render(cfg: &NodeConfig, args: &DirectorConfigArgs) -> Result<String, Str
                 "# inside: virtual_server {} {p} {{ lb_kind DR ... }}",
                 v.address
             );
-            let _ = writeln!(o, "real_server {real} {p} {{");
-            let _ = writeln!(o, "    weight {weight}");
-            let _ = writeln!(o, "    inhibit_on_failure");
-            if args.misc_check {
-                let _ = writeln!(o, "    MISC_CHECK {{");
-                let _ = writeln!(
+            crate::director_pool::real_server(&mut o, "", real, Some(*p), weight, |o, ind| {
+                crate::director_pool::checker(
                     o,
-                    "        misc_path \"/usr/sbin/lvs-node probe --agent http://{}:{} --timeout 1s\"",
-                    host(http.ip()),
-                    http.port()
-                );
-                let _ = writeln!(o, "        misc_timeout 3");
-                let _ = writeln!(o, "        misc_dynamic");
-                let _ = writeln!(o, "        delay_loop 2");
-                let _ = writeln!(o, "    }}");
-            } else {
-                let _ = writeln!(o, "    HTTP_GET {{");
-                let _ = writeln!(o, "        url {{");
-                let _ = writeln!(o, "            path /health");
-                let _ = writeln!(o, "            status_code 200");
-                let _ = writeln!(o, "        }}");
-                let _ = writeln!(o, "        connect_ip {}", http.ip());
-                let _ = writeln!(o, "        connect_port {}", http.port());
-                let _ = writeln!(o, "        connect_timeout 1");
-                let _ = writeln!(o, "        retry 1");
-                let _ = writeln!(o, "        delay_before_retry 1");
-                let _ = writeln!(o, "        delay_loop 2");
-                let _ = writeln!(o, "    }}");
-            }
-            let _ = writeln!(o, "}}");
+                    ind,
+                    http,
+                    args.misc_check,
+                    &args.probe_path,
+                    Some(2),
+                )
+            });
         }
     }
     Ok(o)
@@ -143,6 +123,8 @@ mod tests {
             keepalived: !haproxy,
             haproxy,
             misc_check: misc,
+            probe_path: "/usr/bin/lvs-node".into(),
+            pool: Default::default(),
         }
     }
 
@@ -154,6 +136,7 @@ mod tests {
         assert!(k.contains("connect_port 8080"));
         let m = render(&cfg(), &args(false, true)).unwrap();
         assert!(m.contains("probe --agent http://192.0.2.11:8080"), "{m}");
+        assert!(m.contains("misc_path \"/usr/bin/lvs-node probe"), "{m}");
         assert!(m.contains("misc_dynamic"));
         let h = render(&cfg(), &args(true, false)).unwrap();
         assert!(h.contains("server rs-192-0-2-11-2811 192.0.2.11:2811 weight 100 check agent-check agent-addr 192.0.2.11 agent-port 8081"), "{h}");

@@ -44,7 +44,7 @@ pub struct AdminState {
     pub since: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum NodeState {
     Up,
@@ -65,7 +65,7 @@ impl NodeState {
 }
 
 /// One check's debounced state and its last raw result.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CheckStatus {
     pub name: String,
     pub kind: String,
@@ -125,14 +125,14 @@ impl CheckStatus {
 }
 
 /// Per-VIP data plane facts, for /status and metrics.
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct VipView {
     pub address: String,
     pub present: bool,
     pub detail: String,
 }
 
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct Load {
     pub sessions: u64,
     pub load1: f64,

@@ -31,7 +31,13 @@ async fn dispatch(cli: Cli) -> u8 {
         Command::Drain(a) => lvs_node::control::drain_command(&config, a).await,
         Command::Resume => lvs_node::control::resume_command(&config).await,
         Command::Probe(a) => lvs_node::probe::run(a).await,
+        Command::DirectorConfig(a) if !a.pool.urls.is_empty() => {
+            lvs_node::director_pool::run(a).await
+        }
         Command::DirectorConfig(a) => lvs_node::director_config::run(&config, a),
+        Command::Pool(lvs_node::cli::PoolCommand::Status(a)) => {
+            lvs_node::pool::cmd::status(&config, a).await
+        }
         Command::ServeChallenges(a) => lvs_node::acme_responder::standalone(a).await,
         Command::Doctor(a) => lvs_node::doctor::run(&config, a).await,
     }

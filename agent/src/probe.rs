@@ -3,15 +3,29 @@
 //! for a reduced weight (capped at 255); 2 (weight 0) for drain. Anything unexpected — no
 //! answer within the timeout, a malformed reply — fails closed with 1.
 
-use crate::checks::http;
 use crate::cli::ProbeArgs;
+use lvs_shared::http::{self, ClientOptions};
 
 pub async fn run(args: ProbeArgs) -> u8 {
     let mut url = args.agent.trim_end_matches('/').to_string();
     if !url.ends_with("/health") {
         url.push_str("/health");
     }
-    let code = match tokio::time::timeout(args.timeout, http::get(&url, 4096)).await {
+    // A fresh connection per probe: keepalived runs one process per check anyway.
+    let opts = ClientOptions {
+        pool: false,
+        ..ClientOptions::with_timeout(args.timeout)
+    };
+    let client = match opts.build() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("probe: {e}");
+            println!("1");
+            return 1;
+        }
+    };
+    let fetch = http::get(&client, &url, None, 4096);
+    let code = match tokio::time::timeout(args.timeout, fetch).await {
         Err(_) => {
             eprintln!(
                 "probe: no answer from {url} within {}",
@@ -23,7 +37,7 @@ pub async fn run(args: ProbeArgs) -> u8 {
             eprintln!("probe: {url}: {e}");
             1
         }
-        Ok(Ok(r)) => exit_code(r.status, &r.body),
+        Ok(Ok(r)) => exit_code(r.status, &r.text()),
     };
     println!("{code}");
     code

@@ -4,6 +4,9 @@
 //! Host. One node not serving the shared webroot costs a failed authorization at the CA
 //! (5 per name per hour at Let's Encrypt); here it costs nothing.
 //!
+//! Fetches go through the project's one HTTP client (`lvs_shared::http`) with no idle
+//! connection pool, so every fetch is a new connection.
+//!
 //! Run from a real server, the VIP is local, so the VIP fetches reach that node only; the
 //! per-node fetches still cover every node. Run from another host to test the director too.
 
@@ -12,7 +15,6 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 const PARALLEL: usize = 16;
@@ -30,31 +32,20 @@ pub struct Endpoint {
     pub addr: SocketAddr,
 }
 
-/// One HTTP/1.1 GET on a fresh connection; returns (status, body).
-async fn fetch(addr: SocketAddr, host: &str, path: &str) -> Result<(u16, String)> {
-    let io = async {
-        let mut s = tokio::net::TcpStream::connect(addr).await?;
-        let req = format!(
-            "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: lvs-cert-selfcheck\r\nAccept: */*\r\nConnection: close\r\n\r\n"
-        );
-        s.write_all(req.as_bytes()).await?;
-        let mut buf = Vec::new();
-        (&mut s).take(64 * 1024).read_to_end(&mut buf).await?;
-        Ok::<_, std::io::Error>(buf)
-    };
-    let buf = match tokio::time::timeout(FETCH_TIMEOUT, io).await {
-        Ok(Ok(b)) => b,
-        Ok(Err(e)) => bail!("{e}"),
-        Err(_) => bail!("no answer within {}s", FETCH_TIMEOUT.as_secs()),
-    };
-    let text = String::from_utf8_lossy(&buf);
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    Ok((status, body.to_string()))
+/// One GET on a fresh connection (the client keeps no idle connections); returns
+/// (status, body).
+async fn fetch(
+    client: &lvs_shared::http::reqwest::Client,
+    addr: SocketAddr,
+    host: &str,
+    path: &str,
+) -> Result<(u16, String)> {
+    let url = format!("http://{addr}{path}");
+    match lvs_shared::http::get(client, &url, Some(host), 64 * 1024).await {
+        Ok(r) => Ok((r.status, r.text())),
+        Err(e) if e == "timed out" => bail!("no answer within {}s", FETCH_TIMEOUT.as_secs()),
+        Err(e) => bail!("{e}"),
+    }
 }
 
 /// Fetches everything; on failure the error lists each endpoint that failed and why.
@@ -80,16 +71,24 @@ pub async fn run(
             .map(|c| (c.name.clone(), c.token.clone(), c.key_auth.clone()))
             .collect(),
     );
+    let client = lvs_shared::http::ClientOptions {
+        pool: false,
+        user_agent: "lvs-cert-selfcheck".into(),
+        ..lvs_shared::http::ClientOptions::with_timeout(FETCH_TIMEOUT)
+    }
+    .build()
+    .map_err(anyhow::Error::msg)?;
     let sem = Arc::new(tokio::sync::Semaphore::new(PARALLEL));
     let mut set = tokio::task::JoinSet::new();
     for (ep, i) in jobs {
         let ch = ch.clone();
         let sem = sem.clone();
+        let client = client.clone();
         set.spawn(async move {
             let _p = sem.acquire().await;
             let (name, token, ka) = &ch[i];
             let path = format!("/.well-known/acme-challenge/{token}");
-            let res = match fetch(ep.addr, name, &path).await {
+            let res = match fetch(&client, ep.addr, name, &path).await {
                 Ok((200, body)) if body.trim_end() == ka => Ok(()),
                 Ok((200, _)) => {
                     Err("served the wrong content (an old or foreign webroot?)".to_string())

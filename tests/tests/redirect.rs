@@ -282,3 +282,98 @@ fn tls_at_the_vip_with_the_certificate_lvs_cert_issued() {
     ));
     assert!(!bad.status.success(), "a wrong name must not verify");
 }
+
+/// `choose = "pool"`: every node redirects to a healthy node of `[pool] peers`, weighted by
+/// the weight it reports; a drained node is never chosen; with every node down the answer
+/// is 503 with Retry-After.
+#[test]
+fn pool_choice_skips_drained_and_down_nodes() {
+    let lab = DrLab::build(
+        "redirpool",
+        LabOpts {
+            reals: 3,
+            ports: vec![PORT],
+            ..Default::default()
+        },
+    );
+    let t = TestDir::new(&lab.prefix);
+    let peers: Vec<String> = lab
+        .reals
+        .iter()
+        .map(|h| format!("\"http://{}:8080\"", h.ip))
+        .collect();
+    let mut davs = Vec::new();
+    let mut cfgs = Vec::new();
+    for (i, h) in lab.reals.iter().enumerate() {
+        let d = t.join(&format!("rs{i}"));
+        davs.push(webdav::start(h, &d.join("dav"), DAV_PORT, None));
+        // The node is up while its WebDAV server answers.
+        let cfg = node_config(
+            h,
+            &d,
+            &format!(
+                "target = \"http://{ip}:{DAV_PORT}\"\nchoose = \"pool\"\n\
+                 [pool]\npeers = [{p}]\ninterval = \"1s\"\ntimeout = \"800ms\"\n\
+                 [[check]]\nname = \"webdav\"\nkind = \"tcp\"\ntarget = \"{ip}:{DAV_PORT}\"\ninterval = \"200ms\"\ntimeout = \"150ms\"\nrise = 1\nfall = 1\n",
+                ip = h.ip,
+                p = peers.join(", ")
+            ),
+        );
+        util::start_agent(h, &cfg, &d.join("agent.log"), 8080);
+        cfgs.push(cfg);
+    }
+    // Where n requests to the VIP are sent, by node index; None if any got a 503.
+    let spread = |n: usize| -> Option<Vec<usize>> {
+        let mut per = vec![0; lab.reals.len()];
+        for k in 0..n {
+            let loc = lab.client.ok(&format!(
+                "curl -s -o /dev/null -w '%{{http_code}} %{{redirect_url}}' -X PUT -H 'Content-Length: 0' http://{VIP}:{PORT}/p{k}"
+            ));
+            let (code, url) = loc.split_once(' ').unwrap_or((&loc, ""));
+            if code == "503" {
+                return None;
+            }
+            assert_eq!(code, "307", "{loc}");
+            let i = lab
+                .reals
+                .iter()
+                .position(|h| url.starts_with(&format!("http://{}:{DAV_PORT}/", h.ip)))
+                .unwrap_or_else(|| panic!("unknown target {url}"));
+            per[i] += 1;
+        }
+        Some(per)
+    };
+    // Every node sees the whole pool up before anything is asked.
+    let all_up = wait_for(Duration::from_secs(30), || {
+        spread(15).filter(|p| p.iter().all(|&n| n > 0))
+    });
+    assert!(
+        all_up.is_some(),
+        "all three nodes should be chosen; node 0 log:\n{}",
+        std::fs::read_to_string(t.join("rs0/agent.log")).unwrap_or_default()
+    );
+
+    // Drain node 2: no request goes to it (once every poller has seen it).
+    let o = util::lvs(&lab.reals[2].ns, &cfgs[2], "drain --reason test");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    std::thread::sleep(Duration::from_millis(3500));
+    let p = spread(40).expect("two nodes are up: no 503");
+    assert_eq!(p[2], 0, "a drained node was chosen: {p:?}");
+    assert!(p[0] > 0 && p[1] > 0, "{p:?}");
+
+    // Every WebDAV server stopped: every node down, 503 with Retry-After.
+    for (h, d) in lab.reals.iter().zip(&davs) {
+        h.ns.kill(d.pid);
+    }
+    let unavailable = wait_for(Duration::from_secs(20), || {
+        let out = lab.client.ok(&format!(
+            "curl -s -D - -o /dev/null -X PUT -H 'Content-Length: 0' http://{VIP}:{PORT}/none"
+        ));
+        (out.starts_with("HTTP/1.1 503") && out.to_ascii_lowercase().contains("retry-after: "))
+            .then_some(out)
+    });
+    assert!(
+        unavailable.is_some(),
+        "no node up must give 503 with Retry-After"
+    );
+}

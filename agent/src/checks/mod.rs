@@ -7,6 +7,7 @@ pub mod dataplane;
 pub mod filesystem;
 pub mod gridftp;
 pub mod http;
+pub mod https;
 pub mod tcp;
 pub mod xrootd;
 
@@ -31,7 +32,33 @@ pub fn spawn(spec: CheckSpec, health: Arc<Health>) -> tokio::task::JoinHandle<()
         CheckKind::Gridftp { target } => start(spec, gridftp::Gridftp { target }, health),
         CheckKind::Tcp { target } => start(spec, tcp::Tcp { target }, health),
         CheckKind::Http { url, expect_status } => {
-            start(spec, http::Http { url, expect_status }, health)
+            match http::Http::new(url, expect_status, spec.timeout) {
+                Ok(c) => start(spec, c, health),
+                Err(e) => start(spec, Broken(e), health),
+            }
+        }
+        CheckKind::Https {
+            target,
+            expect_status,
+            ca_file,
+            client_cert,
+            client_key,
+            sni,
+        } => {
+            let timeout = spec.timeout;
+            start(
+                spec,
+                https::Https::new(
+                    target,
+                    expect_status,
+                    ca_file,
+                    client_cert,
+                    client_key,
+                    sni,
+                    timeout,
+                ),
+                health,
+            )
         }
         CheckKind::Command { command } => start(spec, command::Command { argv: command }, health),
         CheckKind::Filesystem {
@@ -62,6 +89,15 @@ pub fn spawn(spec: CheckSpec, health: Arc<Health>) -> tokio::task::JoinHandle<()
             health,
         ),
         CheckKind::Xrootd { target } => start(spec, xrootd::Xrootd { target }, health),
+    }
+}
+
+/// A check whose client could not be set up: it reports why on every run.
+struct Broken(String);
+
+impl Check for Broken {
+    async fn run(&self) -> CheckResult {
+        Err(self.0.clone())
     }
 }
 

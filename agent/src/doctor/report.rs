@@ -1,6 +1,7 @@
 //! `report.http`, `report.agent_check` (or `report` when neither is configured): can a
 //! director's check reach the agent? Connects to the configured addresses (the real IP)
-//! with a short timeout, as keepalived's HTTP_GET and HAProxy's agent-check would.
+//! with a short timeout, as keepalived's HTTP_GET (through the project's HTTP client) and
+//! HAProxy's agent-check (a plain TCP read) would.
 
 use super::Finding;
 use lvs_shared::config::NodeConfig;
@@ -13,6 +14,28 @@ pub const HTTP: &str = "report.http";
 pub const AGENT: &str = "report.agent_check";
 pub const NONE: &str = "report";
 const TIMEOUT: Duration = Duration::from_secs(2);
+
+/// GET /health on the report endpoint: (status, body), or why not.
+async fn get_health(addr: SocketAddr) -> Result<(u16, String), String> {
+    let opts = lvs_shared::http::ClientOptions {
+        pool: false,
+        user_agent: "lvs-node-doctor".into(),
+        ..lvs_shared::http::ClientOptions::with_timeout(TIMEOUT)
+    };
+    let client = opts.build()?;
+    let url = format!("http://{addr}/health");
+    match lvs_shared::http::get(&client, &url, None, 65536).await {
+        Ok(r) => Ok((r.status, r.text())),
+        Err(e) if e == "timed out" => Err(format!("no answer within {}s", TIMEOUT.as_secs())),
+        Err(e) => Err(e),
+    }
+}
+
+/// The agent closing a connection at once, before any answer (how it refuses a host that
+/// is not in report.allow).
+fn closed_at_once(why: &str) -> bool {
+    why.contains("closed") || why == "connection reset"
+}
 
 enum Reply {
     /// Connected and read this (possibly empty: closed at once).
@@ -109,48 +132,45 @@ pub async fn findings(cfg: &NodeConfig) -> Vec<Finding> {
         return out;
     }
     if let Some(addr) = r.http {
-        let req = format!(
-            "GET /health HTTP/1.0\r\nHost: {}\r\nUser-Agent: lvs-node-doctor\r\n\r\n",
-            addr.ip()
-        );
-        out.push(match exchange(addr, req.as_bytes()).await {
-            (Reply::Failed(e), _) => not_running(HTTP, addr, e, cfg),
-            (Reply::Data(d), local) if d.is_empty() && refused_us(cfg, local) => Finding::ok(
+        // Connecting to a local address uses that address as the source, so the agent sees
+        // this host as the report endpoint's own IP.
+        let local = Some(addr.ip());
+        out.push(match get_health(addr).await {
+            Err(e) if closed_at_once(&e) && refused_us(cfg, local) => Finding::ok(
                 HTTP,
                 format!("the agent listens on {addr}"),
                 format!(
                     "it closed our connection because this host ({}) is not in report.allow, as \
                      intended.\n{}",
-                    local.map(|l| l.to_string()).unwrap_or_default(),
+                    addr.ip(),
                     allow_text(cfg)
                 ),
             ),
-            (Reply::Data(d), _) => {
-                let status = d
-                    .lines()
-                    .next()
-                    .and_then(|l| l.split_whitespace().nth(1))
-                    .and_then(|c| c.parse::<u16>().ok());
-                let body = d.split("\r\n\r\n").nth(1).unwrap_or("").trim().to_string();
+            Err(e) if closed_at_once(&e) => Finding::error(
+                HTTP,
+                format!("{addr} does not answer like the lvs-node agent"),
+                format!("it closed the connection without an answer ({e})"),
+                "another program holds this port: stop it or move report.http to a free port",
+            ),
+            Err(e) => not_running(HTTP, addr, e, cfg),
+            Ok((status, body)) => {
+                let body = body.trim().to_string();
                 match status {
-                    Some(200) => Finding::ok(
+                    200 => Finding::ok(
                         HTTP,
                         format!("GET http://{addr}/health: 200 {body}"),
                         allow_text(cfg),
                     ),
-                    Some(503) => Finding::warn(
+                    503 => Finding::warn(
                         HTTP,
                         format!("GET http://{addr}/health: 503, the agent reports this node down or drained"),
                         format!("{body}\n{}", allow_text(cfg)),
                         "see `lvs-node status` and the failing check named above; `lvs-node resume` if it was drained",
                     ),
-                    _ => Finding::error(
+                    other => Finding::error(
                         HTTP,
                         format!("{addr} does not answer like the lvs-node agent"),
-                        format!(
-                            "reply: {:?}",
-                            d.lines().next().unwrap_or("(nothing)")
-                        ),
+                        format!("reply: HTTP {other} {:?}", body.lines().next().unwrap_or("")),
                         "another program holds this port: stop it or move report.http to a free port",
                     ),
                 }

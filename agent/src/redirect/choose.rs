@@ -50,22 +50,10 @@ impl Chooser {
     }
 }
 
-/// The candidate that `r` lands on when each one owns a share of the range proportional
-/// to its weight; zero weights own nothing.
+/// The candidate that `r` lands on, each weighted by its reported weight.
 pub fn weighted(c: &[Candidate], r: u64) -> Option<&Candidate> {
-    let total: u64 = c.iter().map(|c| c.weight as u64).sum();
-    if total == 0 {
-        return None;
-    }
-    let mut x = r % total;
-    for cand in c {
-        let w = cand.weight as u64;
-        if x < w {
-            return Some(cand);
-        }
-        x -= w;
-    }
-    None
+    let items: Vec<(&Candidate, u32)> = c.iter().map(|c| (c, c.weight)).collect();
+    crate::pool::pick_weighted(&items, r).copied()
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@
 //! before the client read the answer), then close.
 
 pub mod choose;
+pub mod pool_view;
 pub mod tls;
 
 use bytes::Bytes;

@@ -10,11 +10,16 @@ use hyper::body::Incoming;
 use hyper::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
+use lvs_shared::config::NodeConfig;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// The running config, for the parts of /status that come from it (addresses, VIPs).
+pub type ConfigRx = watch::Receiver<Arc<NodeConfig>>;
 
 /// A client that keeps a connection longer than this is cut (bounded slot use).
 const MAX_CONN_LIFETIME: Duration = Duration::from_secs(300);
@@ -23,15 +28,17 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
 }
 
-pub async fn serve(listener: TcpListener, health: Arc<Health>, gate: Gate) {
+pub async fn serve(listener: TcpListener, health: Arc<Health>, gate: Gate, cfg: ConfigRx) {
     loop {
         let (stream, permit) = gate.accept(&listener).await;
         let _ = stream.set_nodelay(true);
         let health = health.clone();
+        let cfg = cfg.clone();
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req| {
                 let h = health.clone();
-                async move { Ok::<_, Infallible>(respond(&req, &h)) }
+                let c = cfg.borrow().clone();
+                async move { Ok::<_, Infallible>(respond(&req, &h, &c)) }
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -54,11 +61,20 @@ fn text(status: StatusCode, ctype: &'static str, body: Bytes) -> Response<Full<B
     r
 }
 
-pub fn respond(req: &Request<Incoming>, health: &Health) -> Response<Full<Bytes>> {
-    route(req.method(), req.uri().path(), health)
+pub fn respond(
+    req: &Request<Incoming>,
+    health: &Health,
+    cfg: &NodeConfig,
+) -> Response<Full<Bytes>> {
+    route(req.method(), req.uri().path(), health, cfg)
 }
 
-pub fn route(method: &Method, path: &str, health: &Health) -> Response<Full<Bytes>> {
+pub fn route(
+    method: &Method,
+    path: &str,
+    health: &Health,
+    cfg: &NodeConfig,
+) -> Response<Full<Bytes>> {
     if method != Method::GET && method != Method::HEAD {
         let mut r = text(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -80,7 +96,8 @@ pub fn route(method: &Method, path: &str, health: &Health) -> Response<Full<Byte
             text(code, "text/plain", snap.health_line.clone())
         }
         "/status" => {
-            let body = serde_json::to_vec_pretty(&*snap).unwrap_or_default();
+            let doc = super::status::StatusDoc::build(&snap, cfg);
+            let body = serde_json::to_vec_pretty(&doc).unwrap_or_default();
             text(StatusCode::OK, "application/json", body.into())
         }
         "/metrics" => text(

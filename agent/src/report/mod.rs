@@ -5,6 +5,7 @@
 pub mod agent_check;
 pub mod http;
 pub mod metrics;
+pub mod status;
 
 use std::net::IpAddr;
 use std::sync::Arc;

@@ -31,11 +31,17 @@ pub struct RawCheck {
     pub timeout: Option<String>,
     pub rise: Option<i64>,
     pub fall: Option<i64>,
-    // gridftp, tcp, xrootd
+    // gridftp, tcp, xrootd; https (a URL)
     pub target: Option<String>,
     // http
     pub url: Option<String>,
+    // http, https
     pub expect_status: Option<i64>,
+    // https
+    pub ca_file: Option<String>,
+    pub client_cert: Option<String>,
+    pub client_key: Option<String>,
+    pub sni: Option<String>,
     // command
     pub command: Option<Vec<String>>,
     // filesystem
@@ -67,11 +73,22 @@ pub struct RawWeight {
     pub load_per_core: Option<f64>,
 }
 
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawPool {
+    #[serde(default)]
+    pub peers: Vec<String>,
+    pub interval: Option<String>,
+    pub timeout: Option<String>,
+    pub max_age: Option<String>,
+}
+
 pub struct RawSections {
     pub daemon: RawDaemon,
     pub checks: Vec<RawCheck>,
     pub report: RawReport,
     pub weight: RawWeight,
+    pub pool: RawPool,
 }
 
 /// What SIGTERM does to the data plane.
@@ -105,6 +122,20 @@ pub enum CheckKind {
         url: String,
         expect_status: u16,
     },
+    /// GET an `https://` URL and verify the server certificate (validity and name).
+    Https {
+        target: String,
+        /// None: any 2xx.
+        expect_status: Option<u16>,
+        /// Trust only this CA bundle instead of the system roots.
+        ca_file: Option<PathBuf>,
+        /// Client certificate and key, for servers that require one.
+        client_cert: Option<PathBuf>,
+        client_key: Option<PathBuf>,
+        /// TLS server name (and the name the certificate must match) when it differs from
+        /// the URL's host, e.g. the VIP hostname while connecting to 127.0.0.1.
+        sni: Option<String>,
+    },
     Command {
         command: Vec<String>,
     },
@@ -129,6 +160,7 @@ impl CheckKind {
             CheckKind::Gridftp { .. } => "gridftp",
             CheckKind::Tcp { .. } => "tcp",
             CheckKind::Http { .. } => "http",
+            CheckKind::Https { .. } => "https",
             CheckKind::Command { .. } => "command",
             CheckKind::Filesystem { .. } => "filesystem",
             CheckKind::Certificate { .. } => "certificate",
@@ -182,6 +214,52 @@ impl Default for Weight {
     }
 }
 
+/// `[pool]`: the other nodes' report endpoints, polled by `lvs-node run` (for the redirector
+/// and the pool page) and read by `lvs-node pool status`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pool {
+    /// Base URLs such as `http://192.0.2.12:8080` (no path). The node's own `[report] http`
+    /// may be listed too, so every node can carry the same list.
+    pub peers: Vec<String>,
+    /// Time between two polls of a peer.
+    pub interval: Duration,
+    /// Per-request timeout; at most the interval.
+    pub timeout: Duration,
+    /// A peer's answer older than this counts as down (never used stale).
+    pub max_age: Duration,
+}
+
+impl Default for Pool {
+    fn default() -> Self {
+        Pool {
+            peers: Vec::new(),
+            interval: Duration::from_secs(2),
+            timeout: Duration::from_secs(1),
+            max_age: Duration::from_secs(6),
+        }
+    }
+}
+
+/// Checks one peer URL: `http://IP:PORT` or `http://NAME:PORT`, nothing after the port.
+/// Returns the normalised base URL (no trailing slash).
+pub fn parse_peer(url: &str) -> Result<String, String> {
+    let base = url.trim_end_matches('/');
+    if !base.starts_with("http://") {
+        return Err(format!(
+            "`{url}` is not an http:// URL (the report endpoint serves plain HTTP)"
+        ));
+    }
+    let (_, port) = crate::http::host_port(base)?;
+    let rest = &base["http://".len()..];
+    if rest.contains('/') || rest.contains('?') || rest.contains('@') {
+        return Err(format!("`{url}` has a path, query or user part"));
+    }
+    if !rest.ends_with(&format!(":{port}")) {
+        return Err(format!("`{url}` has no port"));
+    }
+    Ok(base.to_string())
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
     pub on_stop: OnStop,
@@ -192,6 +270,7 @@ pub struct Settings {
     pub checks: Vec<CheckSpec>,
     pub report: Report,
     pub weight: Weight,
+    pub pool: Pool,
 }
 
 impl Default for Settings {
@@ -207,11 +286,12 @@ impl Default for Settings {
                 ..Report::default()
             },
             weight: Weight::default(),
+            pool: Pool::default(),
         }
     }
 }
 
-const KINDS: &str = "gridftp, tcp, http, command, filesystem, certificate, xrootd";
+const KINDS: &str = "gridftp, tcp, http, https, command, filesystem, certificate, xrootd";
 
 pub fn validate(file: &Path, raw: RawSections, vips: &[Vip]) -> Result<Settings, ConfigError> {
     let err = |key: &str, problem: String, fix: &str| ConfigError::new(file, key, problem, fix);
@@ -346,6 +426,71 @@ pub fn validate(file: &Path, raw: RawSections, vips: &[Vip]) -> Result<Settings,
         s.report.max_connections = m as usize;
     }
 
+    let p = raw.pool;
+    for (i, peer) in p.peers.iter().enumerate() {
+        let key = format!("pool.peers[{i}]");
+        let base = parse_peer(peer).map_err(|e| {
+            err(
+                &key,
+                e,
+                "list the other nodes' [report] http endpoints, e.g. peers = [\"http://192.0.2.12:8080\"]",
+            )
+        })?;
+        if s.pool.peers.contains(&base) {
+            return Err(err(
+                &key,
+                format!("`{base}` is listed twice"),
+                "list every node once",
+            ));
+        }
+        s.pool.peers.push(base);
+    }
+    if s.pool.peers.len() > 256 {
+        return Err(err(
+            "pool.peers",
+            format!("{} peers", s.pool.peers.len()),
+            "list at most 256 nodes",
+        ));
+    }
+    s.pool.interval = dur("pool.interval", &p.interval, s.pool.interval)?;
+    if s.pool.interval < Duration::from_millis(200) || s.pool.interval > Duration::from_secs(300) {
+        return Err(err(
+            "pool.interval",
+            format!(
+                "{} is out of range",
+                crate::duration::format(s.pool.interval)
+            ),
+            "use 200ms to 5m (default 2s)",
+        ));
+    }
+    s.pool.timeout = dur(
+        "pool.timeout",
+        &p.timeout,
+        Duration::from_secs(1).min(s.pool.interval),
+    )?;
+    if s.pool.timeout > s.pool.interval {
+        return Err(err(
+            "pool.timeout",
+            format!(
+                "{} is longer than pool.interval ({})",
+                crate::duration::format(s.pool.timeout),
+                crate::duration::format(s.pool.interval)
+            ),
+            "make the timeout at most the interval",
+        ));
+    }
+    s.pool.max_age = dur("pool.max_age", &p.max_age, s.pool.interval * 3)?;
+    if s.pool.max_age < s.pool.interval + s.pool.timeout {
+        return Err(err(
+            "pool.max_age",
+            format!(
+                "{} is shorter than interval + timeout",
+                crate::duration::format(s.pool.max_age)
+            ),
+            "use at least pool.interval + pool.timeout (default 3 x interval)",
+        ));
+    }
+
     let w = raw.weight;
     if let Some(b) = w.base {
         if !(1..=253).contains(&b) {
@@ -464,6 +609,10 @@ fn validate_check(
         ("target", rc.target.is_some()),
         ("url", rc.url.is_some()),
         ("expect_status", rc.expect_status.is_some()),
+        ("ca_file", rc.ca_file.is_some()),
+        ("client_cert", rc.client_cert.is_some()),
+        ("client_key", rc.client_key.is_some()),
+        ("sni", rc.sni.is_some()),
         ("command", rc.command.is_some()),
         ("path", rc.path.is_some()),
         ("min_free", rc.min_free.is_some()),
@@ -479,6 +628,14 @@ fn validate_check(
     let allowed: &[&str] = match kind.as_str() {
         "gridftp" | "tcp" | "xrootd" => &["target"],
         "http" => &["url", "expect_status"],
+        "https" => &[
+            "target",
+            "expect_status",
+            "ca_file",
+            "client_cert",
+            "client_key",
+            "sni",
+        ],
         "command" => &["command"],
         "filesystem" => &["path", "min_free", "writable"],
         "certificate" => &["cert", "min_days", "hostnames"],
@@ -556,6 +713,7 @@ fn validate_check(
             };
             CheckKind::Http { url, expect_status }
         }
+        "https" => validate_https(&rc, &err)?,
         "command" => {
             let command = rc.command.clone().unwrap_or_default();
             if command.is_empty() || !command[0].starts_with('/') {
@@ -634,6 +792,94 @@ fn validate_check(
         rise,
         fall,
         kind,
+    })
+}
+
+/// The `https` check's keys: `target` must be an https:// URL, files absolute, a client
+/// certificate comes with its key, `sni` is a DNS name.
+fn validate_https(
+    rc: &RawCheck,
+    err: &dyn Fn(&str, String, &str) -> ConfigError,
+) -> Result<CheckKind, ConfigError> {
+    let target = rc.target.clone().ok_or_else(|| {
+        err(
+            "target",
+            "missing".into(),
+            "set `target = \"https://127.0.0.1:8443/\"`",
+        )
+    })?;
+    if !target.starts_with("https://") {
+        return Err(err(
+            "target",
+            format!("`{target}` is not an https:// URL"),
+            "write e.g. \"https://127.0.0.1:8443/\" (use kind = \"http\" with `url` for plain HTTP)",
+        ));
+    }
+    crate::http::host_port(&target)
+        .map_err(|p| err("target", p, "write e.g. \"https://127.0.0.1:8443/path\""))?;
+    let expect_status = match rc.expect_status {
+        None => None,
+        Some(n) if (100..=599).contains(&n) => Some(n as u16),
+        Some(n) => {
+            return Err(err(
+                "expect_status",
+                format!("{n} is not an HTTP status"),
+                "use e.g. 200, or leave it out to accept any 2xx",
+            ))
+        }
+    };
+    let file = |key: &str, v: &Option<String>| -> Result<Option<PathBuf>, ConfigError> {
+        match v {
+            None => Ok(None),
+            Some(p) if Path::new(p).is_absolute() => Ok(Some(PathBuf::from(p))),
+            Some(p) => Err(err(
+                key,
+                format!("`{p}` is not an absolute path"),
+                "use an absolute path to a PEM file",
+            )),
+        }
+    };
+    let ca_file = file("ca_file", &rc.ca_file)?;
+    let client_cert = file("client_cert", &rc.client_cert)?;
+    let client_key = file("client_key", &rc.client_key)?;
+    match (&client_cert, &client_key) {
+        (Some(_), None) => {
+            return Err(err(
+                "client_key",
+                "missing: client_cert is set".into(),
+                "set client_key to the certificate's private key (PEM)",
+            ))
+        }
+        (None, Some(_)) => {
+            return Err(err(
+                "client_cert",
+                "missing: client_key is set".into(),
+                "set client_cert to the client certificate (PEM)",
+            ))
+        }
+        _ => {}
+    }
+    if let Some(sni) = &rc.sni {
+        let ok = !sni.is_empty()
+            && sni.len() <= 253
+            && sni
+                .split('.')
+                .all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+        if !ok {
+            return Err(err(
+                "sni",
+                format!("`{sni}` is not a DNS name"),
+                "write the name the server certificate carries, e.g. \"gridftp.example.org\"",
+            ));
+        }
+    }
+    Ok(CheckKind::Https {
+        target,
+        expect_status,
+        ca_file,
+        client_cert,
+        client_key,
+        sni: rc.sni.clone(),
     })
 }
 
@@ -726,5 +972,76 @@ mod tests {
         assert_eq!(e.key, "check[0].interval");
         let e = parse("[daemon]\nbogus = 1\n").unwrap_err();
         assert!(e.key.starts_with("line"), "{e}");
+    }
+
+    #[test]
+    fn https_check_keys() {
+        let c = parse(
+            "[[check]]\nkind = \"https\"\ntarget = \"https://127.0.0.1:8443/ping\"\nca_file = \"/etc/ca.pem\"\n\
+             client_cert = \"/etc/c.pem\"\nclient_key = \"/etc/k.pem\"\nsni = \"gridftp.example.org\"\n",
+        )
+        .unwrap();
+        match &c.daemon.checks[0].kind {
+            super::CheckKind::Https {
+                expect_status, sni, ..
+            } => {
+                assert_eq!(*expect_status, None);
+                assert_eq!(sni.as_deref(), Some("gridftp.example.org"));
+            }
+            k => panic!("{k:?}"),
+        }
+        let key = |extra: &str| {
+            parse(&format!("[[check]]\nkind = \"https\"\n{extra}"))
+                .unwrap_err()
+                .key
+        };
+        assert_eq!(key(""), "check[0].target");
+        assert_eq!(key("target = \"http://h:1/\"\n"), "check[0].target");
+        assert_eq!(
+            key("target = \"https://h:1/\"\nclient_cert = \"/c\"\n"),
+            "check[0].client_key"
+        );
+        assert_eq!(
+            key("target = \"https://h:1/\"\nca_file = \"ca.pem\"\n"),
+            "check[0].ca_file"
+        );
+        assert_eq!(
+            key("target = \"https://h:1/\"\nsni = \"a b\"\n"),
+            "check[0].sni"
+        );
+        assert_eq!(
+            key("target = \"https://h:1/\"\nexpect_status = 99\n"),
+            "check[0].expect_status"
+        );
+        assert_eq!(
+            key("target = \"https://h:1/\"\nurl = \"x\"\n"),
+            "check[0].url"
+        );
+    }
+
+    #[test]
+    fn pool_keys() {
+        let c = parse(
+            "[pool]\npeers = [\"http://192.0.2.12:8080/\", \"http://[2001:db8::12]:8080\"]\ninterval = \"1s\"\n",
+        )
+        .unwrap();
+        let p = &c.daemon.pool;
+        assert_eq!(
+            p.peers,
+            vec!["http://192.0.2.12:8080", "http://[2001:db8::12]:8080"]
+        );
+        assert_eq!(p.max_age, std::time::Duration::from_secs(3));
+        let key = |t: &str| parse(&format!("[pool]\n{t}")).unwrap_err().key;
+        assert_eq!(key("peers = [\"https://h:1\"]"), "pool.peers[0]");
+        assert_eq!(key("peers = [\"http://h\"]"), "pool.peers[0]");
+        assert_eq!(key("peers = [\"http://h:1/status\"]"), "pool.peers[0]");
+        assert_eq!(
+            key("peers = [\"http://h:1\", \"http://h:1/\"]"),
+            "pool.peers[1]"
+        );
+        assert_eq!(key("interval = \"1s\"\ntimeout = \"2s\""), "pool.timeout");
+        assert_eq!(key("max_age = \"1s\""), "pool.max_age");
+        assert_eq!(key("interval = \"10ms\""), "pool.interval");
+        assert!(key("bogus = 1").starts_with("line"));
     }
 }

@@ -54,6 +54,8 @@ struct RawConfig {
     report: daemon::RawReport,
     #[serde(default)]
     weight: daemon::RawWeight,
+    #[serde(default)]
+    pool: daemon::RawPool,
     acme: Option<acme::RawAcme>,
     #[serde(default)]
     redirect: Vec<redirect::RawRedirect>,
@@ -303,6 +305,7 @@ impl NodeConfig {
                 checks: raw.check,
                 report: raw.report,
                 weight: raw.weight,
+                pool: raw.pool,
             },
             &vips,
         )?;
@@ -312,6 +315,18 @@ impl NodeConfig {
         };
         let vip_addrs: Vec<IpAddr> = vips.iter().map(|v| v.address).collect();
         let redirects = redirect::validate(path, raw.redirect, &vip_addrs)?;
+        if let Some(i) = redirects
+            .iter()
+            .position(|r| r.choose == redirect::Choose::Pool)
+        {
+            if daemon.pool.peers.is_empty() {
+                return Err(err(
+                    &format!("redirect[{i}].choose"),
+                    "\"pool\" needs the pool's nodes, and [pool] peers is empty".into(),
+                    "list every node's report endpoint in [pool] peers = [\"http://192.0.2.11:8080\", ...], or use choose = \"self\"",
+                ));
+            }
+        }
         Ok(NodeConfig {
             file: path.to_path_buf(),
             interface,

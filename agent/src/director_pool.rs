@@ -1,0 +1,460 @@
+//! `lvs-node director-config --pool URL...`: one complete director configuration for the
+//! whole pool, from every node's `/status` (read through the same client and parser as the
+//! pool poller). keepalived (default): one `virtual_server` per VIP and port (IPv6 VIPs
+//! with the nodes' IPv6 addresses), each node a `real_server` with HTTP_GET on /health or
+//! MISC_CHECK through `lvs-node probe`; GridFTP with data channels through the VIP becomes a
+//! firewall-mark `virtual_server` with the director's mark rules beside it. HAProxy: one
+//! frontend and backend per VIP and port, with agent-check.
+//!
+//! keepalived's parser is line-oriented: every keyword is written on its own line.
+
+use crate::cli::{DirectorConfigArgs, EXIT_FAIL, EXIT_OK, EXIT_USAGE};
+use crate::pool;
+use crate::report::status::StatusDoc;
+use lvs_shared::config::daemon::parse_peer;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::net::{IpAddr, SocketAddr};
+
+/// One node as the generator needs it.
+#[derive(Debug, Clone)]
+pub struct Node {
+    pub url: String,
+    pub status: StatusDoc,
+}
+
+impl Node {
+    fn label(&self) -> String {
+        if self.status.node.hostname.is_empty() {
+            self.url.clone()
+        } else {
+            format!("{} ({})", self.url, self.status.node.hostname)
+        }
+    }
+    /// The node's address for a VIP of this family.
+    fn real_for(&self, vip: IpAddr) -> Result<IpAddr, String> {
+        let n = &self.status.node;
+        let a = if vip.is_ipv4() { n.real_ip } else { n.real_ip6 };
+        a.ok_or_else(|| {
+            format!(
+                "node {} reports no {} real address for VIP {vip}: set real_ip (IPv4) or give its \
+                 interface a global IPv6 address",
+                self.url,
+                if vip.is_ipv4() { "IPv4" } else { "IPv6" }
+            )
+        })
+    }
+}
+
+pub async fn run(args: DirectorConfigArgs) -> u8 {
+    let p = &args.pool;
+    let mut urls = Vec::new();
+    for u in &p.urls {
+        match parse_peer(u) {
+            Ok(b) if !urls.contains(&b) => urls.push(b),
+            Ok(_) => {}
+            Err(e) => {
+                eprintln!("error: --pool: {e}; write a node's report endpoint, e.g. --pool http://192.0.2.11:8080");
+                return EXIT_USAGE;
+            }
+        }
+    }
+    let data_ports = match p.gridftp_data_ports.as_deref().map(parse_range).transpose() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: --gridftp-data-ports: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let client = match pool::client(p.timeout) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_FAIL;
+        }
+    };
+    let views = pool::poll_once(&client, &urls, p.timeout, None).await;
+    let mut nodes = Vec::new();
+    let mut missing = Vec::new();
+    for v in views {
+        match v.status {
+            Some(s) => nodes.push(Node {
+                url: v.url,
+                status: s,
+            }),
+            None => missing.push((v.url, v.error.unwrap_or_default())),
+        }
+    }
+    if !missing.is_empty() {
+        for (u, e) in &missing {
+            eprintln!(
+                "{}: node {u} did not answer: {e}",
+                if p.allow_missing { "warning" } else { "error" }
+            );
+        }
+        if !p.allow_missing {
+            eprintln!("no configuration printed: fix the node(s) above, or pass --allow-missing to leave them out");
+            return EXIT_FAIL;
+        }
+    }
+    if nodes.is_empty() {
+        eprintln!("error: no node answered");
+        return EXIT_FAIL;
+    }
+    let opts = Options {
+        haproxy: args.haproxy,
+        misc_check: args.misc_check,
+        probe_path: args.probe_path.clone(),
+        delay_loop: p.delay_loop,
+        persistence: p.persistence,
+        data_ports,
+        fwmark: p.fwmark,
+        missing: missing.iter().map(|(u, _)| u.clone()).collect(),
+    };
+    let out = if args.haproxy {
+        haproxy(&nodes, &opts)
+    } else {
+        keepalived(&nodes, &opts)
+    };
+    match out {
+        Ok(s) => {
+            print!("{s}");
+            EXIT_OK
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            EXIT_FAIL
+        }
+    }
+}
+
+/// `LOW-HIGH` (or `LOW:HIGH`, `LOW,HIGH` as GLOBUS_TCP_PORT_RANGE writes it).
+pub fn parse_range(s: &str) -> Result<(u16, u16), String> {
+    let (a, b) = s
+        .split_once(['-', ':', ','])
+        .ok_or_else(|| format!("`{s}` is not LOW-HIGH, e.g. 50000-51000"))?;
+    let a: u16 = a
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{a}` is not a port"))?;
+    let b: u16 = b
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{b}` is not a port"))?;
+    if a == 0 || b < a {
+        return Err(format!("`{s}`: LOW must be at least 1 and at most HIGH"));
+    }
+    Ok((a, b))
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub haproxy: bool,
+    pub misc_check: bool,
+    pub probe_path: String,
+    pub delay_loop: std::time::Duration,
+    pub persistence: Option<u32>,
+    pub data_ports: Option<(u16, u16)>,
+    pub fwmark: u32,
+    /// Nodes left out (--allow-missing), named in a comment.
+    pub missing: Vec<String>,
+}
+
+/// (VIP, port) -> the nodes serving it, VIPs in order (IPv4 first), ports ascending.
+fn services(nodes: &[Node]) -> BTreeMap<(bool, IpAddr, u16), Vec<&Node>> {
+    let mut m: BTreeMap<(bool, IpAddr, u16), Vec<&Node>> = BTreeMap::new();
+    for n in nodes {
+        for s in &n.status.node.services {
+            for p in &s.ports {
+                m.entry((s.vip.is_ipv6(), s.vip, *p)).or_default().push(n);
+            }
+        }
+    }
+    m
+}
+
+fn header(o: &mut String, nodes: &[Node], opts: &Options, what: &str) {
+    let _ = writeln!(
+        o,
+        "# lvs-node {}: {what} for a pool of {} node(s), from their /status:",
+        env!("CARGO_PKG_VERSION"),
+        nodes.len()
+    );
+    for n in nodes {
+        let _ = writeln!(o, "#   {}", n.label());
+    }
+    for m in &opts.missing {
+        let _ = writeln!(o, "#   LEFT OUT (did not answer, --allow-missing): {m}");
+    }
+}
+
+fn host(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V6(v6) => format!("[{v6}]"),
+        v4 => v4.to_string(),
+    }
+}
+
+/// A keepalived duration: whole seconds, or seconds with a fraction.
+fn secs(d: std::time::Duration) -> String {
+    if d.subsec_millis() == 0 {
+        d.as_secs().to_string()
+    } else {
+        format!("{:.3}", d.as_secs_f64())
+    }
+}
+
+/// The checker of one node: HTTP_GET on its /health, or MISC_CHECK through `probe`.
+/// `delay_loop`: the checker's own interval in seconds (None: the virtual_server's).
+pub fn checker(
+    o: &mut String,
+    ind: &str,
+    report: SocketAddr,
+    misc: bool,
+    probe_path: &str,
+    delay_loop: Option<u32>,
+) {
+    if misc {
+        let _ = writeln!(o, "{ind}MISC_CHECK {{");
+        let _ = writeln!(
+            o,
+            "{ind}    misc_path \"{probe_path} probe --agent http://{}:{} --timeout 1s\"",
+            host(report.ip()),
+            report.port()
+        );
+        let _ = writeln!(o, "{ind}    misc_timeout 3");
+        let _ = writeln!(o, "{ind}    misc_dynamic");
+        if let Some(d) = delay_loop {
+            let _ = writeln!(o, "{ind}    delay_loop {d}");
+        }
+        let _ = writeln!(o, "{ind}}}");
+    } else {
+        let _ = writeln!(o, "{ind}HTTP_GET {{");
+        let _ = writeln!(o, "{ind}    url {{");
+        let _ = writeln!(o, "{ind}        path /health");
+        let _ = writeln!(o, "{ind}        status_code 200");
+        let _ = writeln!(o, "{ind}    }}");
+        let _ = writeln!(o, "{ind}    connect_ip {}", report.ip());
+        let _ = writeln!(o, "{ind}    connect_port {}", report.port());
+        let _ = writeln!(o, "{ind}    connect_timeout 1");
+        let _ = writeln!(o, "{ind}    retry 1");
+        let _ = writeln!(o, "{ind}    delay_before_retry 1");
+        if let Some(d) = delay_loop {
+            let _ = writeln!(o, "{ind}    delay_loop {d}");
+        }
+        let _ = writeln!(o, "{ind}}}");
+    }
+}
+
+/// One `real_server` block (port None: a firewall-mark service).
+pub fn real_server(
+    o: &mut String,
+    ind: &str,
+    addr: IpAddr,
+    port: Option<u16>,
+    weight: u32,
+    check: impl FnOnce(&mut String, &str),
+) {
+    match port {
+        Some(p) => {
+            let _ = writeln!(o, "{ind}real_server {addr} {p} {{");
+        }
+        None => {
+            let _ = writeln!(o, "{ind}real_server {addr} {{");
+        }
+    }
+    let _ = writeln!(o, "{ind}    weight {weight}");
+    // A failing or drained node gets weight 0 and keeps its running transfers instead of
+    // being removed (which would cut them).
+    let _ = writeln!(o, "{ind}    inhibit_on_failure");
+    check(o, &format!("{ind}    "));
+    let _ = writeln!(o, "{ind}}}");
+}
+
+/// The settings every virtual_server has. A firewall-mark service takes no `protocol`
+/// (the mark rules match TCP).
+fn vs_common(o: &mut String, opts: &Options, persistence: Option<u32>, fwmark: bool) {
+    let _ = writeln!(o, "    delay_loop {}", secs(opts.delay_loop));
+    let _ = writeln!(o, "    lb_algo wlc");
+    let _ = writeln!(o, "    lb_kind DR");
+    if !fwmark {
+        let _ = writeln!(o, "    protocol TCP");
+    }
+    if let Some(p) = persistence {
+        let _ = writeln!(o, "    persistence_timeout {p}");
+    }
+}
+
+fn node_checker<'a>(
+    n: &'a Node,
+    opts: &'a Options,
+) -> Result<impl FnOnce(&mut String, &str) + 'a, String> {
+    let report = n.status.node.report_http.ok_or_else(|| {
+        format!(
+            "node {} has no [report] http endpoint for the director's checker",
+            n.url
+        )
+    })?;
+    Ok(move |o: &mut String, ind: &str| {
+        checker(o, ind, report, opts.misc_check, &opts.probe_path, None)
+    })
+}
+
+/// Where BFD stanzas (one `bfd_instance` per node, and `track_bfd` in each real_server)
+/// are added when the BFD generator is wired in.
+fn bfd_stanzas(_o: &mut String, _nodes: &[Node]) {}
+
+pub fn keepalived(nodes: &[Node], opts: &Options) -> Result<String, String> {
+    let mut o = String::new();
+    header(
+        &mut o,
+        nodes,
+        opts,
+        "keepalived configuration (check with `keepalived -t -f FILE`)",
+    );
+    bfd_stanzas(&mut o, nodes);
+    let svc = services(nodes);
+    // VIPs whose GridFTP (2811) goes through a firewall mark with its data range.
+    let mut marked: Vec<IpAddr> = Vec::new();
+    if opts.data_ports.is_some() {
+        for (_, vip, port) in svc.keys() {
+            if *port == 2811 && !marked.contains(vip) {
+                marked.push(*vip);
+            }
+        }
+        if marked.is_empty() {
+            return Err("--gridftp-data-ports: no node serves port 2811 on a VIP".into());
+        }
+    }
+    for ((_, vip, port), members) in &svc {
+        if marked.contains(vip) && *port == 2811 {
+            continue;
+        }
+        let _ = writeln!(o, "\nvirtual_server {vip} {port} {{");
+        vs_common(&mut o, opts, opts.persistence, false);
+        for n in members {
+            let addr = n.real_for(*vip)?;
+            real_server(
+                &mut o,
+                "    ",
+                addr,
+                Some(*port),
+                n.status.node.base_weight.max(1),
+                node_checker(n, opts)?,
+            );
+        }
+        let _ = writeln!(o, "}}");
+    }
+    if let Some((lo, hi)) = opts.data_ports {
+        for (i, vip) in marked.iter().enumerate() {
+            let mark = opts.fwmark + i as u32;
+            let members = &svc[&(vip.is_ipv6(), *vip, 2811)];
+            fwmark_rules(&mut o, *vip, mark, lo, hi);
+            let _ = writeln!(o, "virtual_server fwmark {mark} {{");
+            // Without persistence the data connections of a session would be balanced
+            // away from its control connection.
+            vs_common(&mut o, opts, Some(opts.persistence.unwrap_or(300)), true);
+            if vip.is_ipv6() {
+                let _ = writeln!(o, "    ip_family inet6");
+            }
+            for n in members {
+                let addr = n.real_for(*vip)?;
+                real_server(
+                    &mut o,
+                    "    ",
+                    addr,
+                    None,
+                    n.status.node.base_weight.max(1),
+                    node_checker(n, opts)?,
+                );
+            }
+            let _ = writeln!(o, "}}");
+        }
+    }
+    Ok(o)
+}
+
+/// The director's packet-marking rules for one VIP, as comments (iptables and nft).
+fn fwmark_rules(o: &mut String, vip: IpAddr, mark: u32, lo: u16, hi: u16) {
+    let (ipt, fam, plen, daddr) = if vip.is_ipv4() {
+        ("iptables", "ip", 32, "ip daddr")
+    } else {
+        ("ip6tables", "ip6", 128, "ip6 daddr")
+    };
+    let _ = writeln!(
+        o,
+        "\n# GridFTP on {vip} with data channels through the VIP (RHEL 6 LVS guide, 3.4-3.5):\n\
+         # control (2811) and data ({lo}-{hi}) carry firewall mark {mark}, so IPVS sends a\n\
+         # client's data connections to the node holding its control connection. On the director:\n\
+         #   {ipt} -t mangle -A PREROUTING -p tcp -d {vip}/{plen} -m multiport --dports 2811,{lo}:{hi} -j MARK --set-mark {mark}\n\
+         # or with nftables:\n\
+         #   nft add table {fam} lvs_mark\n\
+         #   nft add chain {fam} lvs_mark prerouting '{{ type filter hook prerouting priority mangle; }}'\n\
+         #   nft add rule {fam} lvs_mark prerouting {daddr} {vip} tcp dport {{ 2811, {lo}-{hi} }} meta mark set {mark}"
+    );
+}
+
+pub fn haproxy(nodes: &[Node], opts: &Options) -> Result<String, String> {
+    let mut o = String::new();
+    header(
+        &mut o,
+        nodes,
+        opts,
+        "HAProxy configuration (check with `haproxy -c -f FILE`)",
+    );
+    let _ = writeln!(
+        o,
+        "# The agent reports `up ready N%`, `drain`, `maint` or `down ... #reason`.\n\
+         defaults\n    mode tcp\n    timeout connect 5s\n    timeout client 1h\n    timeout server 1h"
+    );
+    for ((_, vip, port), members) in &services(nodes) {
+        let id = format!("{}-{port}", vip.to_string().replace([':', '.'], "-"));
+        let _ = writeln!(o, "\nfrontend fe-{id}");
+        let _ = writeln!(o, "    bind {}:{port}", haproxy_addr(*vip));
+        let _ = writeln!(o, "    default_backend be-{id}");
+        let _ = writeln!(o, "\nbackend be-{id}");
+        let _ = writeln!(o, "    balance leastconn");
+        for n in members {
+            let addr = n.real_for(*vip)?;
+            let agent = n.status.node.agent_check.ok_or_else(|| {
+                format!(
+                    "node {} has no [report] agent_check endpoint: add e.g. agent_check = \"REAL_IP:8081\"",
+                    n.url
+                )
+            })?;
+            let _ = writeln!(
+                o,
+                "    server rs-{}-{port} {}:{port} weight {} check agent-check agent-addr {} agent-port {} agent-inter 1s",
+                addr.to_string().replace([':', '.'], "-"),
+                haproxy_addr(addr),
+                n.status.node.base_weight.max(1),
+                agent.ip(),
+                agent.port()
+            );
+        }
+    }
+    let _ = opts;
+    Ok(o)
+}
+
+/// HAProxy reads `ADDR:PORT` splitting at the last colon; `ipv6@` makes an IPv6 address
+/// unambiguous.
+fn haproxy_addr(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V6(v6) => format!("ipv6@{v6}"),
+        v4 => v4.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("50000-51000").unwrap(), (50000, 51000));
+        assert_eq!(parse_range("50000,51000").unwrap(), (50000, 51000));
+        assert!(parse_range("51000-50000").is_err());
+        assert!(parse_range("x").is_err());
+    }
+}

@@ -1,0 +1,139 @@
+//! `lvs-node pool status`: one line per node of the pool, read from every node's /status
+//! with the same client and parser as the poller of `lvs-node run`.
+
+use super::{client, members, poll_once, PeerState, PeerView};
+use crate::cli::{PoolStatusArgs, EXIT_FAIL, EXIT_OK, EXIT_USAGE};
+use lvs_shared::config::daemon::parse_peer;
+use lvs_shared::config::NodeConfig;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+/// The nodes to ask: `--peer` flags, else `[pool] peers` and this node.
+fn peers(config: &Path, args: &PoolStatusArgs) -> Result<Vec<String>, String> {
+    if !args.peer.is_empty() {
+        let mut v: Vec<String> = Vec::new();
+        for p in &args.peer {
+            let b = parse_peer(p).map_err(|e| {
+                format!("--peer: {e}; write a report endpoint, e.g. --peer http://192.0.2.12:8080")
+            })?;
+            if !v.contains(&b) {
+                v.push(b);
+            }
+        }
+        return Ok(v);
+    }
+    let cfg = NodeConfig::load(config).map_err(|e| e.to_string())?;
+    let v = members(&cfg);
+    if v.is_empty() {
+        return Err(format!(
+            "{}: no [pool] peers and no [report] http: add [pool] peers = [\"http://NODE:8080\", ...] \
+             or pass --peer URL",
+            config.display()
+        ));
+    }
+    Ok(v)
+}
+
+pub async fn status(config: &Path, args: PoolStatusArgs) -> u8 {
+    let list = match peers(config, &args) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let c = match client(args.timeout) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_FAIL;
+        }
+    };
+    let views = poll_once(&c, &list, args.timeout, None).await;
+    let now = SystemTime::now();
+    // Fresh answers only: nothing here is older than this run.
+    let max_age = args.timeout + Duration::from_secs(1);
+    let bad = views.iter().any(|v| {
+        matches!(
+            v.state(now, max_age),
+            PeerState::Down | PeerState::Unreachable | PeerState::Stale
+        )
+    });
+    if args.json {
+        let arr: Vec<serde_json::Value> = views
+            .iter()
+            .map(|v| {
+                serde_json::json!({
+                    "url": v.url,
+                    "state": v.state(now, max_age).as_str(),
+                    "error": v.error,
+                    "status": v.status,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&arr).unwrap_or_default());
+    } else {
+        print_table(&views, now, max_age);
+    }
+    if bad {
+        EXIT_FAIL
+    } else {
+        EXIT_OK
+    }
+}
+
+/// One line per node: NODE STATE ADMIN WEIGHT SESSIONS CERT FAILING.
+pub fn print_table(views: &[PeerView], now: SystemTime, max_age: Duration) {
+    let w = views.iter().map(|v| v.url.len()).max().unwrap_or(4).max(4);
+    println!(
+        "{:<w$}  {:<11}  {:<5}  {:>7}  {:>8}  {:<9}  FAILING",
+        "NODE", "STATE", "ADMIN", "WEIGHT", "SESSIONS", "CERT"
+    );
+    for v in views {
+        println!("{}", line(v, now, max_age, w));
+    }
+}
+
+pub fn line(v: &PeerView, now: SystemTime, max_age: Duration, w: usize) -> String {
+    let st = v.state(now, max_age).as_str();
+    let Some(s) = &v.status else {
+        return format!(
+            "{:<w$}  {:<11}  {:<5}  {:>7}  {:>8}  {:<9}  {}",
+            v.url,
+            st,
+            "-",
+            "-",
+            "-",
+            "-",
+            v.error.as_deref().unwrap_or("no answer")
+        );
+    };
+    let cert = match (
+        s.cert_days_left(),
+        s.certificates.iter().find(|c| c.error.is_some()),
+    ) {
+        (_, Some(_)) => "unreadable".to_string(),
+        (Some(d), None) if d < 0 => "expired".to_string(),
+        (Some(d), None) => format!("{d}d"),
+        (None, None) => "-".to_string(),
+    };
+    let failing = if s.failing.is_empty() {
+        "-".to_string()
+    } else {
+        s.failing
+            .iter()
+            .map(|f| format!("{}: {}", f.name, f.reason))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    format!(
+        "{:<w$}  {:<11}  {:<5}  {:>7}  {:>8}  {:<9}  {}",
+        v.url,
+        st,
+        s.admin.admin.as_str(),
+        format!("{}/{}", s.weight, s.base_weight),
+        s.load.sessions,
+        cert,
+        failing
+    )
+}

@@ -1,0 +1,367 @@
+//! The pool view: what every node of `[pool] peers` reports on its `/status`, polled with a
+//! bounded interval and timeout. One poller per `lvs-node run` feeds every consumer (the
+//! redirector's pool choice, the pool page) through a [`watch`] channel of [`PoolView`];
+//! `lvs-node pool status` and `director-config --pool` use the same [`fetch`].
+//!
+//! Stale data is never used: a peer that does not answer within the timeout counts as
+//! unreachable at once (its last good answer is dropped), and a consumer that reads a view
+//! older than `max_age` (the poller stalled) sees every peer as stale, hence down.
+
+pub mod cmd;
+
+use crate::health::{Admin, Health, NodeState};
+use crate::report::status::StatusDoc;
+use lvs_shared::config::daemon::Pool;
+use lvs_shared::config::NodeConfig;
+use lvs_shared::http::{self, reqwest, ClientOptions};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio::sync::watch;
+
+/// A `/status` document is small; this bounds what a misbehaving peer can make us read.
+pub const STATUS_LIMIT: usize = 256 * 1024;
+
+/// What one poll of one node gave.
+#[derive(Debug, Clone)]
+pub struct PeerView {
+    /// The node's report endpoint, e.g. `http://192.0.2.12:8080`.
+    pub url: String,
+    /// This node itself (read from its own health state, not over HTTP).
+    pub is_self: bool,
+    /// The node's answer, or None when it did not give a usable one (see `error`).
+    pub status: Option<StatusDoc>,
+    pub error: Option<String>,
+    /// When this answer (or failure) was obtained.
+    pub fetched_at: SystemTime,
+}
+
+/// A node's state as consumers must treat it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerState {
+    /// Up, admin ready, weight > 0: may be chosen.
+    Up,
+    /// Reports itself down (a failing check).
+    Down,
+    Drain,
+    Maint,
+    /// No usable answer at the last poll.
+    Unreachable,
+    /// The answer is older than `max_age`.
+    Stale,
+}
+
+impl PeerState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PeerState::Up => "up",
+            PeerState::Down => "down",
+            PeerState::Drain => "drain",
+            PeerState::Maint => "maint",
+            PeerState::Unreachable => "unreachable",
+            PeerState::Stale => "stale",
+        }
+    }
+}
+
+impl PeerView {
+    /// The state to act on at `now`.
+    pub fn state(&self, now: SystemTime, max_age: Duration) -> PeerState {
+        let age = now.duration_since(self.fetched_at).unwrap_or_default();
+        let Some(s) = &self.status else {
+            return PeerState::Unreachable;
+        };
+        if age > max_age {
+            return PeerState::Stale;
+        }
+        match (s.admin.admin, s.state) {
+            (Admin::Maint, _) | (_, NodeState::Maint) => PeerState::Maint,
+            (Admin::Drain, _) | (_, NodeState::Drain) => PeerState::Drain,
+            (Admin::Ready, NodeState::Up) if s.weight > 0 => PeerState::Up,
+            _ => PeerState::Down,
+        }
+    }
+
+    /// The weight to choose this node with at `now`: its reported weight when it is up,
+    /// None otherwise (drained, maint, down, unreachable and stale nodes are never chosen).
+    pub fn eligible_weight(&self, now: SystemTime, max_age: Duration) -> Option<u32> {
+        (self.state(now, max_age) == PeerState::Up)
+            .then(|| self.status.as_ref().map(|s| s.weight))
+            .flatten()
+    }
+}
+
+/// One complete poll round.
+#[derive(Debug, Clone)]
+pub struct PoolView {
+    pub peers: Vec<PeerView>,
+    /// Answers older than this count as stale.
+    pub max_age: Duration,
+}
+
+impl PoolView {
+    pub fn empty() -> PoolView {
+        PoolView {
+            peers: Vec::new(),
+            max_age: Duration::ZERO,
+        }
+    }
+
+    /// The nodes that may be chosen now, with their weights.
+    pub fn eligible(&self, now: SystemTime) -> Vec<(&PeerView, u32)> {
+        self.peers
+            .iter()
+            .filter_map(|p| p.eligible_weight(now, self.max_age).map(|w| (p, w)))
+            .collect()
+    }
+
+    /// Weighted choice among the eligible nodes. `r` is any random number (the caller's
+    /// source of randomness); None when no node is eligible.
+    pub fn choose(&self, now: SystemTime, r: u64) -> Option<&PeerView> {
+        pick_weighted(&self.eligible(now), r).copied()
+    }
+}
+
+/// The item that `r` lands on when each one owns a share of the range proportional to its
+/// weight; zero weights own nothing, and an empty or all-zero list gives None.
+pub fn pick_weighted<T>(items: &[(T, u32)], r: u64) -> Option<&T> {
+    let total: u64 = items.iter().map(|(_, w)| *w as u64).sum();
+    if total == 0 {
+        return None;
+    }
+    let mut x = r % total;
+    for (item, w) in items {
+        if x < *w as u64 {
+            return Some(item);
+        }
+        x -= *w as u64;
+    }
+    None
+}
+
+/// What consumers hold: the latest [`PoolView`].
+pub type PoolRx = watch::Receiver<Arc<PoolView>>;
+
+/// The client used for every poll: bounded by `timeout`, idle connections kept (the same
+/// peers are asked every interval).
+pub fn client(timeout: Duration) -> Result<reqwest::Client, String> {
+    ClientOptions::with_timeout(timeout).build()
+}
+
+/// GET `{base}/status` and parse it. Any failure (no answer, HTTP status other than 200,
+/// an unparsable document) gives a view without status and with the reason.
+pub async fn fetch(client: &reqwest::Client, base: &str) -> PeerView {
+    let url = format!("{}/status", base.trim_end_matches('/'));
+    let res = match http::get(client, &url, None, STATUS_LIMIT).await {
+        Ok(r) if r.status == 200 => serde_json::from_slice::<StatusDoc>(&r.body)
+            .map_err(|e| format!("not an lvs-node /status document: {e}")),
+        Ok(r) if r.status == 403 || r.status == 404 => Err(format!(
+            "HTTP {} (is this node in the peer's [report] allow list?)",
+            r.status
+        )),
+        Ok(r) => Err(format!("HTTP {}", r.status)),
+        Err(e) if e.contains("closed") || e == "connection reset" => Err(format!(
+            "{e} (is this node in the peer's [report] allow list?)"
+        )),
+        Err(e) => Err(e),
+    };
+    let (status, error) = match res {
+        Ok(s) => (Some(s), None),
+        Err(e) => (None, Some(e)),
+    };
+    PeerView {
+        url: base.to_string(),
+        is_self: false,
+        status,
+        error,
+        fetched_at: SystemTime::now(),
+    }
+}
+
+/// The base URL of this node's own report endpoint, if it has one.
+pub fn self_url(cfg: &NodeConfig) -> Option<String> {
+    cfg.daemon.report.http.map(|a| format!("http://{a}"))
+}
+
+/// Polls every peer concurrently, each bounded by `timeout`; this node is read from
+/// `health` directly (it need not be in its own allow list).
+pub async fn poll_once(
+    client: &reqwest::Client,
+    peers: &[String],
+    timeout: Duration,
+    me: Option<(&Health, &NodeConfig)>,
+) -> Vec<PeerView> {
+    let own = me.and_then(|(_, c)| self_url(c));
+    let jobs = peers.iter().map(|p| {
+        let own = own.clone();
+        async move {
+            if let (Some((h, c)), Some(o)) = (me, &own) {
+                if o == p {
+                    return PeerView {
+                        url: p.clone(),
+                        is_self: true,
+                        status: Some(StatusDoc::build(&h.snapshot(), c)),
+                        error: None,
+                        fetched_at: SystemTime::now(),
+                    };
+                }
+            }
+            match tokio::time::timeout(timeout, fetch(client, p)).await {
+                Ok(v) => v,
+                Err(_) => PeerView {
+                    url: p.clone(),
+                    is_self: false,
+                    status: None,
+                    error: Some(format!(
+                        "no answer within {}",
+                        lvs_shared::duration::format(timeout)
+                    )),
+                    fetched_at: SystemTime::now(),
+                },
+            }
+        }
+    });
+    futures::future::join_all(jobs).await
+}
+
+/// The node list to poll: `[pool] peers`, plus this node's own endpoint when it is not
+/// listed (so the view always includes this node).
+pub fn members(cfg: &NodeConfig) -> Vec<String> {
+    let mut v = cfg.daemon.pool.peers.clone();
+    if let Some(own) = self_url(cfg) {
+        if !v.contains(&own) {
+            v.insert(0, own);
+        }
+    }
+    v
+}
+
+/// The poller of `lvs-node run`: one round every `interval`, published to `tx`. Logs each
+/// change of a peer's state.
+pub async fn run(
+    pool: Pool,
+    cfg: crate::report::http::ConfigRx,
+    health: Arc<Health>,
+    tx: watch::Sender<Arc<PoolView>>,
+) {
+    let client = match client(pool.timeout) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("pool polling disabled: {e}");
+            return;
+        }
+    };
+    let mut last: Vec<(String, PeerState)> = Vec::new();
+    let mut tick = tokio::time::interval(pool.interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let cfg = cfg.borrow().clone();
+        let peers = members(&cfg);
+        let views = poll_once(&client, &peers, pool.timeout, Some((&health, &cfg))).await;
+        let now = SystemTime::now();
+        let states: Vec<(String, PeerState)> = views
+            .iter()
+            .map(|v| (v.url.clone(), v.state(now, pool.max_age)))
+            .collect();
+        for (v, (url, st)) in views.iter().zip(&states) {
+            let before = last.iter().find(|(u, _)| u == url).map(|(_, s)| *s);
+            if before != Some(*st) {
+                let why = v
+                    .error
+                    .clone()
+                    .or_else(|| v.status.as_ref().and_then(|s| s.reason.clone()))
+                    .unwrap_or_default();
+                tracing::info!(peer = %url, state = %st.as_str(), reason = %why, "pool peer state");
+            }
+        }
+        last = states;
+        tx.send_replace(Arc::new(PoolView {
+            peers: views,
+            max_age: pool.max_age,
+        }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::health::{AdminState, Load};
+
+    fn doc(state: NodeState, admin: Admin, weight: u32) -> StatusDoc {
+        StatusDoc {
+            state,
+            admin: AdminState {
+                admin,
+                ..AdminState::default()
+            },
+            reason: None,
+            weight,
+            base_weight: 100,
+            load: Load::default(),
+            checks: Vec::new(),
+            vips: Vec::new(),
+            arp_suppressed: true,
+            repairs_total: 0,
+            last_repair_ms: None,
+            version: "t".into(),
+            node: Default::default(),
+            failing: Vec::new(),
+            certificates: Vec::new(),
+        }
+    }
+
+    fn peer(url: &str, s: Option<StatusDoc>, age: Duration) -> PeerView {
+        PeerView {
+            url: url.into(),
+            is_self: false,
+            status: s,
+            error: None,
+            fetched_at: SystemTime::now() - age,
+        }
+    }
+
+    #[test]
+    fn only_fresh_ready_up_nodes_are_chosen_by_weight() {
+        let fresh = Duration::ZERO;
+        let view = PoolView {
+            max_age: Duration::from_secs(6),
+            peers: vec![
+                peer("a", Some(doc(NodeState::Up, Admin::Ready, 30)), fresh),
+                peer("b", Some(doc(NodeState::Up, Admin::Ready, 70)), fresh),
+                peer("drain", Some(doc(NodeState::Drain, Admin::Drain, 0)), fresh),
+                peer("maint", Some(doc(NodeState::Maint, Admin::Maint, 0)), fresh),
+                peer("down", Some(doc(NodeState::Down, Admin::Ready, 0)), fresh),
+                peer("gone", None, fresh),
+                peer(
+                    "old",
+                    Some(doc(NodeState::Up, Admin::Ready, 100)),
+                    Duration::from_secs(7),
+                ),
+            ],
+        };
+        let now = SystemTime::now();
+        let states: Vec<_> = view
+            .peers
+            .iter()
+            .map(|p| p.state(now, view.max_age).as_str())
+            .collect();
+        assert_eq!(
+            states,
+            ["up", "up", "drain", "maint", "down", "unreachable", "stale"]
+        );
+        let mut counts = std::collections::HashMap::new();
+        for r in 0..100u64 {
+            *counts
+                .entry(view.choose(now, r).unwrap().url.clone())
+                .or_insert(0) += 1;
+        }
+        assert_eq!(counts.get("a"), Some(&30));
+        assert_eq!(counts.get("b"), Some(&70));
+        assert_eq!(counts.len(), 2);
+        let none = PoolView {
+            max_age: view.max_age,
+            peers: view.peers[2..].to_vec(),
+        };
+        assert!(none.choose(now, 1).is_none());
+    }
+}
