@@ -144,6 +144,8 @@ struct Daemon {
     control: Option<Task<(PathBuf, PathBuf)>>,
     /// The HTTP-01 responder for `[acme]`: webroot and listen addresses.
     acme: Option<Listening<(PathBuf, Vec<std::net::SocketAddr>)>>,
+    /// The `[[redirect]]` listeners, restarted together when any of them changes.
+    redirect: Vec<Task<Vec<lvs_shared::config::redirect::Redirect>>>,
     cfg_tx: watch::Sender<Arc<NodeConfig>>,
     /// The pool poller (`[pool] peers`), and the channel its consumers read; the channel
     /// outlives poller restarts on reload.
@@ -196,6 +198,7 @@ impl Daemon {
             agent: None,
             control: None,
             acme: None,
+            redirect: Vec::new(),
             cfg_tx,
             pool: None,
             pool_tx: watch::channel(Arc::new(crate::pool::PoolView::empty())).0,
@@ -276,6 +279,17 @@ impl Daemon {
             Some(Some(crate::control::bind(&ck.0).map_err(|e| {
                 format!("cannot create the control socket {}: {e}", ck.0.display())
             })?))
+        };
+
+        let redirect = if self.redirect.first().map(|t| &t.key) == Some(&cfg.redirects)
+            || (self.redirect.is_empty() && cfg.redirects.is_empty())
+        {
+            None
+        } else {
+            let view = Arc::new(crate::redirect::pool_view::FromPool(
+                self.pool_tx.subscribe(),
+            ));
+            Some(crate::redirect::prepare(&cfg.redirects, view)?)
         };
 
         // Phase 2: nothing below fails; the new config takes over.
@@ -377,6 +391,15 @@ impl Daemon {
                 });
             }
         }
+        if let Some(prepared) = redirect {
+            self.redirect = crate::redirect::spawn(prepared)
+                .into_iter()
+                .map(|handle| Task {
+                    key: cfg.redirects.clone(),
+                    handle,
+                })
+                .collect();
+        }
         if let Some(bound) = control {
             self.control = None;
             let l = match bound {
@@ -464,6 +487,7 @@ impl Daemon {
         self.agent = None;
         self.control = None;
         self.acme = None;
+        self.redirect.clear();
         self.pool = None;
         let _ = std::fs::remove_file(&self.cfg.daemon.control_socket);
         if self.cfg.daemon.on_stop == OnStop::Down && self.cfg.daemon.manage_dataplane {

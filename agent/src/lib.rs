@@ -16,5 +16,6 @@ pub mod logging;
 pub mod nagios;
 pub mod pool;
 pub mod probe;
+pub mod redirect;
 pub mod report;
 pub mod sockdiag;

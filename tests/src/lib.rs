@@ -4,12 +4,14 @@
 pub mod bins;
 pub mod dr;
 pub mod gridftp;
+pub mod gsi;
 pub mod haproxy;
 pub mod netns;
 pub mod node;
 pub mod pebble;
 pub mod units;
 pub mod vm;
+pub mod webdav;
 
 pub use dr::{DrLab, LabOpts};
 pub use netns::{require_root, wait_for, Netns};

@@ -122,20 +122,25 @@ impl PoolView {
     /// Weighted choice among the eligible nodes. `r` is any random number (the caller's
     /// source of randomness); None when no node is eligible.
     pub fn choose(&self, now: SystemTime, r: u64) -> Option<&PeerView> {
-        let el = self.eligible(now);
-        let total: u64 = el.iter().map(|(_, w)| *w as u64).sum();
-        if total == 0 {
-            return None;
-        }
-        let mut x = r % total;
-        for (p, w) in el {
-            if x < w as u64 {
-                return Some(p);
-            }
-            x -= w as u64;
-        }
-        None
+        pick_weighted(&self.eligible(now), r).copied()
     }
+}
+
+/// The item that `r` lands on when each one owns a share of the range proportional to its
+/// weight; zero weights own nothing, and an empty or all-zero list gives None.
+pub fn pick_weighted<T>(items: &[(T, u32)], r: u64) -> Option<&T> {
+    let total: u64 = items.iter().map(|(_, w)| *w as u64).sum();
+    if total == 0 {
+        return None;
+    }
+    let mut x = r % total;
+    for (item, w) in items {
+        if x < *w as u64 {
+            return Some(item);
+        }
+        x -= *w as u64;
+    }
+    None
 }
 
 /// What consumers hold: the latest [`PoolView`].

@@ -134,6 +134,22 @@ pub fn render(s: &Snapshot) -> String {
         reload,
     );
 
+    let redirects = Family::<Labels, Counter>::default();
+    for ((listen, target, status), n) in crate::redirect::counts() {
+        redirects
+            .get_or_create(&vec![
+                ("listen", listen),
+                ("target", target),
+                ("status", status.to_string()),
+            ])
+            .inc_by(n);
+    }
+    r.register(
+        "redirects",
+        "Requests answered by the [[redirect]] listeners, by target (\"-\" when none could take it) and status",
+        redirects,
+    );
+
     r.register(
         "build",
         "Agent build",

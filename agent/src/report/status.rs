@@ -57,6 +57,16 @@ pub struct NodeInfo {
     /// `[weight] base`: what a director should configure as the static weight.
     pub base_weight: u32,
     pub services: Vec<Service>,
+    /// The `[[redirect]]` listeners and where each sends requests when this node is
+    /// chosen (what `choose = "pool"` on another node redirects to).
+    #[serde(default)]
+    pub redirects: Vec<RedirectTarget>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RedirectTarget {
+    pub listen: SocketAddr,
+    pub target: String,
 }
 
 /// One VIP and the TCP ports served on it.
@@ -160,6 +170,16 @@ pub fn node_info(cfg: &NodeConfig) -> NodeInfo {
                 ports: v.ports.clone(),
             })
             .collect(),
+        redirects: {
+            let fqdn = crate::redirect::node_fqdn();
+            cfg.redirects
+                .iter()
+                .map(|r| RedirectTarget {
+                    listen: r.listen,
+                    target: r.target_base(&fqdn),
+                })
+                .collect()
+        },
     }
 }
 

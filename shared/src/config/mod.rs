@@ -6,6 +6,7 @@
 
 pub mod acme;
 pub mod daemon;
+pub mod redirect;
 
 use crate::error::ConfigError;
 use serde::Deserialize;
@@ -56,6 +57,8 @@ struct RawConfig {
     #[serde(default)]
     pool: daemon::RawPool,
     acme: Option<acme::RawAcme>,
+    #[serde(default)]
+    redirect: Vec<redirect::RawRedirect>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -105,6 +108,8 @@ pub struct NodeConfig {
     pub vips: Vec<Vip>,
     pub daemon: daemon::Settings,
     pub acme: Option<acme::Settings>,
+    /// `[[redirect]]` listeners on VIPs (HTTP uploads that bypass the director).
+    pub redirects: Vec<redirect::Redirect>,
 }
 
 impl NodeConfig {
@@ -308,6 +313,20 @@ impl NodeConfig {
             Some(a) => Some(acme::validate(path, a)?),
             None => None,
         };
+        let vip_addrs: Vec<IpAddr> = vips.iter().map(|v| v.address).collect();
+        let redirects = redirect::validate(path, raw.redirect, &vip_addrs)?;
+        if let Some(i) = redirects
+            .iter()
+            .position(|r| r.choose == redirect::Choose::Pool)
+        {
+            if daemon.pool.peers.is_empty() {
+                return Err(err(
+                    &format!("redirect[{i}].choose"),
+                    "\"pool\" needs the pool's nodes, and [pool] peers is empty".into(),
+                    "list every node's report endpoint in [pool] peers = [\"http://192.0.2.11:8080\", ...], or use choose = \"self\"",
+                ));
+            }
+        }
         Ok(NodeConfig {
             file: path.to_path_buf(),
             interface,
@@ -317,6 +336,7 @@ impl NodeConfig {
             vips,
             daemon,
             acme,
+            redirects,
         })
     }
 }

@@ -1,0 +1,113 @@
+//! TLS for a redirect listener. The certificate is the pool's shared SAN certificate
+//! (CN = the VIP's name, SANs = the nodes), so the same file serves at the VIP and at each
+//! node. `lvs-cert renew` replaces it in place: the files are looked at again at most every
+//! few seconds and a changed pair is loaded without a restart. A pair that fails to load
+//! keeps the previous one (and says so once).
+
+use rustls::crypto::aws_lc_rs;
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+const RECHECK: Duration = Duration::from_secs(5);
+
+/// Loads a certificate chain and its key, with errors that name the file.
+pub fn load(cert: &Path, key: &Path) -> Result<Arc<CertifiedKey>, String> {
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| format!("{}: cannot read the certificate: {e}", cert.display()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("{}: not a PEM certificate chain: {e}", cert.display()))?;
+    if chain.is_empty() {
+        return Err(format!("{}: no certificate in the file", cert.display()));
+    }
+    let der = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| format!("{}: cannot read a PEM private key: {e}", key.display()))?;
+    let signing = aws_lc_rs::sign::any_supported_type(&der)
+        .map_err(|e| format!("{}: unsupported private key: {e}", key.display()))?;
+    let ck = CertifiedKey::new(chain, signing);
+    ck.keys_match().map_err(|e| {
+        format!(
+            "{} and {}: the key does not match the certificate: {e}",
+            cert.display(),
+            key.display()
+        )
+    })?;
+    Ok(Arc::new(ck))
+}
+
+fn mtimes(cert: &Path, key: &Path) -> (Option<SystemTime>, Option<SystemTime>) {
+    let m = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    (m(cert), m(key))
+}
+
+#[derive(Debug)]
+struct Current {
+    key: Arc<CertifiedKey>,
+    seen: (Option<SystemTime>, Option<SystemTime>),
+    checked: Instant,
+}
+
+/// Serves the pair from disk and follows its replacement.
+#[derive(Debug)]
+pub struct Reloading {
+    cert: PathBuf,
+    key: PathBuf,
+    current: Mutex<Current>,
+}
+
+impl Reloading {
+    pub fn new(cert: &Path, key: &Path) -> Result<Reloading, String> {
+        let seen = mtimes(cert, key);
+        Ok(Reloading {
+            current: Mutex::new(Current {
+                key: load(cert, key)?,
+                seen,
+                checked: Instant::now(),
+            }),
+            cert: cert.to_path_buf(),
+            key: key.to_path_buf(),
+        })
+    }
+
+    fn get(&self) -> Arc<CertifiedKey> {
+        let mut cur = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        if cur.checked.elapsed() >= RECHECK {
+            cur.checked = Instant::now();
+            let now = mtimes(&self.cert, &self.key);
+            if now != cur.seen {
+                cur.seen = now;
+                match load(&self.cert, &self.key) {
+                    Ok(k) => {
+                        tracing::info!(cert = %self.cert.display(), "redirect: certificate reloaded");
+                        cur.key = k;
+                    }
+                    Err(e) => tracing::warn!("redirect: keeping the previous certificate: {e}"),
+                }
+            }
+        }
+        cur.key.clone()
+    }
+}
+
+impl ResolvesServerCert for Reloading {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.get())
+    }
+}
+
+/// A TLS acceptor for HTTP/1.1 with the pair at `cert`/`key`.
+pub fn acceptor(cert: &Path, key: &Path) -> Result<tokio_rustls::TlsAcceptor, String> {
+    let resolver = Arc::new(Reloading::new(cert, key)?);
+    let mut cfg =
+        rustls::ServerConfig::builder_with_provider(Arc::new(aws_lc_rs::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("TLS setup: {e}"))?
+            .with_no_client_auth()
+            .with_cert_resolver(resolver);
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(cfg)))
+}
