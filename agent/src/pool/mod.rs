@@ -308,6 +308,7 @@ mod tests {
             arp_suppressed: true,
             repairs_total: 0,
             last_repair_ms: None,
+            reload_error: None,
             version: "t".into(),
             node: Default::default(),
             failing: Vec::new(),
