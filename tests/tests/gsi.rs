@@ -184,12 +184,13 @@ fn gsi_gridftp_through_the_vip_with_the_certificate_lvs_cert_acme_issued() {
     let (cert, key) = (t.join("tls/hostcert.pem"), t.join("tls/hostkey.pem"));
     let mut args = format!(
         "acme --vip {VIP_HOST} --webroot {wr} --shared-dir {sh} --state-dir {st} \
-         --directory {dir} --root-ca {ca} --cert {c} --key {k} --vip-ip {VIP}",
+         --directory {dir} --root-ca {ca} --issuer-ca {iss} --cert {c} --key {k} --vip-ip {VIP}",
         wr = webroot.display(),
         sh = t.join("shared").display(),
         st = t.join("state").display(),
         dir = pebble.directory(),
         ca = pebble.tls_ca.display(),
+        iss = pebble.issuer_root.display(),
         c = cert.display(),
         k = key.display(),
     );
