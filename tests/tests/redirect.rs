@@ -28,6 +28,7 @@ fn node_config(h: &Host, dir: &Path, redirect: &str) -> std::path::PathBuf {
          [[vip]]\naddress = \"{VIP}\"\nports = [{PORT}]\n\
          [daemon]\nmanage_dataplane = true\ncontrol_socket = \"{d}/control.sock\"\nrecheck_interval = \"1s\"\n\
          [report]\nhttp = \"{ip}:8080\"\n\
+         allow = [\"192.0.2.1\", \"192.0.2.11\", \"192.0.2.12\", \"192.0.2.13\"]\n\
          [[redirect]]\nlisten = \"{VIP}:{PORT}\"\n{redirect}\n",
         ip = h.ip,
         d = dir.display(),
@@ -364,7 +365,9 @@ fn pool_choice_skips_drained_and_down_nodes() {
 
     // Every WebDAV server stopped: every node down, 503 with Retry-After.
     for (h, d) in lab.reals.iter().zip(&davs) {
-        h.ns.kill(d.pid);
+        // SIGTERM to apache's parent stops its workers too (they hold the listener).
+        let pidfile = d.data.parent().unwrap().join("run/httpd.pid");
+        h.ok(&format!("kill -TERM $(cat {})", pidfile.display()));
     }
     let unavailable = wait_for(Duration::from_secs(20), || {
         let out = lab.client.ok(&format!(
