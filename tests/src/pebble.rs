@@ -202,3 +202,45 @@ pub fn write_hosts(lab: &DrLab, nodes: usize) {
         r.ns.write_etc("hosts", &hosts);
     }
 }
+
+/// The pool's shared SAN certificate (CN = VIP_HOST, SANs = every node) issued by
+/// `lvs-cert acme` from the client through the VIP: serves a webroot under `dir` on every
+/// real server (VIP on lo by hand, see `serve_webroot`) and returns (certificate, key).
+pub fn issue_shared(lab: &DrLab, pebble: &Pebble, dir: &Path) -> (PathBuf, PathBuf) {
+    let webroot = dir.join("webroot");
+    std::fs::create_dir_all(&webroot).unwrap();
+    for r in &lab.reals {
+        serve_webroot(r, &webroot);
+    }
+    let (cert, key) = (dir.join("tls/hostcert.pem"), dir.join("tls/hostkey.pem"));
+    let mut args = format!(
+        "acme --vip {VIP_HOST} --webroot {wr} --shared-dir {sh} --state-dir {st} \
+         --directory {d} --root-ca {ca} --issuer-ca {iss} --cert {c} --key {k} --vip-ip {VIP}",
+        wr = webroot.display(),
+        sh = dir.join("shared").display(),
+        st = dir.join("state").display(),
+        d = pebble.directory(),
+        ca = pebble.tls_ca.display(),
+        iss = pebble.issuer_root.display(),
+        c = cert.display(),
+        k = key.display(),
+    );
+    for (i, r) in lab.reals.iter().enumerate() {
+        args.push_str(&format!(
+            " --alt {n} --node-ip {n}={ip}",
+            n = node_name(i),
+            ip = r.ip
+        ));
+    }
+    let o = lab
+        .client
+        .ns
+        .run(&format!("{} {args}", crate::bins::lvs_cert().display()));
+    assert!(
+        o.status.success(),
+        "lvs-cert acme: {}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    (cert, key)
+}

@@ -9,7 +9,7 @@
 
 use lab::dr::{real_ip, Host, VIP};
 use lab::gsi::{start_gridftp, TestCa, TrustDir};
-use lab::pebble::{node_name, serve_webroot, Pebble, PebbleOpts, VIP_HOST};
+use lab::pebble::{node_name, Pebble, PebbleOpts, VIP_HOST};
 use lab::{bins, DrLab, LabOpts};
 use std::path::{Path, PathBuf};
 
@@ -175,42 +175,7 @@ fn gsi_gridftp_through_the_vip_with_the_certificate_lvs_cert_acme_issued() {
     );
     let pebble = Pebble::start(&lab, 2, PebbleOpts::default());
     let t = TestDir::new(&lab.prefix);
-    let webroot = t.join("webroot");
-    std::fs::create_dir_all(&webroot).unwrap();
-    for r in &lab.reals {
-        // Puts the VIP on lo by hand with sysctl suppression, and answers HTTP-01.
-        serve_webroot(r, &webroot);
-    }
-    let (cert, key) = (t.join("tls/hostcert.pem"), t.join("tls/hostkey.pem"));
-    let mut args = format!(
-        "acme --vip {VIP_HOST} --webroot {wr} --shared-dir {sh} --state-dir {st} \
-         --directory {dir} --root-ca {ca} --issuer-ca {iss} --cert {c} --key {k} --vip-ip {VIP}",
-        wr = webroot.display(),
-        sh = t.join("shared").display(),
-        st = t.join("state").display(),
-        dir = pebble.directory(),
-        ca = pebble.tls_ca.display(),
-        iss = pebble.issuer_root.display(),
-        c = cert.display(),
-        k = key.display(),
-    );
-    for (i, r) in lab.reals.iter().enumerate() {
-        args.push_str(&format!(
-            " --alt {n} --node-ip {n}={ip}",
-            n = node_name(i),
-            ip = r.ip
-        ));
-    }
-    let o = lab
-        .client
-        .ns
-        .run(&format!("{} {args}", bins::lvs_cert().display()));
-    assert!(
-        o.status.success(),
-        "lvs-cert acme: {}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let (cert, key) = lab::pebble::issue_shared(&lab, &pebble, &t.0);
     // Pebble's root and intermediate in the Globus trust dir; the user's CA too.
     let trust = TrustDir::new(&t.join("certificates"));
     trust.add(&pebble.issuer_root);
