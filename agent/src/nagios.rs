@@ -237,11 +237,16 @@ async fn agent_part(cfg: &NodeConfig, args: &NagiosArgs) -> Part {
     )
     .await;
     let took = t0.elapsed();
-    let failure = match got {
-        Err(_) => format!(
+    let no_answer = || {
+        format!(
             "no answer within {}",
             lvs_shared::duration::format(args.timeout)
-        ),
+        )
+    };
+    // The client's own timeout and the outer one are the same duration: either may fire.
+    let failure = match got {
+        Err(_) => no_answer(),
+        Ok(Err(e)) if e == "timed out" => no_answer(),
         Ok(Err(e)) => e,
         Ok(Ok(r)) if r.status != 200 => format!("HTTP {} from {url}", r.status),
         Ok(Ok(r)) => {

@@ -186,15 +186,22 @@ fn lvs_cert_renew_writes_its_outcome_for_the_textfile_collector() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let prom = dir.join("lvs-cert.prom");
-    // No renewal record in the state dir: the run fails, and says so in the file.
-    let o = Command::new(lab::bins::lvs_cert())
-        .args(["renew", "--state-dir"])
-        .arg(dir.join("state"))
-        .arg("--metrics-file")
-        .arg(&prom)
-        .output()
-        .unwrap();
-    assert!(!o.status.success());
+    let state = dir.join("state");
+    let renew = || {
+        Command::new(lab::bins::lvs_cert())
+            .args(["renew", "--state-dir"])
+            .arg(&state)
+            .arg("--metrics-file")
+            .arg(&prom)
+            .output()
+            .unwrap()
+    };
+    // A corrupt renewal record: the run fails, and says so in the file.
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::write(state.join("renewal.json"), "not json").unwrap();
+    let o = renew();
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("renewal.json"), "{}", text(&o));
     let t = std::fs::read_to_string(&prom).expect("metrics file written on failure");
     assert!(t.contains("\nlvs_cert_renewal_success 0\n"), "{t}");
     assert!(

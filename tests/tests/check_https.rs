@@ -78,8 +78,9 @@ fn agent(rs: &Host, dir: &Path, name: &str, port: u16, keys: &str) -> u32 {
              [daemon]\nmanage_dataplane = false\ncontrol_socket = \"{d}/control.sock\"\n\
              [[check]]\nname = \"tls\"\nkind = \"https\"\ninterval = \"1s\"\ntimeout = \"900ms\"\nrise = 1\nfall = 1\n\
              sni = \"storage.lab\"\n{keys}\n\
-             [report]\nhttp = \"{ip}:{port}\"\n",
+             [report]\nhttp = \"{ip}:{port}\"\nallow = [\"{dir_ip}\"]\n",
             ip = rs.ip,
+            dir_ip = lab::dr::DIRECTOR_IP,
             d = sub.display(),
             vip = lab::dr::VIP,
         ),

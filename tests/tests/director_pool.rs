@@ -6,7 +6,7 @@
 mod daemon_util;
 
 use daemon_util::*;
-use lab::dr::{Host, VIP, VIP6};
+use lab::dr::{Host, DIRECTOR_IP, VIP, VIP6};
 use lab::{bins, DrLab, LabOpts};
 use std::path::Path;
 use std::process::{Command, Output};
@@ -22,7 +22,8 @@ fn node_config(rs: &Host, dir: &Path) -> std::path::PathBuf {
              [[vip]]\naddress = \"{VIP6}\"\nports = [2811, 1094]\n\
              [daemon]\nmanage_dataplane = false\ncontrol_socket = \"{d}/control.sock\"\n\
              [weight]\nbase = 50\n\
-             [report]\nhttp = \"{ip}:{HTTP_PORT}\"\nagent_check = \"{ip}:{AGENT_PORT}\"\n",
+             [report]\nhttp = \"{ip}:{HTTP_PORT}\"\nagent_check = \"{ip}:{AGENT_PORT}\"\n\
+             allow = [\"{DIRECTOR_IP}\", \"{ip}\"]\n",
             ip = rs.ip,
             d = dir.display(),
         ),

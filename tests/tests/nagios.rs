@@ -102,9 +102,15 @@ fn node(tag: &str, cert_days: u32, manage: bool, report_extra: &str) -> Node {
     let sub = dir.join("rs0");
     std::fs::create_dir_all(&sub).unwrap();
     // The shared template with the certificate check added before [report].
+    // The director and the node itself (where the plugin runs) may read /status.
+    let allow = format!("allow = [\"{}\", \"{}\"]", lab::dr::DIRECTOR_IP, rs.ip);
     let opts = NodeOpts {
         manage_dataplane: manage,
-        report_extra,
+        report_extra: if report_extra.is_empty() {
+            &allow
+        } else {
+            report_extra
+        },
         ..NodeOpts::default()
     };
     // A loaded test machine must not fail the GridFTP check by a slow banner.
