@@ -127,7 +127,7 @@ async fn next_listener<K: PartialEq>(
     Ok(Next::Start(k, socks))
 }
 
-type ReportKey = (std::net::SocketAddr, Limits);
+type ReportKey = (Vec<std::net::SocketAddr>, Limits);
 
 impl<K> Drop for Task<K> {
     fn drop(&mut self) {
@@ -224,10 +224,12 @@ impl Daemon {
         let rep = &d.report;
 
         // Phase 1: bind every new socket next to the running ones.
-        let key = |a: Option<std::net::SocketAddr>| {
-            a.map(|a| {
+        // One endpoint may listen on the IPv4 and the IPv6 address; one gate (the same caps
+        // and per-source counts) covers both sockets.
+        let key = |addrs: Vec<std::net::SocketAddr>| {
+            (!addrs.is_empty()).then(|| {
                 (
-                    a,
+                    addrs,
                     Limits {
                         allow: rep.allow.clone(),
                         public: rep.public_health,
@@ -237,18 +239,22 @@ impl Daemon {
                 )
             })
         };
-        let addrs = |a: Option<std::net::SocketAddr>| a.into_iter().collect::<Vec<_>>();
+        let addrs = |a: Option<std::net::SocketAddr>, b: Option<std::net::SocketAddr>| {
+            a.into_iter().chain(b).collect::<Vec<_>>()
+        };
+        let http_addrs = addrs(rep.http, rep.http6);
         let http = next_listener(
             self.http.as_ref(),
-            key(rep.http),
-            &addrs(rep.http),
+            key(http_addrs.clone()),
+            &http_addrs,
             "report.http",
         )
         .await?;
+        let agent_addrs = addrs(rep.agent_check, rep.agent_check6);
         let agent = next_listener(
             self.agent.as_ref(),
-            key(rep.agent_check),
-            &addrs(rep.agent_check),
+            key(agent_addrs.clone()),
+            &agent_addrs,
             "report.agent_check",
         )
         .await?;
@@ -334,12 +340,24 @@ impl Daemon {
         let cfg_rx = self.cfg_tx.subscribe();
         let start_report = |k: ReportKey, socks: Vec<Arc<TcpListener>>, http: bool| {
             let gate = Gate::new(k.1.clone());
-            let l = socks[0].clone();
-            let handle = if http {
-                tokio::spawn(report::http::serve(l, health.clone(), gate, cfg_rx.clone()))
-            } else {
-                tokio::spawn(report::agent_check::serve(l, health.clone(), gate))
-            };
+            let serves: Vec<_> = socks
+                .iter()
+                .map(|l| {
+                    let (l, health, gate) = (l.clone(), health.clone(), gate.clone());
+                    let cfg_rx = cfg_rx.clone();
+                    async move {
+                        if http {
+                            report::http::serve(l, health, gate, cfg_rx).await
+                        } else {
+                            report::agent_check::serve(l, health, gate).await
+                        }
+                    }
+                })
+                .collect();
+            // Aborting the task stops every socket's accept loop at once.
+            let handle = tokio::spawn(async move {
+                futures::future::join_all(serves).await;
+            });
             Listening {
                 task: Task { key: k, handle },
                 socks,

@@ -285,11 +285,16 @@ fn vs_common(o: &mut String, opts: &Options, persistence: Option<u32>, fwmark: b
     }
 }
 
+/// The checker for `n`'s real server of `vip`: an IPv6 service is checked over the node's
+/// IPv6 report endpoint (`[report] http6`) when it has one, so that a dual-stack pool's IPv6
+/// services fail with the node's IPv6 path.
 fn node_checker<'a>(
     n: &'a Node,
     opts: &'a Options,
+    vip: IpAddr,
 ) -> Result<impl FnOnce(&mut String, &str) + 'a, String> {
-    let report = n.status.node.report_http.ok_or_else(|| {
+    let v6 = n.status.node.report_http6.filter(|_| vip.is_ipv6());
+    let report = v6.or(n.status.node.report_http).ok_or_else(|| {
         format!(
             "node {} has no [report] http endpoint for the director's checker",
             n.url
@@ -340,7 +345,7 @@ pub fn keepalived(nodes: &[Node], opts: &Options) -> Result<String, String> {
                 addr,
                 Some(*port),
                 n.status.node.base_weight.max(1),
-                node_checker(n, opts)?,
+                node_checker(n, opts, *vip)?,
             );
         }
         let _ = writeln!(o, "}}");
@@ -365,7 +370,7 @@ pub fn keepalived(nodes: &[Node], opts: &Options) -> Result<String, String> {
                     addr,
                     None,
                     n.status.node.base_weight.max(1),
-                    node_checker(n, opts)?,
+                    node_checker(n, opts, *vip)?,
                 );
             }
             let _ = writeln!(o, "}}");

@@ -104,11 +104,12 @@ pub fn gridftp_xml(control: &[u16], data: (u16, u16)) -> String {
 
 pub fn report_ports(cfg: &NodeConfig) -> Vec<u16> {
     let r = &cfg.daemon.report;
-    let mut v: Vec<u16> = [r.http, r.agent_check]
+    let mut v: Vec<u16> = [r.http, r.agent_check, r.http6, r.agent_check6]
         .into_iter()
         .flatten()
         .map(|a| a.port())
         .collect();
+    v.sort_unstable();
     v.dedup();
     v
 }
@@ -275,6 +276,25 @@ pub fn needed(cfg: &NodeConfig, gf: &GridftpSettings) -> Vec<Need> {
             ports: (a.port(), a.port()),
             what: "[report] agent_check (HAProxy)".into(),
         });
+    }
+    for (a, v4, what) in [
+        (
+            r.http6,
+            r.http,
+            "[report] http6 (IPv6 health check, /metrics)",
+        ),
+        (
+            r.agent_check6,
+            r.agent_check,
+            "[report] agent_check6 (HAProxy over IPv6)",
+        ),
+    ] {
+        if let Some(a) = a.filter(|a| Some(a.port()) != v4.map(|b| b.port())) {
+            v.push(Need {
+                ports: (a.port(), a.port()),
+                what: what.into(),
+            });
+        }
     }
     if cfg.acme.is_some() {
         v.push(Need {

@@ -234,6 +234,16 @@ impl IpvsLab {
     }
 
     pub fn build_with_prefix(prefix: &str, reals: usize) -> anyhow::Result<IpvsLab> {
+        IpvsLab::build_opts(prefix, reals, false)
+    }
+
+    /// Dual-stack: the guest also holds `2001:db8::2/64` and `VIP6` on its eth0, and every
+    /// host has its `ip6` (`2001:db8::N/64`).
+    pub fn build_dual_stack(tag: &str, reals: usize) -> anyhow::Result<IpvsLab> {
+        IpvsLab::build_opts(&unique_prefix(tag), reals, true)
+    }
+
+    fn build_opts(prefix: &str, reals: usize, ipv6: bool) -> anyhow::Result<IpvsLab> {
         crate::netns::require_root();
         let prefix = prefix.to_string();
         let bridge = Netns::new(&format!("{prefix}br"));
@@ -246,8 +256,9 @@ impl IpvsLab {
             DIRECTOR_IP,
             VIP,
             DIRECTOR_MAC,
+            ipv6.then_some(("2001:db8::2", VIP6)),
         )?;
-        let client = add_host(&bridge, &prefix, "cl", CLIENT_IP, 1, 1, false);
+        let client = add_host(&bridge, &prefix, "cl", CLIENT_IP, 1, 1, ipv6);
         let reals: Vec<Host> = (0..reals)
             .map(|i| {
                 add_host(
@@ -257,7 +268,7 @@ impl IpvsLab {
                     real_ip(i),
                     11 + i,
                     2 + i,
-                    false,
+                    ipv6,
                 )
             })
             .collect();

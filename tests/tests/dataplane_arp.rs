@@ -10,18 +10,27 @@ fn vip_cfg(method: &str, device: &str) -> String {
 
 /// The kernel's own ARP request from a real server, as seen on the wire by the client.
 fn kernel_arp_sender(lab: &DrLab, rs: &Host) -> String {
+    let path = std::env::temp_dir().join(format!("{}-tcpdump.log", lab.prefix));
     let cap = lab.client.ns.spawn_logged(
         "tcpdump -l -n -i eth0 -c 1 'arp and arp[6:2] == 1 and ether src 02:00:00:00:00:0b'",
-        &std::env::temp_dir().join(format!("{}-tcpdump.log", lab.prefix)),
+        &path,
     );
-    std::thread::sleep(std::time::Duration::from_millis(400));
-    rs.ns.ok(
-        "ip neigh flush dev eth0; ping -c 1 -W 1 -I 192.0.2.100 192.0.2.1 >/dev/null 2>&1 || true",
-    );
+    // tcpdump says "listening on" once its capture is open; a loaded machine may take
+    // longer than any fixed pause. Then the request is triggered until it is captured.
+    let read = || std::fs::read_to_string(&path).unwrap_or_default();
+    lab::wait_for(std::time::Duration::from_secs(10), || {
+        read().contains("listening on").then_some(())
+    });
+    for _ in 0..5 {
+        rs.ns.ok(
+            "ip neigh flush dev eth0; ping -c 1 -W 1 -I 192.0.2.100 192.0.2.1 >/dev/null 2>&1 || true",
+        );
+        if read().contains(" tell ") {
+            break;
+        }
+    }
     lab.client.ns.wait(cap, std::time::Duration::from_secs(5));
-    let log =
-        std::fs::read_to_string(std::env::temp_dir().join(format!("{}-tcpdump.log", lab.prefix)))
-            .unwrap_or_default();
+    let log = read();
     let _ = std::fs::remove_file(std::env::temp_dir().join(format!("{}-tcpdump.log", lab.prefix)));
     log
 }

@@ -54,6 +54,9 @@ pub struct NodeInfo {
     /// `[report] http` and `[report] agent_check`.
     pub report_http: Option<SocketAddr>,
     pub agent_check: Option<SocketAddr>,
+    /// `[report] http6`: the same endpoint on the node's IPv6 address.
+    #[serde(default)]
+    pub report_http6: Option<SocketAddr>,
     /// `[weight] base`: what a director should configure as the static weight.
     pub base_weight: u32,
     pub services: Vec<Service>,
@@ -150,6 +153,7 @@ pub fn node_info(cfg: &NodeConfig) -> NodeInfo {
         .real_ip
         .filter(|i| i.is_ipv6())
         .or(rep.http.map(|a| a.ip()).filter(|i| i.is_ipv6()))
+        .or(rep.http6.map(|a| a.ip()))
         .or_else(|| global_ipv6(&cfg.interface, &vips));
     NodeInfo {
         hostname: nix::unistd::gethostname()
@@ -160,6 +164,7 @@ pub fn node_info(cfg: &NodeConfig) -> NodeInfo {
         real_ip6,
         report_http: rep.http,
         agent_check: rep.agent_check,
+        report_http6: rep.http6,
         base_weight: cfg.daemon.weight.base,
         services: cfg
             .vips

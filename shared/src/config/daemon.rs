@@ -60,6 +60,8 @@ pub struct RawCheck {
 pub struct RawReport {
     pub http: Option<String>,
     pub agent_check: Option<String>,
+    pub http6: Option<String>,
+    pub agent_check6: Option<String>,
     #[serde(default)]
     pub allow: Vec<String>,
     pub max_connections: Option<i64>,
@@ -192,6 +194,11 @@ pub struct CheckSpec {
 pub struct Report {
     pub http: Option<SocketAddr>,
     pub agent_check: Option<SocketAddr>,
+    /// A second listener for `/health`, `/status`, ... on the node's IPv6 address, so that
+    /// dual-stack directors and peers reach the same endpoint over either family.
+    pub http6: Option<SocketAddr>,
+    /// A second agent-check listener on the node's IPv6 address.
+    pub agent_check6: Option<SocketAddr>,
     /// Director addresses allowed to connect; empty = anyone.
     pub allow: Vec<IpAddr>,
     pub max_connections: usize,
@@ -408,13 +415,36 @@ pub fn validate(file: &Path, raw: RawSections, vips: &[Vip]) -> Result<Settings,
     };
     s.report.http = bind("report.http", r.http)?;
     s.report.agent_check = bind("report.agent_check", r.agent_check)?;
-    if let (Some(a), Some(b)) = (s.report.http, s.report.agent_check) {
-        if a == b {
+    let bind6 = |key: &str, v: Option<String>| -> Result<Option<SocketAddr>, ConfigError> {
+        let a = bind(key, v)?;
+        if let Some(a) = a.filter(|a| !a.is_ipv6()) {
             return Err(err(
-                "report.agent_check",
-                format!("{a} is also report.http"),
-                "use a different port for the agent-check responder",
+                key,
+                format!("{a} is not an IPv6 address"),
+                "write the node's IPv6 address in brackets, e.g. \"[2001:db8::11]:8080\" (IPv4 goes in the key without 6)",
             ));
+        }
+        Ok(a)
+    };
+    s.report.http6 = bind6("report.http6", r.http6)?;
+    s.report.agent_check6 = bind6("report.agent_check6", r.agent_check6)?;
+    let all = [
+        ("report.http", s.report.http),
+        ("report.agent_check", s.report.agent_check),
+        ("report.http6", s.report.http6),
+        ("report.agent_check6", s.report.agent_check6),
+    ];
+    for (i, (k1, a)) in all.iter().enumerate() {
+        for (k2, b) in &all[i + 1..] {
+            if let (Some(a), Some(b)) = (a, b) {
+                if a == b {
+                    return Err(err(
+                        k2,
+                        format!("{b} is also {k1}"),
+                        "give each report endpoint its own address or port",
+                    ));
+                }
+            }
         }
     }
     for (i, a) in r.allow.iter().enumerate() {
@@ -1063,6 +1093,28 @@ mod tests {
         let e =
             parse("[[check]]\nkind = \"tcp\"\ntarget = \"x:1\"\nuser = \"nobody\"\n").unwrap_err();
         assert_eq!(e.key, "check[0].user");
+    }
+
+    #[test]
+    fn dual_stack_report_endpoints() {
+        let c = parse(
+            "[report]\nhttp = \"192.0.2.11:8080\"\nhttp6 = \"[2001:db8::11]:8080\"\n\
+             agent_check = \"192.0.2.11:8081\"\nagent_check6 = \"[2001:db8::11]:8081\"\n",
+        )
+        .unwrap();
+        let r = &c.daemon.report;
+        assert_eq!(r.http6, Some("[2001:db8::11]:8080".parse().unwrap()));
+        assert_eq!(r.agent_check6, Some("[2001:db8::11]:8081".parse().unwrap()));
+        let e = parse("[report]\nhttp6 = \"192.0.2.11:8080\"\n").unwrap_err();
+        assert_eq!(e.key, "report.http6");
+        assert!(e.to_string().contains("not an IPv6 address"), "{e}");
+        let e = parse("[report]\nagent_check6 = \"[::]:8081\"\n").unwrap_err();
+        assert_eq!(e.key, "report.agent_check6");
+        let e = parse(
+            "[report]\nhttp6 = \"[2001:db8::11]:8080\"\nagent_check6 = \"[2001:db8::11]:8080\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "report.agent_check6");
     }
 
     #[test]

@@ -128,6 +128,7 @@ impl IpvsDirector {
         ip: Ipv4Addr,
         vip: Ipv4Addr,
         mac: &str,
+        ipv6: Option<(&str, &str)>,
     ) -> Result<IpvsDirector> {
         let mut opts = VmOpts::new("dir").on_bridge(netns, bridge);
         opts.mac = mac.to_string();
@@ -137,8 +138,20 @@ impl IpvsDirector {
              ip link set eth0 up\n\
              ip addr add {ip}/24 dev eth0\n\
              ip addr add {vip}/32 dev eth0\n\
-             sysctl -qw net.ipv6.conf.all.disable_ipv6=1\n\
-             ipvsadm -Ln\n"
+             {v6}\
+             ipvsadm -Ln\n",
+            v6 = match ipv6 {
+                // No DAD: the guest's addresses are usable at once. The VIP is deprecated
+                // (preferred_lft 0) so that it is never the source of the director's own
+                // traffic: otherwise its longer prefix wins source selection for the
+                // checkers' connections, and the nodes, which hold the VIP, drop them.
+                Some((ip6, vip6)) => format!(
+                    "sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.eth0.accept_dad=0\n\
+                     ip -6 addr add {ip6}/64 dev eth0 nodad\n\
+                     ip -6 addr add {vip6}/128 dev eth0 nodad preferred_lft 0\n"
+                ),
+                None => "sysctl -qw net.ipv6.conf.all.disable_ipv6=1\n".into(),
+            }
         );
         let vm = Vm::boot_script(&opts, &setup)?;
         let boot_time = vm.uptime();
