@@ -51,6 +51,12 @@ fn lab_processes(prefix: &str) -> Vec<String> {
 
 fn assert_gone(prefix: &str) {
     assert_eq!(namespaces(prefix), Vec::<String>::new(), "namespaces left");
+    // A query the demo had in flight (bounded: `socat -t 2`, `curl -m 2`) may outlive it
+    // by a moment; anything still there after 5 s was left behind.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !lab_processes(prefix).is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
     assert_eq!(
         lab_processes(prefix),
         Vec::<String>::new(),
