@@ -398,3 +398,52 @@ fn misc_check_dynamic_weight_is_the_ipvs_weight() {
         |r| r.is_some_and(|r| r.weight > 0 && Some(r.weight) == agent_weight()),
     );
 }
+
+/// The complete configuration from `lvs-node director-config --pool URL --pool URL` (the
+/// default HTTP_GET on /health with `inhibit_on_failure`), read from the nodes' live
+/// `/status`, is loaded by the real keepalived in the guest exactly as printed and drives
+/// IPVS: both nodes in, a killed GridFTP takes its node to weight 0, a restart brings it back.
+#[test]
+fn pool_config_is_loaded_as_printed_and_drives_ipvs() {
+    let p = pool("ipvspool", 2, "");
+    let mut cmd = format!("{} director-config", bins::lvs_node().display());
+    for rs in &p.lab.reals {
+        cmd.push_str(&format!(" --pool http://{}:{HTTP_PORT}", rs.ip));
+    }
+    // An admin on the director's network: the client namespace reaches the nodes' [report].
+    let conf = p.lab.client.ok(&cmd);
+    assert!(
+        conf.contains("HTTP_GET") && conf.contains("inhibit_on_failure"),
+        "{conf}"
+    );
+    assert!(
+        conf.contains(&format!("virtual_server {VIP} 2811")),
+        "{conf}"
+    );
+    p.director().load_keepalived(&conf).unwrap_or_else(|e| {
+        panic!("keepalived did not load the --pool config as printed: {e:#}\n{conf}")
+    });
+    let up = |r: Option<&Real>| r.is_some_and(|r| r.weight > 0);
+    for i in 0..2 {
+        p.wait_real(i, "in IPVS with a weight", Duration::from_secs(60), up);
+    }
+    p.lab.reals[0].ns.kill(p.gridftp[0]);
+    p.wait_real(
+        0,
+        "weight 0 (inhibited) after GridFTP was killed",
+        Duration::from_secs(40),
+        weight(0),
+    );
+    assert!(
+        up(p.director().real(&p.rs_addr(1)).as_ref()),
+        "rs1 must stay in rotation:\n{}",
+        p.director().ipvsadm_ln()
+    );
+    start_gridftp(&p.lab, 0, &p.dir.join("rs0"));
+    p.wait_real(
+        0,
+        "a weight again after GridFTP restarted",
+        Duration::from_secs(40),
+        up,
+    );
+}
