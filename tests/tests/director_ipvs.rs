@@ -26,6 +26,11 @@ struct Pool {
 }
 
 fn pool(tag: &str, reals: usize, extra: &str) -> Pool {
+    pool_with(tag, reals, extra, "")
+}
+
+/// [`pool`] with extra lines inside each node's `[report]`.
+fn pool_with(tag: &str, reals: usize, extra: &str, report_extra: &str) -> Pool {
     let lab = IpvsLab::build(tag, reals)
         .unwrap_or_else(|e| panic!("the real director guest did not come up: {e:#}"));
     let dir = TestDir::new(&lab.prefix);
@@ -43,6 +48,7 @@ fn pool(tag: &str, reals: usize, extra: &str) -> Pool {
             &NodeOpts {
                 manage_dataplane: true,
                 extra,
+                report_extra,
                 ..NodeOpts::default()
             },
         )
@@ -405,7 +411,16 @@ fn misc_check_dynamic_weight_is_the_ipvs_weight() {
 /// IPVS: both nodes in, a killed GridFTP takes its node to weight 0, a restart brings it back.
 #[test]
 fn pool_config_is_loaded_as_printed_and_drives_ipvs() {
-    let p = pool("ipvspool", 2, "");
+    // /status (what --pool reads) is for the allowed readers: the director, the admin's
+    // host (the client namespace here), and the nodes themselves (start_agent's probe).
+    let allow = format!(
+        "allow = [\"{}\", \"{}\", \"{}\", \"{}\"]",
+        lab::dr::CLIENT_IP,
+        lab::dr::DIRECTOR_IP,
+        lab::dr::real_ip(0),
+        lab::dr::real_ip(1)
+    );
+    let p = pool_with("ipvspool", 2, "", &allow);
     let mut cmd = format!("{} director-config", bins::lvs_node().display());
     for rs in &p.lab.reals {
         cmd.push_str(&format!(" --pool http://{}:{HTTP_PORT}", rs.ip));
