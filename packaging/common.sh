@@ -77,6 +77,12 @@ stage() {
     install -m 0644 "$REPO"/systemd/lvs-node.service "$REPO"/systemd/lvs-cert-renew.service \
         "$REPO"/systemd/lvs-cert-renew.timer "$dest/usr/lib/systemd/system/"
     install -m 0644 "$REPO/systemd/lvs-node.tmpfiles" "$dest/usr/lib/tmpfiles.d/lvs-node.conf"
+    # GridFTP and XRootD start after the agent has converged (docs/packaging.md): a vendor
+    # drop-in for each, in /usr/lib so that a file of the same name in /etc masks it.
+    for u in globus-gridftp-server.service xrootd@.service cmsd@.service; do
+        install -d -m 0755 "$dest/usr/lib/systemd/system/$u.d"
+        install -m 0644 "$REPO/systemd/after-lvs-node.conf" "$dest/usr/lib/systemd/system/$u.d/lvs-node.conf"
+    done
     install -m 0644 "$REPO/packaging/node.toml.example" "$dest/etc/lvs-node/node.toml"
     install -m 0644 "$REPO/docs/packaging.md" "$dest/usr/share/doc/lvs-node/packaging.md"
     install -m 0644 "$REPO/docs/monitoring.md" "$REPO/docs/metrics.md" "$dest/usr/share/doc/lvs-node/"

@@ -1,5 +1,7 @@
 //! Command-line interface. Exit codes: 0 success; 1 failure while applying (rolled back);
-//! 2 bad config or usage (nothing changed); 3 `status`: the host drifts from the config.
+//! 2 bad config or usage (nothing changed); 3 `status`: the host drifts from the config;
+//! 4 `run`: the data plane did not converge within `[daemon] start_timeout` (READY=1 never
+//! sent; the unit's `RestartPreventExitStatus=` keeps systemd from looping on it).
 
 use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
@@ -9,6 +11,8 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_FAIL: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 pub const EXIT_DRIFT: u8 = 3;
+/// `run` gave up on the first convergence (see `[daemon] start_timeout`).
+pub const EXIT_NOT_CONVERGED: u8 = 4;
 
 #[derive(Parser, Debug)]
 #[command(

@@ -67,12 +67,37 @@ pub async fn run(config: &Path) -> u8 {
         eprintln!("error: daemon.control_socket: {e}");
         return crate::cli::EXIT_FAIL;
     }
-    match Daemon::start(cfg).await {
+    let mut signals = signals;
+    match Daemon::start(cfg, &mut signals).await {
         Ok(mut d) => d.main_loop(signals).await,
-        Err(e) => {
+        Err(StartError::NotConverged(e)) => {
+            tracing::error!("{e}");
+            eprintln!("error: {e}");
+            crate::cli::EXIT_NOT_CONVERGED
+        }
+        Err(StartError::Stopped(why)) => {
+            tracing::info!("{why} before the first convergence: stopping");
+            crate::cli::EXIT_OK
+        }
+        Err(StartError::Other(e)) => {
             eprintln!("error: {e}");
             crate::cli::EXIT_FAIL
         }
+    }
+}
+
+/// Why `run` stopped before sending READY=1.
+enum StartError {
+    /// The data plane did not converge within `[daemon] start_timeout`.
+    NotConverged(String),
+    /// SIGTERM or SIGINT while the first convergence was still being retried.
+    Stopped(&'static str),
+    Other(String),
+}
+
+impl From<String> for StartError {
+    fn from(e: String) -> StartError {
+        StartError::Other(e)
     }
 }
 
@@ -157,7 +182,7 @@ struct Daemon {
 }
 
 impl Daemon {
-    async fn start(cfg: NodeConfig) -> Result<Daemon, String> {
+    async fn start(cfg: NodeConfig, signals: &mut Signals) -> Result<Daemon, StartError> {
         let cfg = Arc::new(cfg);
         let admin = crate::control::load_admin(&cfg.state_dir);
         if admin.admin != crate::health::Admin::Ready {
@@ -173,14 +198,15 @@ impl Daemon {
         .map_err(|e| format!("cannot open rtnetlink: {e}"))?;
         tokio::spawn(conn);
 
-        // First convergence before anything reports, so the first answer is truthful.
+        // First convergence before anything reports, so the first answer is truthful, and
+        // before READY=1, so nothing ordered after the unit starts without its VIPs.
         let mut dp = DataplaneLoop {
             cfg: cfg.clone(),
             handle,
             health: health.clone(),
             last_error: None,
         };
-        dp.repair_and_observe("startup", Instant::now()).await;
+        first_convergence(&mut dp, signals).await?;
 
         let (cfg_tx, cfg_rx) = watch::channel(cfg.clone());
         health.set_dataplane_stale(dataplane_stale(&cfg));
@@ -521,6 +547,43 @@ impl Daemon {
     }
 }
 
+/// The pause between two attempts at the first convergence.
+const START_RETRY: Duration = Duration::from_secs(1);
+
+/// Converges the data plane at start, retrying (a NIC that is not up yet, a tool that is
+/// still being installed) until `[daemon] start_timeout`. READY=1 waits for it: a unit
+/// ordered after lvs-node must never start on a node without its VIPs or ARP suppression.
+/// With `manage_dataplane = false` there is nothing to converge.
+async fn first_convergence(
+    dp: &mut DataplaneLoop,
+    signals: &mut Signals,
+) -> Result<(), StartError> {
+    let limit = dp.cfg.daemon.start_timeout;
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let err = match dp.repair_and_observe("startup", Instant::now()).await {
+            None => return Ok(()),
+            Some(e) => e,
+        };
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            return Err(StartError::NotConverged(format!(
+                "the data plane did not converge within [daemon] start_timeout ({}): {err}; \
+                 READY=1 not sent. Fix the cause (`lvs-node up --dry-run` shows the plan), or \
+                 raise start_timeout in {} if the host needs longer to bring its NIC up",
+                lvs_shared::duration::format(limit),
+                dp.cfg.file.display()
+            )));
+        }
+        let wait = tokio::time::sleep_until((now + START_RETRY).min(deadline));
+        tokio::select! {
+            _ = wait => {}
+            _ = signals.term.recv() => return Err(StartError::Stopped("SIGTERM")),
+            _ = signals.int.recv() => return Err(StartError::Stopped("SIGINT")),
+        }
+    }
+}
+
 /// The data plane check's staleness bound: a repair cycle runs a few external tools, each
 /// bounded by the tool timeout.
 fn dataplane_stale(cfg: &NodeConfig) -> Duration {
@@ -612,14 +675,16 @@ impl DataplaneLoop {
                     }
                     // A burst (e.g. link down removes several addresses) needs one repair.
                     while events.try_recv().is_ok() {}
-                    self.repair_and_observe("event", t0).await;
+                    let _ = self.repair_and_observe("event", t0).await;
                 }
-                _ = tick.tick() => self.repair_and_observe("recheck", Instant::now()).await,
+                _ = tick.tick() => {
+                    let _ = self.repair_and_observe("recheck", Instant::now()).await;
+                }
                 ch = cfg_rx.changed() => {
                     if ch.is_err() { return; }
                     self.cfg = cfg_rx.borrow_and_update().clone();
                     tick = tokio::time::interval(self.cfg.daemon.recheck_interval);
-                    self.repair_and_observe("reload", Instant::now()).await;
+                    let _ = self.repair_and_observe("reload", Instant::now()).await;
                 }
             }
         }
@@ -644,8 +709,11 @@ impl DataplaneLoop {
         }
     }
 
-    async fn repair_and_observe(&mut self, trigger: &str, t0: Instant) {
+    /// Converges (when managed) and records what is observed. Returns the convergence
+    /// error, if any.
+    async fn repair_and_observe(&mut self, trigger: &str, t0: Instant) -> Option<String> {
         let managed = self.cfg.daemon.manage_dataplane;
+        let mut failed = None;
         if managed {
             match crate::dataplane::converge(&self.cfg).await {
                 Ok(o) if !o.applied.is_empty() => {
@@ -678,8 +746,9 @@ impl DataplaneLoop {
                     // Log a persistent failure once, not every recheck.
                     if self.last_error.as_ref() != Some(&e) {
                         tracing::error!(trigger, error = %e, "cannot converge the data plane");
-                        self.last_error = Some(e);
+                        self.last_error = Some(e.clone());
                     }
+                    failed = Some(e);
                 }
             }
         }
@@ -687,6 +756,7 @@ impl DataplaneLoop {
         let obs = dataplane::observe(&self.handle, &self.cfg, managed).await;
         self.health.set_dataplane(obs.vips, obs.arp_suppressed);
         self.health.record(DATAPLANE, obs.result, t1.elapsed());
+        failed
     }
 }
 

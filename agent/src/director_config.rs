@@ -36,7 +36,27 @@ pub fn render(cfg: &NodeConfig, args: &DirectorConfigArgs) -> Result<String, Str
         .or(rep.agent_check.map(|a| a.ip()))
         .ok_or("set real_ip (or [report] http) so the director knows this node's address")?;
     let weight = cfg.daemon.weight.base;
-    let name = format!("rs-{}", real.to_string().replace([':', '.'], "-"));
+    // Each VIP is served from the node's address of the VIP's family: an IPv6 VIP needs the
+    // node's IPv6 real address (real_ip, [report] http, or the interface's global address).
+    let info = crate::report::status::node_info(cfg);
+    let real_for = |vip: IpAddr| -> Result<IpAddr, String> {
+        let a = if vip.is_ipv4() {
+            info.real_ip
+        } else {
+            info.real_ip6
+        };
+        a.ok_or_else(|| {
+            format!(
+                "no {} real address for VIP {vip}: {}",
+                if vip.is_ipv4() { "IPv4" } else { "IPv6" },
+                if vip.is_ipv4() {
+                    "set real_ip to the IPv4 address of the interface"
+                } else {
+                    "give the interface a global IPv6 address, or set [report] http to the node's IPv6 address"
+                }
+            )
+        })
+    };
     let mut o = String::new();
     if args.haproxy {
         let agent = rep.agent_check.ok_or(
@@ -52,12 +72,14 @@ pub fn render(cfg: &NodeConfig, args: &DirectorConfigArgs) -> Result<String, Str
             "# The agent reports `up ready N%`, `drain`, `maint` or `down ... #reason`."
         );
         for v in &cfg.vips {
+            let addr = real_for(v.address)?;
+            let name = format!("rs-{}", addr.to_string().replace([':', '.'], "-"));
             for p in &v.ports {
                 let _ = writeln!(
                     o,
                     "# backend for {}:{p}\nserver {name}-{p} {}:{p} weight {weight} check agent-check agent-addr {} agent-port {} agent-inter 1s",
                     v.address,
-                    host(real),
+                    host(addr),
                     agent.ip(),
                     agent.port()
                 );
@@ -78,13 +100,14 @@ pub fn render(cfg: &NodeConfig, args: &DirectorConfigArgs) -> Result<String, Str
         "# inhibit_on_failure: a failing or drained node gets weight 0 and keeps its running\n# transfers instead of being removed (which would cut them)."
     );
     for v in &cfg.vips {
+        let addr = real_for(v.address)?;
         for p in &v.ports {
             let _ = writeln!(
                 o,
                 "# inside: virtual_server {} {p} {{ lb_kind DR ... }}",
                 v.address
             );
-            crate::director_pool::real_server(&mut o, "", real, Some(*p), weight, |o, ind| {
+            crate::director_pool::real_server(&mut o, "", addr, Some(*p), weight, |o, ind| {
                 crate::director_pool::checker(
                     o,
                     ind,
@@ -140,5 +163,32 @@ mod tests {
         assert!(m.contains("misc_dynamic"));
         let h = render(&cfg(), &args(true, false)).unwrap();
         assert!(h.contains("server rs-192-0-2-11-2811 192.0.2.11:2811 weight 100 check agent-check agent-addr 192.0.2.11 agent-port 8081"), "{h}");
+    }
+
+    /// An IPv6 VIP is served from the node's IPv6 real address, never its IPv4 real_ip.
+    #[test]
+    fn ipv6_vip_gets_the_ipv6_real_address() {
+        let c = NodeConfig::parse(
+            Path::new("/etc/lvs-node/node.toml"),
+            "interface = \"eth0\"\nreal_ip = \"192.0.2.11\"\n\
+             [[vip]]\naddress = \"192.0.2.100\"\nports = [2811]\n\
+             [[vip]]\naddress = \"2001:db8::100\"\nports = [2811]\n\
+             [report]\nhttp = \"[2001:db8::11]:8080\"\nagent_check = \"192.0.2.11:8081\"\n",
+        )
+        .unwrap();
+        let k = render(&c, &args(false, false)).unwrap();
+        assert!(k.contains("real_server 192.0.2.11 2811 {"), "{k}");
+        assert!(k.contains("real_server 2001:db8::11 2811 {"), "{k}");
+        let v6 = &k[k.find("virtual_server 2001:db8::100").unwrap()..];
+        assert!(!v6.contains("real_server 192.0.2.11"), "{k}");
+        let h = render(&c, &args(true, false)).unwrap();
+        assert!(
+            h.contains("server rs-2001-db8--11-2811 [2001:db8::11]:2811"),
+            "{h}"
+        );
+        assert!(
+            h.contains("server rs-192-0-2-11-2811 192.0.2.11:2811"),
+            "{h}"
+        );
     }
 }

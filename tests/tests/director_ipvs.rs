@@ -26,6 +26,11 @@ struct Pool {
 }
 
 fn pool(tag: &str, reals: usize, extra: &str) -> Pool {
+    pool_with(tag, reals, extra, "")
+}
+
+/// [`pool`] with extra lines inside each node's `[report]`.
+fn pool_with(tag: &str, reals: usize, extra: &str, report_extra: &str) -> Pool {
     let lab = IpvsLab::build(tag, reals)
         .unwrap_or_else(|e| panic!("the real director guest did not come up: {e:#}"));
     let dir = TestDir::new(&lab.prefix);
@@ -43,6 +48,7 @@ fn pool(tag: &str, reals: usize, extra: &str) -> Pool {
             &NodeOpts {
                 manage_dataplane: true,
                 extra,
+                report_extra,
                 ..NodeOpts::default()
             },
         )
@@ -396,5 +402,63 @@ fn misc_check_dynamic_weight_is_the_ipvs_weight() {
         "the agent's weight again after resume",
         Duration::from_secs(40),
         |r| r.is_some_and(|r| r.weight > 0 && Some(r.weight) == agent_weight()),
+    );
+}
+
+/// The complete configuration from `lvs-node director-config --pool URL --pool URL` (the
+/// default HTTP_GET on /health with `inhibit_on_failure`), read from the nodes' live
+/// `/status`, is loaded by the real keepalived in the guest exactly as printed and drives
+/// IPVS: both nodes in, a killed GridFTP takes its node to weight 0, a restart brings it back.
+#[test]
+fn pool_config_is_loaded_as_printed_and_drives_ipvs() {
+    // /status (what --pool reads) is for the allowed readers: the director, the admin's
+    // host (the client namespace here), and the nodes themselves (start_agent's probe).
+    let allow = format!(
+        "allow = [\"{}\", \"{}\", \"{}\", \"{}\"]",
+        lab::dr::CLIENT_IP,
+        lab::dr::DIRECTOR_IP,
+        lab::dr::real_ip(0),
+        lab::dr::real_ip(1)
+    );
+    let p = pool_with("ipvspool", 2, "", &allow);
+    let mut cmd = format!("{} director-config", bins::lvs_node().display());
+    for rs in &p.lab.reals {
+        cmd.push_str(&format!(" --pool http://{}:{HTTP_PORT}", rs.ip));
+    }
+    // An admin on the director's network: the client namespace reaches the nodes' [report].
+    let conf = p.lab.client.ok(&cmd);
+    assert!(
+        conf.contains("HTTP_GET") && conf.contains("inhibit_on_failure"),
+        "{conf}"
+    );
+    assert!(
+        conf.contains(&format!("virtual_server {VIP} 2811")),
+        "{conf}"
+    );
+    p.director().load_keepalived(&conf).unwrap_or_else(|e| {
+        panic!("keepalived did not load the --pool config as printed: {e:#}\n{conf}")
+    });
+    let up = |r: Option<&Real>| r.is_some_and(|r| r.weight > 0);
+    for i in 0..2 {
+        p.wait_real(i, "in IPVS with a weight", Duration::from_secs(60), up);
+    }
+    p.lab.reals[0].ns.kill(p.gridftp[0]);
+    p.wait_real(
+        0,
+        "weight 0 (inhibited) after GridFTP was killed",
+        Duration::from_secs(40),
+        weight(0),
+    );
+    assert!(
+        up(p.director().real(&p.rs_addr(1)).as_ref()),
+        "rs1 must stay in rotation:\n{}",
+        p.director().ipvsadm_ln()
+    );
+    start_gridftp(&p.lab, 0, &p.dir.join("rs0"));
+    p.wait_real(
+        0,
+        "a weight again after GridFTP restarted",
+        Duration::from_secs(40),
+        up,
     );
 }

@@ -93,7 +93,8 @@ fn lvs_node_service_keeps_what_the_agent_needs() {
         ("Restart", "on-failure"),
         ("After", "network-online.target"),
         ("Wants", "network-online.target"),
-        ("Before", "globus-gridftp-server.service xrootd.service"),
+        ("RestartPreventExitStatus", "2 4"),
+        ("TimeoutStartSec", "90s"),
         (
             "CapabilityBoundingSet",
             "CAP_NET_ADMIN CAP_NET_BIND_SERVICE",
@@ -120,7 +121,14 @@ fn lvs_node_service_keeps_what_the_agent_needs() {
             "PrivateNetwork",
             "the VIPs live in the host's network namespace",
         ),
-        ("Requires", "GridFTP/XRootD are ordered with Before= only"),
+        (
+            "Requires",
+            "GridFTP/XRootD are ordered by their drop-in (after-lvs-node.conf)",
+        ),
+        (
+            "Before",
+            "xrootd ships only templates: the drop-in orders every instance",
+        ),
     ] {
         assert!(
             !s.iter().any(|(key, _)| key == k),
@@ -185,5 +193,72 @@ fn tmpfiles_entry_creates_private_dirs() {
         ("etc/grid-security", 0o750),
     ] {
         assert_eq!(mode(&root.path().join(dir)), want, "/{dir}");
+    }
+}
+
+/// The drop-in the packages install for GridFTP and the xrootd@/cmsd@ templates passes
+/// `systemd-analyze verify` on a GridFTP unit and on template instances (a drop-in for
+/// `xrootd@.service` applies to `xrootd@clustered.service`), with lvs-node.service next to
+/// them. The guest boot (tests/tests/boot.rs) checks the resulting dependencies on a
+/// running systemd.
+#[test]
+fn drop_in_verifies_on_gridftp_and_xrootd_instances() {
+    let root = root_with_units("dropin");
+    let units = root.path().join("usr/lib/systemd/system");
+    stub(&root.path().join("usr/bin/systemctl"));
+    stub(&root.path().join("usr/bin/service-stand-in"));
+    for u in [
+        "globus-gridftp-server.service",
+        "xrootd@.service",
+        "cmsd@.service",
+    ] {
+        std::fs::write(
+            units.join(u),
+            "[Unit]\nDescription=stand-in\n[Service]\nExecStart=/usr/bin/service-stand-in\n",
+        )
+        .unwrap();
+        let d = units.join(format!("{u}.d"));
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::copy(unit("after-lvs-node.conf"), d.join("lvs-node.conf")).unwrap();
+    }
+    let root_arg = format!("--root={}", root.path().display());
+    let out = run(
+        "systemd-analyze",
+        &[
+            "verify",
+            "--man=no",
+            &root_arg,
+            "globus-gridftp-server.service",
+            "xrootd@clustered.service",
+            "cmsd@clustered.service",
+        ],
+    );
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && !text.contains("lvs-node"),
+        "systemd-analyze verify with the drop-in ({}):\n{text}",
+        out.status
+    );
+    let d = std::fs::read_to_string(unit("after-lvs-node.conf")).unwrap();
+    for line in [
+        "After=lvs-node.service",
+        "Wants=lvs-node.service",
+        "ExecStartPre=+/usr/bin/systemctl is-active --quiet lvs-node.service",
+    ] {
+        assert!(
+            d.lines().any(|l| l == line),
+            "after-lvs-node.conf lacks {line}"
+        );
+    }
+    // Requires=/Requisite=/BindsTo= would restart GridFTP with the agent.
+    for k in ["Requires=", "Requisite=", "BindsTo=", "PartOf="] {
+        assert!(
+            !d.lines().any(|l| l.starts_with(k)),
+            "after-lvs-node.conf must not set {k}"
+        );
     }
 }

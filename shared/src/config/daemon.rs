@@ -13,6 +13,12 @@ use std::time::Duration;
 
 pub const DEFAULT_CONTROL_SOCKET: &str = "/run/lvs-node/control.sock";
 
+/// `[daemon] start_timeout` unless set: well inside the unit's `TimeoutStartSec=90s`.
+pub const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The largest `[daemon] start_timeout`: systemd's start timeout must stay above it.
+pub const MAX_START_TIMEOUT: Duration = Duration::from_secs(3600);
+
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawDaemon {
@@ -20,6 +26,7 @@ pub struct RawDaemon {
     pub recheck_interval: Option<String>,
     pub control_socket: Option<String>,
     pub manage_dataplane: Option<bool>,
+    pub start_timeout: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -285,6 +292,10 @@ pub struct Settings {
     pub control_socket: PathBuf,
     /// false: VIPs are managed elsewhere; the agent only observes and reports them.
     pub manage_dataplane: bool,
+    /// How long `run` retries the first convergence before it gives up (exit 4, so
+    /// systemd fails the unit and nothing ordered after it starts). READY=1 is sent only
+    /// once the data plane has converged.
+    pub start_timeout: Duration,
     pub checks: Vec<CheckSpec>,
     pub report: Report,
     pub weight: Weight,
@@ -298,6 +309,7 @@ impl Default for Settings {
             recheck_interval: Duration::from_secs(2),
             control_socket: PathBuf::from(DEFAULT_CONTROL_SOCKET),
             manage_dataplane: true,
+            start_timeout: DEFAULT_START_TIMEOUT,
             checks: Vec::new(),
             report: Report {
                 max_connections: 1024,
@@ -363,6 +375,17 @@ pub fn validate(file: &Path, raw: RawSections, vips: &[Vip]) -> Result<Settings,
         s.control_socket = p;
     }
     s.manage_dataplane = d.manage_dataplane.unwrap_or(true);
+    s.start_timeout = dur("daemon.start_timeout", &d.start_timeout, s.start_timeout)?;
+    if s.start_timeout > MAX_START_TIMEOUT {
+        return Err(err(
+            "daemon.start_timeout",
+            format!(
+                "{} is more than an hour",
+                crate::duration::format(s.start_timeout)
+            ),
+            "use e.g. \"30s\" (the default), and keep the unit's TimeoutStartSec above it",
+        ));
+    }
 
     let mut names = HashSet::new();
     for (i, rc) in raw.checks.into_iter().enumerate() {
@@ -1043,6 +1066,18 @@ mod tests {
         assert_eq!(e.key, "weight.base");
         let e = parse("[daemon]\non_stop = \"halt\"\n").unwrap_err();
         assert_eq!(e.key, "daemon.on_stop");
+        let e = parse("[daemon]\nstart_timeout = \"0s\"\n").unwrap_err();
+        assert_eq!(e.key, "daemon.start_timeout");
+        let e = parse("[daemon]\nstart_timeout = \"2h\"\n").unwrap_err();
+        assert_eq!(e.key, "daemon.start_timeout");
+        let e = parse("[daemon]\nstart_timeout = \"soon\"\n").unwrap_err();
+        assert_eq!(e.key, "daemon.start_timeout");
+        let c = parse("[daemon]\nstart_timeout = \"5s\"\n").unwrap();
+        assert_eq!(c.daemon.start_timeout, std::time::Duration::from_secs(5));
+        assert_eq!(
+            parse("").unwrap().daemon.start_timeout,
+            super::DEFAULT_START_TIMEOUT
+        );
         let e =
             parse("[[check]]\nkind = \"gridftp\"\n[[check]]\nkind = \"gridftp\"\n").unwrap_err();
         assert_eq!(e.key, "check[1].name");
