@@ -40,8 +40,10 @@ parse_args() {
     mkdir -p "$OUT"
     OUT=$(cd "$OUT" && pwd)
     TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
-    # xtask (man pages, completions) runs here at build time: always the plain build.
-    XTASK="$TARGET_DIR/$PROFILE/xtask"
+    # xtask (man pages, completions) runs here at build time only: the plain dev build, which
+    # the workspace build already made (a release build of it would compile both crates a
+    # third time).
+    XTASK="$TARGET_DIR/debug/xtask"
     if [ "$LINK" = static ]; then
         BIN="$TARGET_DIR/$(rustc -vV | sed -n 's/^host: //p')/$PROFILE"
     else
@@ -56,9 +58,9 @@ build() {
         [ "$PROFILE" = release ] && flag=(--release)
         if [ "$LINK" = static ]; then
             "$REPO/packaging/build-static.sh" --profile "$PROFILE" >/dev/null
-            (cd "$REPO" && cargo build "${flag[@]}" -p xtask)
+            (cd "$REPO" && cargo build -p xtask)
         else
-            (cd "$REPO" && cargo build "${flag[@]}" -p lvs-node -p lvs-cert -p xtask)
+            (cd "$REPO" && cargo build "${flag[@]}" -p lvs-node -p lvs-cert && cargo build -p xtask)
         fi
     fi
     for b in "$BIN/lvs-node" "$BIN/lvs-cert" "$XTASK"; do

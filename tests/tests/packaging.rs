@@ -16,7 +16,7 @@ use std::process::Command;
 /// path.
 fn build_package(script: &str, out: &Path) -> PathBuf {
     // The scripts read target/<triple>/<profile>/{lvs-node,lvs-cert} and
-    // target/<profile>/xtask; fail loudly if missing.
+    // target/debug/xtask; fail loudly if missing.
     bins::bin("xtask");
     for b in ["lvs-node", "lvs-cert"] {
         bins::static_bin(b);
