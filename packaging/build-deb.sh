@@ -2,6 +2,7 @@
 # Builds the lvs-node .deb (both binaries, units, example config, man pages, completions):
 #     packaging/build-deb.sh                      # release build -> target/packages/
 #     packaging/build-deb.sh --profile debug --no-build --out DIR
+# The binaries are static (packaging/build-static.sh) unless --link dynamic.
 # Needs: cargo, dpkg-dev (dpkg-deb, dpkg-shlibdeps), binutils (strip). No fakeroot:
 # `dpkg-deb --root-owner-group` records every file as root:root whoever builds it.
 . "$(dirname "$0")/common.sh"
@@ -17,13 +18,18 @@ stage "$PKG" /usr/share/zsh/vendor-completions
 ARCH=$(dpkg --print-architecture)
 # dpkg-shlibdeps finds the package root by its DEBIAN/ directory.
 install -d -m 0755 "$PKG/DEBIAN"
-# Library dependencies computed from the binaries (libc6 (>= 2.34), libgcc-s1, ...).
-printf 'Source: lvs-node\n\nPackage: lvs-node\nArchitecture: any\n' >"$WORK/debian/control"
-SHLIBS=$(cd "$WORK" && dpkg-shlibdeps -O debian/lvs-node/usr/bin/lvs-node debian/lvs-node/usr/bin/lvs-cert | sed -n 's/^shlibs:Depends=//p')
-[ -n "$SHLIBS" ] || { echo "error: dpkg-shlibdeps found no dependencies" >&2; exit 1; }
-rm "$WORK/debian/control"
+# Library dependencies computed from the binaries (libc6 (>= 2.34), libgcc-s1, ...); static
+# binaries (the default) have none.
+DEPENDS=iproute2
+if [ "$LINK" = dynamic ]; then
+    printf 'Source: lvs-node\n\nPackage: lvs-node\nArchitecture: any\n' >"$WORK/debian/control"
+    SHLIBS=$(cd "$WORK" && dpkg-shlibdeps -O debian/lvs-node/usr/bin/lvs-node debian/lvs-node/usr/bin/lvs-cert | sed -n 's/^shlibs:Depends=//p')
+    [ -n "$SHLIBS" ] || { echo "error: dpkg-shlibdeps found no dependencies" >&2; exit 1; }
+    rm "$WORK/debian/control"
+    DEPENDS="$SHLIBS, iproute2"
+fi
 
-sed -e "s/@VERSION@/$VERSION-1/" -e "s/@ARCH@/$ARCH/" -e "s/@SHLIBS@/$SHLIBS/" \
+sed -e "s/@VERSION@/$VERSION-1/" -e "s/@ARCH@/$ARCH/" -e "s/@DEPENDS@/$DEPENDS/" \
     -e "s/@SIZE@/$(du -sk --exclude=DEBIAN "$PKG" | cut -f1)/" \
     "$REPO/packaging/deb/control" >"$PKG/DEBIAN/control"
 # node.toml is the admin's file: dpkg keeps their edits on upgrade and asks on conflicts.

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Builds the lvs-node RPM for EL8/EL9 (same files as the .deb):
+# Builds the lvs-node RPM for EL8, EL9 and EL10 (same files as the .deb):
 #     packaging/build-rpm.sh                      # release build -> target/packages/
 #     packaging/build-rpm.sh --profile debug --no-build --out DIR
 # Needs: cargo, rpmbuild (Debian: apt-get install rpm; EL: dnf install rpm-build),
-# binutils (strip). For EL8, run it on EL8: the binaries must not need a newer glibc.
+# binutils (strip). The binaries are static (packaging/build-static.sh): one RPM, built
+# anywhere, runs on EL8 (glibc 2.28) and later. With --link dynamic they need the build
+# host's glibc, and rpm records that (libc.so.6(GLIBC_2.34) from Debian 12 or EL9).
 . "$(dirname "$0")/common.sh"
 parse_args "$@"
 build

@@ -7,12 +7,16 @@ set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PROFILE=release
 BUILD=yes
+LINK=static
 OUT="$REPO/target/packages"
 
 usage() {
     cat >&2 <<EOF
-usage: $0 [--profile release|debug] [--no-build] [--out DIR]
+usage: $0 [--profile release|debug] [--link static|dynamic] [--no-build] [--out DIR]
   --profile P   which cargo profile's binaries to package (default: release)
+  --link L      static (default): the binaries of packaging/build-static.sh, which run on
+                EL8, EL9, EL10 and Debian alike; dynamic: the plain cargo build's, which
+                need the build host's glibc or newer
   --no-build    package the binaries already in the target dir (the tests use this, after
                 the workspace build, so no cargo process runs inside \`cargo test\`)
   --out DIR     where the package goes (default: target/packages)
@@ -24,29 +28,58 @@ parse_args() {
     while [ $# -gt 0 ]; do
         case "$1" in
         --profile) PROFILE=${2:-}; shift 2 ;;
+        --link) LINK=${2:-}; shift 2 ;;
         --no-build) BUILD=no; shift ;;
         --out) OUT=${2:-}; shift 2 ;;
         *) usage ;;
         esac
     done
     case "$PROFILE" in release | debug) ;; *) usage ;; esac
+    case "$LINK" in static | dynamic) ;; *) usage ;; esac
     [ -n "$OUT" ] || usage
     mkdir -p "$OUT"
     OUT=$(cd "$OUT" && pwd)
     TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
-    BIN="$TARGET_DIR/$PROFILE"
+    # xtask (man pages, completions) runs here at build time only: the plain dev build, which
+    # the workspace build already made (a release build of it would compile both crates a
+    # third time).
+    XTASK="$TARGET_DIR/debug/xtask"
+    if [ "$LINK" = static ]; then
+        BIN="$TARGET_DIR/$(rustc -vV | sed -n 's/^host: //p')/$PROFILE"
+    else
+        BIN="$TARGET_DIR/$PROFILE"
+    fi
 }
 
-# Builds the two binaries and the man/completion generator with one cargo call.
+# Builds the two binaries (static unless --link dynamic) and the man/completion generator.
 build() {
     if [ "$BUILD" = yes ]; then
         local flag=()
         [ "$PROFILE" = release ] && flag=(--release)
-        (cd "$REPO" && cargo build "${flag[@]}" -p lvs-node -p lvs-cert -p xtask)
+        if [ "$LINK" = static ]; then
+            "$REPO/packaging/build-static.sh" --profile "$PROFILE" >/dev/null
+            (cd "$REPO" && cargo build -p xtask)
+        else
+            (cd "$REPO" && cargo build "${flag[@]}" -p lvs-node -p lvs-cert && cargo build -p xtask)
+        fi
     fi
-    for b in lvs-node lvs-cert xtask; do
-        [ -x "$BIN/$b" ] || { echo "error: $BIN/$b missing: build first or drop --no-build" >&2; exit 1; }
+    for b in "$BIN/lvs-node" "$BIN/lvs-cert" "$XTASK"; do
+        [ -x "$b" ] || {
+            local how="cargo build"
+            [ "$LINK" = static ] && [ "$b" != "$XTASK" ] && how="packaging/build-static.sh --profile $PROFILE"
+            echo "error: $b missing: run $how first, or drop --no-build" >&2
+            exit 1
+        }
     done
+    if [ "$LINK" = static ]; then
+        # A static package with a dynamic binary inside would break on EL8: refuse it.
+        for b in lvs-node lvs-cert; do
+            if objdump -p "$BIN/$b" | grep -qE '^ *(NEEDED|INTERP)'; then
+                echo "error: $BIN/$b is not static (objdump -p shows NEEDED/INTERP): rebuild with packaging/build-static.sh" >&2
+                exit 1
+            fi
+        done
+    fi
     # The package version is the binary's own (`lvs-node 0.1.0`), not a second copy.
     VERSION=$("$BIN/lvs-node" --version | awk '{print $2}')
     [ -n "$VERSION" ] || { echo "error: cannot read the version from lvs-node --version" >&2; exit 1; }
@@ -60,7 +93,7 @@ build() {
 stage() {
     # Generated into the caller's $WORK, which its EXIT trap removes even on failure.
     local dest=$1 zshdir=$2 assets="$WORK/assets"
-    "$BIN/xtask" assets "$assets"
+    "$XTASK" assets "$assets"
 
     install -d -m 0755 "$dest/usr/bin" "$dest/usr/lib/systemd/system" "$dest/usr/lib/tmpfiles.d" \
         "$dest/etc/lvs-node" "$dest/usr/share/man/man1" "$dest/usr/share/doc/lvs-node" \

@@ -10,4 +10,7 @@ fi
 # The lab's rollback and crash tests inject faults through the `fault-injection` feature;
 # release builds and the packages are built without it.
 cargo build --workspace --features lvs-node/fault-injection
+# The static binaries the packages ship (portable.rs, packaging.rs test them), with the
+# release build's flags in the dev profile.
+packaging/build-static.sh --profile debug >/dev/null
 cargo test --workspace --no-fail-fast --features lvs-node/fault-injection

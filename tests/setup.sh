@@ -7,7 +7,7 @@ apt-get install -y --no-install-recommends \
   iproute2 iptables arptables nftables iputils-arping iputils-ping procps socat tcpdump \
   keepalived haproxy globus-gridftp-server-progs globus-gass-copy-progs xrootd-server xrootd-client \
   pebble certbot openssl ca-certificates curl systemd rpm dpkg-dev bc cmake python3 wrk \
-  prometheus dbus libxml2-utils \
+  prometheus dbus libxml2-utils file binutils libc6-dev \
   qemu-system-x86 linux-image-amd64 busybox-static ipvsadm kmod xz-utils
 # firewalld: the tests run their own daemon in a network namespace with a private D-Bus. On a
 # host booted with systemd the package would start it and firewall this machine: mask it

@@ -10,7 +10,7 @@ use crate::install::{Hook, Target};
 use crate::names::{CertSpec, Pool};
 use crate::selfcheck::{self, Challenge, Endpoint};
 use crate::verify::Trust;
-use crate::{verify, webroot};
+use crate::{eab, verify, webroot};
 use anyhow::{anyhow, bail, Context, Result};
 use instant_acme::{
     Account, AccountCredentials, AuthorizationStatus, ChallengeType, Identifier, LetsEncrypt,
@@ -75,7 +75,11 @@ fn attempts(e: &instant_acme::Error) -> u32 {
 /// Re-evaluates `$e` (an ACME call) until it succeeds, a non-transient error comes, or
 /// the attempts run out; backs off 100 ms, 200 ms, ...
 macro_rules! retrying {
-    ($what:expr, $e:expr) => {{
+    ($what:expr, $e:expr) => {
+        retrying!($what, $e, |_: &instant_acme::Error| None)
+    };
+    // `$explain` may turn the final error into a better one (e.g. a usage error).
+    ($what:expr, $e:expr, $explain:expr) => {{
         let mut attempt = 0u32;
         loop {
             match $e.await {
@@ -85,7 +89,10 @@ macro_rules! retrying {
                     tracing::info!("{}: {} (retry {attempt})", $what, describe(&err));
                     tokio::time::sleep(Duration::from_millis(100 << attempt.min(5))).await;
                 }
-                Err(err) => break Err(anyhow!("{}: {}", $what, describe(&err))),
+                Err(err) => match $explain(&err) {
+                    Some(better) => break Err(better),
+                    None => break Err(anyhow!("{}: {}", $what, describe(&err))),
+                },
             }
         }
     }};
@@ -110,6 +117,8 @@ pub struct Plan {
     /// What an issued or published certificate must chain to.
     pub trust: Trust,
     pub hook: Option<Hook>,
+    /// External account binding, for registering an account.
+    pub eab: eab::Source,
 }
 
 async fn resolve(name: &str, port: u16) -> Option<IpAddr> {
@@ -190,6 +199,19 @@ pub async fn plan(a: &AcmeArgs) -> Result<Plan> {
     }
     let hook_timeout = dur("--deploy-hook-timeout", &a.deploy_hook_timeout)?;
     let trust = Trust::load(a.issuer_ca.as_deref(), "--issuer-ca")?;
+    let eab = eab::Source::from_args(a)?;
+    if !account_file(&a.state_dir, &directory).exists() {
+        // Registration comes: check the binding now, before anything is written.
+        match &eab {
+            eab::Source::File(f) => drop(eab::load_file(f)?),
+            eab::Source::None => {
+                if eab_required(a, &directory, http_timeout).await {
+                    return Err(eab_missing(&directory));
+                }
+            }
+            eab::Source::Flags(_) => {}
+        }
+    }
     let shared = match &a.shared_dir {
         Some(d) => d.clone(),
         None => a
@@ -288,7 +310,69 @@ pub async fn plan(a: &AcmeArgs) -> Result<Plan> {
         lock_stale,
         lock_wait,
         key_type: a.key_type,
+        eab,
     })
+}
+
+/// The directory's `meta.externalAccountRequired` (RFC 8555 7.1.1). An unreadable
+/// directory says nothing here: registration reports it.
+async fn eab_required(a: &AcmeArgs, directory: &str, timeout: Duration) -> bool {
+    match crate::http::get(a.root_ca.as_deref(), timeout, directory).await {
+        Ok(body) => serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|d| d.pointer("/meta/externalAccountRequired")?.as_bool())
+            .unwrap_or(false),
+        Err(e) => {
+            tracing::debug!("reading the directory's meta: {e:#}");
+            false
+        }
+    }
+}
+
+fn eab_missing(directory: &str) -> anyhow::Error {
+    usage(
+        "--eab-file",
+        format!("the CA at {directory} requires external account binding (EAB) to register an account, and none was given"),
+        format!(
+            "pass the key ID and HMAC key from the CA's ACME account page: {} \
+             (TOML file, mode 0600: kid = \"...\" and hmac_key = \"...\"); docs/certs.md, EAB",
+            eab::FLAGS
+        ),
+    )
+}
+
+/// The CA's refusal of a registration, in terms of the EAB flags.
+fn explain_registration(
+    e: &instant_acme::Error,
+    directory: &str,
+    given: Option<&eab::Eab>,
+) -> Option<anyhow::Error> {
+    let instant_acme::Error::Api(p) = e else {
+        return None;
+    };
+    let t = p.r#type.as_deref().unwrap_or("");
+    let detail = p.detail.as_deref().unwrap_or("");
+    match given {
+        None if t.ends_with(":externalAccountRequired") => Some(eab_missing(directory)),
+        Some(b)
+            if t.ends_with(":externalAccountRequired")
+                || t.ends_with(":unauthorized")
+                || t.ends_with(":malformed")
+                || detail.to_ascii_lowercase().contains("external account") =>
+        {
+            Some(usage(
+                &b.from,
+                format!(
+                    "the CA at {directory} refused the external account binding for key ID `{}`: {}",
+                    b.kid,
+                    describe(e)
+                ),
+                "copy the key ID and HMAC key again from the CA's ACME account page (the HMAC \
+                 key is base64url); a key that was already used may be spent: ask the CA for a new one",
+            ))
+        }
+        _ => None,
+    }
 }
 
 pub(crate) fn create_private_dir(d: &Path) -> Result<()> {
@@ -301,18 +385,23 @@ pub(crate) fn create_private_dir(d: &Path) -> Result<()> {
 }
 
 pub fn account_path(a: &AcmeArgs, p: &Plan) -> PathBuf {
+    account_file(&a.state_dir, &p.directory)
+}
+
+fn account_file(state_dir: &Path, directory: &str) -> PathBuf {
     // One account per directory URL; FNV-1a keeps the name short and stable.
-    let h = p.directory.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+    let h = directory.bytes().fold(0xcbf29ce484222325u64, |h, b| {
         (h ^ b as u64).wrapping_mul(0x100000001b3)
     });
-    a.state_dir.join(format!("account-{h:016x}.json"))
+    state_dir.join(format!("account-{h:016x}.json"))
 }
 
 fn builder(a: &AcmeArgs, p: &Plan) -> Result<instant_acme::AccountBuilder> {
     crate::http::builder(a.root_ca.as_deref(), p.http_timeout)
 }
 
-/// Loads the persisted account, or registers one and saves it (0600).
+/// Loads the persisted account, or registers one (with the external account binding, if
+/// any: a stored account is bound already) and saves it (0600).
 pub async fn account(a: &AcmeArgs, p: &Plan) -> Result<Account> {
     let path = account_path(a, p);
     if let Ok(text) = std::fs::read_to_string(&path) {
@@ -335,14 +424,25 @@ pub async fn account(a: &AcmeArgs, p: &Plan) -> Result<Account> {
         terms_of_service_agreed: true,
         only_return_existing: false,
     };
+    let binding = p.eab.load()?;
+    let key = binding.as_ref().map(|b| b.key());
     let (acct, creds) = retrying!(
         format!("registering an account at {}", p.directory),
-        builder(a, p)?.create(&new, p.directory.clone(), None)
+        builder(a, p)?.create(&new, p.directory.clone(), key.as_ref()),
+        |e: &instant_acme::Error| explain_registration(e, &p.directory, binding.as_ref())
     )?;
     create_private_dir(&a.state_dir)?;
     lvs_shared::atomic::write(&path, &serde_json::to_vec(&creds)?, 0o600)
         .with_context(|| format!("saving the account to {}", path.display()))?;
-    println!("registered an ACME account, saved in {}", path.display());
+    match &binding {
+        Some(b) => println!(
+            "registered an ACME account bound to the CA's key ID `{}` (from {}), saved in {}",
+            b.kid,
+            b.from,
+            path.display()
+        ),
+        None => println!("registered an ACME account, saved in {}", path.display()),
+    }
     Ok(acct)
 }
 

@@ -26,7 +26,7 @@ pub struct Cli {
 pub enum Command {
     /// Write a private key and CSR for a CA (shared: CN = VIP; --xrootd: one per node).
     Request(RequestArgs),
-    /// Obtain a certificate over ACME (Let's Encrypt) through the VIP with a shared webroot.
+    /// Obtain a certificate over ACME (Let's Encrypt, or with EAB InCommon/Sectigo, HARICA) through the VIP with a shared webroot.
     Acme(Box<AcmeArgs>),
     /// Re-run this node's `acme` settings when due (safe from a timer on every node; a no-op where nothing is configured).
     Renew(RenewArgs),
@@ -99,6 +99,20 @@ pub struct AcmeArgs {
     /// Contact address for the ACME account.
     #[arg(long)]
     pub email: Option<String>,
+    /// External account binding (InCommon/Sectigo, HARICA): the key ID the CA gave. Used
+    /// once, when the account is registered. Prefer --eab-file: flags show in `ps`.
+    #[arg(long, value_name = "KID")]
+    #[serde(skip)]
+    pub eab_kid: Option<String>,
+    /// The EAB HMAC key, base64url as the CA shows it (with --eab-kid).
+    #[arg(long, value_name = "KEY")]
+    #[serde(skip)]
+    pub eab_hmac_key: Option<String>,
+    /// The EAB key ID and HMAC key from a file (mode 0600; TOML: kid = "..." and
+    /// hmac_key = "..."), read only when an account is registered.
+    #[arg(long, value_name = "PATH")]
+    #[serde(default)]
+    pub eab_file: Option<PathBuf>,
     /// Where to install the certificate [default: the GridFTP or, with --xrootd, the hostcert path].
     #[arg(long)]
     pub cert: Option<PathBuf>,

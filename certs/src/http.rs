@@ -77,6 +77,28 @@ impl HttpClient for Bounded<Hyper> {
 }
 
 pub fn builder(root_ca: Option<&Path>, timeout: Duration) -> Result<AccountBuilder> {
+    Ok(Account::builder_with_http(client(root_ca, timeout)?))
+}
+
+/// A bounded GET of a small document (the ACME directory) with the same client.
+pub async fn get(root_ca: Option<&Path>, timeout: Duration, url: &str) -> Result<Bytes> {
+    let req = http::Request::get(url)
+        .body(BodyWrapper::default())
+        .with_context(|| format!("GET {url}"))?;
+    let rsp = client(root_ca, timeout)?
+        .request(req)
+        .await
+        .map_err(|e| anyhow!("GET {url}: {e}"))?;
+    if !rsp.parts.status.is_success() {
+        return Err(anyhow!("GET {url}: HTTP {}", rsp.parts.status));
+    }
+    let mut body = rsp.body;
+    body.into_bytes()
+        .await
+        .map_err(|e| anyhow!("GET {url}: {}", describe(&*e)))
+}
+
+fn client(root_ca: Option<&Path>, timeout: Duration) -> Result<Box<dyn HttpClient>> {
     let https = match root_ca {
         Some(p) => {
             let mut roots = rustls::RootCertStore::empty();
@@ -109,10 +131,10 @@ pub fn builder(root_ca: Option<&Path>, timeout: Duration) -> Result<AccountBuild
         .enable_http2()
         .wrap_connector(tcp);
     let client: Hyper = Client::builder(TokioExecutor::new()).build(conn);
-    Ok(Account::builder_with_http(Box::new(Bounded {
+    Ok(Box::new(Bounded {
         inner: client,
         timeout,
-    })))
+    }))
 }
 
 /// Every cause of an error, outermost first, joined with ": " (hyper's own message is only

@@ -6,6 +6,7 @@ pub mod acme;
 pub mod cli;
 pub mod cmd;
 pub mod csr;
+pub mod eab;
 pub mod error;
 pub mod http;
 pub mod install;

@@ -32,3 +32,24 @@ pub fn lvs_node() -> PathBuf {
 pub fn lvs_cert() -> PathBuf {
     bin("lvs-cert")
 }
+
+/// A static binary of packaging/build-static.sh for this test build's profile
+/// (TARGET/<host triple>/<profile>/NAME); tests/run.sh builds them.
+pub fn static_bin(name: &str) -> PathBuf {
+    let target = target_dir();
+    let profile = target.file_name().expect("profile dir");
+    let triple = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
+    let p = target
+        .parent()
+        .expect("target dir")
+        .join(triple)
+        .join(profile)
+        .join(name);
+    assert!(
+        p.exists(),
+        "{} not built: run `packaging/build-static.sh --profile {}` first (tests/run.sh does)",
+        p.display(),
+        profile.to_string_lossy()
+    );
+    p
+}

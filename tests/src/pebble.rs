@@ -68,6 +68,9 @@ impl Drop for TempDir {
 pub struct PebbleOpts {
     /// Extra environment, e.g. ("PEBBLE_WFE_NONCEREJECT", "50").
     pub env: Vec<(String, String)>,
+    /// External account binding keys, (key ID, base64url HMAC key). Non-empty: Pebble
+    /// requires a binding for every new account.
+    pub eab_keys: Vec<(String, String)>,
 }
 
 pub struct Pebble {
@@ -113,13 +116,21 @@ impl Pebble {
         )
         .unwrap();
         sh("openssl x509 -req -in tls.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out cert.pem -days 2 -extfile ext.cnf 2>/dev/null");
+        let mac_keys: Vec<String> = opts
+            .eab_keys
+            .iter()
+            .map(|(kid, key)| format!("{kid:?}: {key:?}"))
+            .collect();
         std::fs::write(
             d.join("pebble.json"),
             format!(
                 r#"{{"pebble": {{"listenAddress": "0.0.0.0:14000", "managementListenAddress": "0.0.0.0:15000",
   "certificate": "{d}/cert.pem", "privateKey": "{d}/key.pem", "httpPort": 80, "tlsPort": 5001,
-  "ocspResponderURL": "", "externalAccountBindingRequired": false}}}}"#,
-                d = d.display()
+  "ocspResponderURL": "", "externalAccountBindingRequired": {req},
+  "externalAccountMACKeys": {{{keys}}}}}}}"#,
+                d = d.display(),
+                req = !opts.eab_keys.is_empty(),
+                keys = mac_keys.join(", "),
             ),
         )
         .unwrap();

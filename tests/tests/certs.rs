@@ -341,6 +341,7 @@ fn rejected_nonces_are_retried_and_a_ca_that_rejects_all_of_them_fails() {
         1,
         PebbleOpts {
             env: vec![("PEBBLE_WFE_NONCEREJECT".into(), "100".into())],
+            ..Default::default()
         },
     );
     let o = s.cert(&s.lab.client.ns, "cl", "-v");
@@ -356,6 +357,7 @@ fn rejected_nonces_are_retried_and_a_ca_that_rejects_all_of_them_fails() {
         3,
         PebbleOpts {
             env: vec![("PEBBLE_WFE_NONCEREJECT".into(), "50".into())],
+            ..Default::default()
         },
     );
     let o = s.cert(&s.lab.client.ns, "cl", "-v");
@@ -619,6 +621,7 @@ fn live_certificate_survives_a_failed_issuance_and_a_broken_install() {
         2,
         PebbleOpts {
             env: vec![("PEBBLE_AUTHZREUSE".into(), "0".into())],
+            ..Default::default()
         },
     );
     let o = s.cert(&s.lab.client.ns, "cl", "");
@@ -697,4 +700,114 @@ fn sigterm_during_the_self_check_removes_tokens_and_releases_the_lock() {
     assert_eq!(tokens_left(&s), 0, "tokens left behind");
     assert!(!s.p("shared/lvs-cert.lock").exists(), "lock left behind");
     assert_eq!(s.challenges_ready(), 0);
+}
+
+/// A CA that requires external account binding (as InCommon/Sectigo and HARICA do):
+/// Pebble with `externalAccountBindingRequired` and one MAC key.
+#[test]
+fn eab_issues_with_the_right_key_and_refuses_a_wrong_one_and_none() {
+    // 32 bytes, base64url without padding, as CAs show them.
+    const KEY: &str = "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W";
+    const WRONG: &str = "AWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W";
+    let s = Site::new(
+        "eab",
+        2,
+        PebbleOpts {
+            eab_keys: vec![("kid-1".into(), KEY.into())],
+            ..Default::default()
+        },
+    );
+    let state = s.p("state-cl");
+    let accounts = || {
+        std::fs::read_dir(&state)
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.file_name().to_string_lossy().starts_with("account-"))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+
+    // No binding: the directory says it is required; the error names the flags.
+    let o = s.cert(&s.lab.client.ns, "cl", "");
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("requires external account binding (EAB)")
+            && err.contains("--eab-file PATH")
+            && err.contains("--eab-kid KID --eab-hmac-key KEY"),
+        "{}",
+        text(&o)
+    );
+    assert!(!state.exists(), "{}", text(&o));
+    assert!(!s.p("cl/hostcert.pem").exists());
+
+    // A wrong key: Pebble refuses the binding; the error names the flags and the key ID.
+    let o = s.cert(
+        &s.lab.client.ns,
+        "cl",
+        &format!("--eab-kid kid-1 --eab-hmac-key {WRONG}"),
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("--eab-kid/--eab-hmac-key: the CA at")
+            && err.contains("refused the external account binding for key ID `kid-1`")
+            && err.contains("external account binding JWS verification error"),
+        "{}",
+        text(&o)
+    );
+    assert!(
+        !err.contains(WRONG),
+        "the key must not be printed: {}",
+        text(&o)
+    );
+    assert_eq!(accounts(), 0);
+    assert_eq!(s.orders(), 0);
+    assert!(!s.p("cl/hostcert.pem").exists());
+
+    // The right key from a 0600 file: registered once, bound, and issued as usual.
+    let file = s.p("eab.toml");
+    std::fs::write(&file, format!("kid = \"kid-1\"\nhmac_key = \"{KEY}\"\n")).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let o = s.cert(
+        &s.lab.client.ns,
+        "cl",
+        &format!("--eab-file {}", file.display()),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains(&format!(
+            "registered an ACME account bound to the CA's key ID `kid-1` (from --eab-file {})",
+            file.display()
+        )),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(accounts(), 1);
+    assert_eq!(s.orders(), 1);
+    let first = serial(&s, "cl");
+    // The renewal record keeps the file's path, never the key.
+    let record = std::fs::read_to_string(state.join("renewal.json")).unwrap();
+    assert!(record.contains(&file.display().to_string()), "{record}");
+    assert!(
+        !record.contains(KEY) && !record.contains("eab_hmac_key") && !record.contains("kid-1"),
+        "{record}"
+    );
+
+    // renew: the stored account is bound already; the file is not needed any more.
+    std::fs::remove_file(&file).unwrap();
+    let o = lvs_cert_in(
+        &s.lab.client.ns,
+        &format!("renew --force --state-dir {}", state.display()),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        !String::from_utf8_lossy(&o.stdout).contains("registered"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(accounts(), 1);
+    assert_eq!(s.orders(), 2);
+    assert_ne!(serial(&s, "cl"), first);
 }

@@ -39,6 +39,7 @@ fn bench_lvs_cert_vs_certbot_vip_plus_12_nodes() {
                 // certbot retries a rejected nonce only once; keep the race about speed.
                 ("PEBBLE_WFE_NONCEREJECT".into(), "0".into()),
             ],
+            ..Default::default()
         },
     );
     let dir = TempDir::new("bench");

@@ -3,6 +3,7 @@
 
 use lab::pebble::TempDir;
 use lab::Netns;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -375,6 +376,11 @@ fn renew_config_errors_name_the_file_and_key() {
             "lock_stale",
         ),
         ("webroot = \"/w\"\nforce = true\n", "force"),
+        // The EAB key never sits in the renewal settings (eab_file points to it).
+        (
+            "webroot = \"/w\"\neab_hmac_key = \"zWNDZM6eQGHWpSRTPal5eIUYFTu7EajV\"\n",
+            "eab_hmac_key: the EAB key is not kept in the renewal settings",
+        ),
     ] {
         std::fs::write(&cfg, body).unwrap();
         let o = lvs_cert(&[
@@ -495,4 +501,136 @@ fn installed_pair_loads_in_globus_and_xrootd_credential_tools() {
         .unwrap()
         .file_type()
         .is_symlink());
+}
+
+/// Bad external-account-binding flags and files: exit 2 before any request, the error
+/// names the flag or file and the fix, the key is never printed, nothing is written.
+#[test]
+fn bad_eab_flags_and_files_exit_2_name_the_flag_and_write_nothing() {
+    const KEY: &str = "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W";
+    let d = TempDir::new("eabin");
+    let webroot = d.path().join("webroot");
+    let state = d.path().join("state");
+    let file = d.path().join("eab.toml");
+    let write = |body: &str, mode: u32| {
+        std::fs::write(&file, body).unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    let f = file.to_str().unwrap().to_string();
+    let good = format!("kid = \"kid-1\"\nhmac_key = \"{KEY}\"\n");
+    // (flags, eab file body and mode, the problem, the fix)
+    type Case<'a> = (Vec<&'a str>, Option<(String, u32)>, &'a str, &'a str);
+    let cases: Vec<Case> = vec![
+        (
+            vec!["--eab-kid", "kid-1"],
+            None,
+            "--eab-kid: given without --eab-hmac-key",
+            "--eab-hmac-key KEY",
+        ),
+        (
+            vec!["--eab-hmac-key", KEY],
+            None,
+            "--eab-hmac-key: given without --eab-kid",
+            "--eab-kid KID",
+        ),
+        (
+            vec![
+                "--eab-kid",
+                "kid-1",
+                "--eab-hmac-key",
+                KEY,
+                "--eab-file",
+                &f,
+            ],
+            Some((good.clone(), 0o600)),
+            "given together with --eab-kid/--eab-hmac-key",
+            "use one",
+        ),
+        (
+            vec!["--eab-kid", "kid-1", "--eab-hmac-key", "not+base64/at=all!"],
+            None,
+            "--eab-hmac-key: the HMAC key is not base64url",
+            "base64url",
+        ),
+        (
+            vec!["--eab-kid", "kid 1", "--eab-hmac-key", KEY],
+            None,
+            "--eab-kid: the key ID is empty or holds spaces",
+            "kid",
+        ),
+        (
+            vec!["--eab-file", &f],
+            Some((good.clone(), 0o640)),
+            "is readable by group or others (mode 0640)",
+            "chmod 600",
+        ),
+        (
+            vec!["--eab-file", &f],
+            Some((format!("kid = \"kid-1\"\nhmac = \"{KEY}\"\n"), 0o600)),
+            ": hmac: is not an EAB setting",
+            "hmac_key = ",
+        ),
+        (
+            vec!["--eab-file", &f],
+            Some(("kid = \"kid-1\"\n".into(), 0o600)),
+            "has no `hmac_key`",
+            "hmac_key = ",
+        ),
+        (
+            vec!["--eab-file", &f],
+            Some(("kid = \"kid-1\"\nhmac_key = \"%%%\"\n".into(), 0o600)),
+            ": hmac_key: the HMAC key is not base64url",
+            "base64url",
+        ),
+        (
+            vec!["--eab-file", &f],
+            Some(("kid: kid-1\n".into(), 0o600)),
+            "not TOML",
+            "kid = ",
+        ),
+        (
+            vec!["--eab-file", "/nonexistent/eab.toml"],
+            None,
+            "--eab-file /nonexistent/eab.toml: cannot read",
+            "mode 0600",
+        ),
+    ];
+    for (flags, body, problem, fix) in cases {
+        let _ = std::fs::remove_file(&file);
+        if let Some((b, mode)) = &body {
+            write(b, *mode);
+        }
+        let mut args = vec![
+            "acme",
+            "--vip",
+            "g.example.org",
+            "--alt",
+            "a.example.org",
+            "--webroot",
+            webroot.to_str().unwrap(),
+            "--state-dir",
+            state.to_str().unwrap(),
+            "--directory",
+            "https://127.0.0.1:9/dir",
+            "--vip-ip",
+            "192.0.2.100",
+            "--node-ip",
+            "a.example.org=192.0.2.11",
+        ];
+        args.extend(&flags);
+        let o = lvs_cert(&args);
+        assert_eq!(o.status.code(), Some(2), "{flags:?}: {}", text(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(problem), "{flags:?}: want `{problem}`: {err}");
+        let fix_line = err.split("fix:").nth(1).unwrap_or("");
+        assert!(
+            fix_line.contains(fix),
+            "{flags:?}: fix wants `{fix}`: {err}"
+        );
+        assert!(!err.contains(KEY), "{flags:?}: the key was printed: {err}");
+        let mut left = files(d.path());
+        left.retain(|p| p != file.to_str().unwrap());
+        assert!(left.is_empty(), "{flags:?}: written: {left:?}");
+    }
+    assert!(!state.exists());
 }

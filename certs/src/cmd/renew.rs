@@ -8,6 +8,11 @@
 //! writer of the share must not choose the command, the paths or the CA that root runs
 //! and uses on every node. With neither record nor config, there is nothing to renew and
 //! the timer's run is a clean no-op.
+//!
+//! External account binding: the stored account is bound already, so a renewal needs no
+//! EAB. The record keeps `--eab-file`'s path (never the key; `--eab-kid`/`--eab-hmac-key`
+//! are not recorded), read only if the account must be registered again (state directory
+//! lost, or the CA forgot the account).
 
 use crate::cli::{AcmeArgs, RenewArgs};
 use crate::error::{usage, Usage};
@@ -184,6 +189,14 @@ fn load_config(cfg: &Path, shared_override: Option<&Path>) -> Result<AcmeArgs> {
     let cmd = FromConfig::command();
     let mut argv: Vec<String> = vec!["renew.toml".into()];
     for (k, v) in &table {
+        if k == "eab_kid" || k == "eab_hmac_key" {
+            return Err(usage(
+                format!("{what}: {k}"),
+                "the EAB key is not kept in the renewal settings",
+                "put kid and hmac_key in a file of their own (mode 0600) and set eab_file = \"PATH\"; \
+                 an account that is already registered needs no EAB at all",
+            ));
+        }
         let flag = k.replace('_', "-");
         let arg = cmd
             .get_arguments()
