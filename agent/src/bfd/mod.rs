@@ -172,10 +172,10 @@ fn note(addr: IpAddr, t: Transition, diag: packet::Diag) {
         *f.transitions.entry((addr, t.to, t.cause)).or_insert(0) += 1;
     });
     let (from, to, cause) = (t.from.as_str(), t.to.as_str(), t.cause.as_str());
-    if t.to == State::Up {
-        tracing::info!(director = %addr, from, to, cause, "BFD session up");
-    } else {
+    if t.from == State::Up {
         tracing::warn!(director = %addr, from, to, cause, diag = diag.as_str(), "BFD session left Up");
+    } else {
+        tracing::info!(director = %addr, from, to, cause, "BFD session state changed");
     }
 }
 
