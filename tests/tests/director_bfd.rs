@@ -52,7 +52,7 @@ fn bfd_check_follows_gridftp_drain_and_agent_kill_on_the_real_director() {
             // the node itself its /health (start_agent).
             report_extra: &format!("allow = [\"{DIRECTOR_IP}\", \"{CLIENT_IP}\", \"{}\"]", rs.ip),
             extra: &format!(
-                "[bfd]\ndirectors = [\"{DIRECTOR_IP}\"]\nmin_tx = \"50ms\"\nmin_rx = \"50ms\"\nmultiplier = 3\n"
+                "[bfd]\ndirectors = [\"{DIRECTOR_IP}\"]\nmin_tx = \"100ms\"\nmin_rx = \"100ms\"\nmultiplier = 3\n"
             ),
             ..NodeOpts::default()
         },
@@ -186,7 +186,7 @@ fn bfd_check_follows_gridftp_drain_and_agent_kill_on_the_real_director() {
         &weight(100),
     );
 
-    // The agent SIGKILLed: no AdminDown is sent; the director's BFD detection time (3 x 50 ms)
+    // The agent SIGKILLed: no AdminDown is sent; the director's BFD detection time (3 x 100 ms)
     // runs out well before its HTTP_GET (delay_loop 1 s, retry 1, 1 s apart) could give up.
     let before = d.keepalived_log().len();
     let t0 = Instant::now();
