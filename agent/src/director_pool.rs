@@ -597,7 +597,12 @@ mod tests {
         assert!(k.contains("    neighbor_ip 192.0.2.11\n    source_ip 192.0.2.2\n    min_rx 50\n    min_tx 100\n    multiplier 3\n"), "{k}");
         // Every real_server of the node (IPv4 and IPv6 services) carries the check and
         // keeps inhibit_on_failure and its HTTP_GET.
-        assert_eq!(k.matches("BFD_CHECK {\n            name lvs-192-0-2-11\n").count(), 2, "{k}");
+        assert_eq!(
+            k.matches("BFD_CHECK {\n            name lvs-192-0-2-11\n")
+                .count(),
+            2,
+            "{k}"
+        );
         assert_eq!(k.matches("HTTP_GET {").count(), 2, "{k}");
         assert_eq!(k.matches("inhibit_on_failure").count(), 2, "{k}");
         assert_eq!(bfd_ms(0.5), "0.5");

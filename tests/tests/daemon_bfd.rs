@@ -111,8 +111,14 @@ fn forged_bfd_from_a_stranger_or_with_low_ttl_changes_nothing() {
         "lvs_realserver_bfd_transitions_total{{director=\"{DIRECTOR_IP}\",to=\"down\",cause=\"neighbor_down\"}}"
     );
     let downs = || metric(cl, rs.ip, &neighbor_down).unwrap_or(0.0);
-    let rejected =
-        |r: &str| metric(cl, rs.ip, &format!("lvs_realserver_bfd_rejected_packets_total{{reason=\"{r}\"}}")).unwrap_or(0.0);
+    let rejected = |r: &str| {
+        metric(
+            cl,
+            rs.ip,
+            &format!("lvs_realserver_bfd_rejected_packets_total{{reason=\"{r}\"}}"),
+        )
+        .unwrap_or(0.0)
+    };
 
     // From the client: not a configured director.
     forge(cl, CLIENT_IP, rs.ip, 255);
@@ -130,7 +136,12 @@ fn forged_bfd_from_a_stranger_or_with_low_ttl_changes_nothing() {
     );
     std::thread::sleep(Duration::from_millis(500));
     assert!(up(), "a forged packet moved the session\n{}", diag());
-    assert_eq!(downs(), 0.0, "a forged packet took the session down\n{}", diag());
+    assert_eq!(
+        downs(),
+        0.0,
+        "a forged packet took the session down\n{}",
+        diag()
+    );
 
     // The control: the same packet from the director with TTL 255 is believed.
     forge(&lab.director.ns, DIRECTOR_IP, rs.ip, 255);

@@ -110,8 +110,14 @@ fn bfd_check_follows_gridftp_drain_and_agent_kill_on_the_real_director() {
             )
         })
     };
-    wait("weight 100 with BFD up", Duration::from_secs(60), &weight(100));
-    let up = wait_for(Duration::from_secs(30), || (bfd_state(&lab, 0) == Some(3)).then_some(()));
+    wait(
+        "weight 100 with BFD up",
+        Duration::from_secs(60),
+        &weight(100),
+    );
+    let up = wait_for(Duration::from_secs(30), || {
+        (bfd_state(&lab, 0) == Some(3)).then_some(())
+    });
     assert!(
         up.is_some(),
         "the agent's BFD session did not come Up ({:?})\nkeepalived log:\n{}\nagent log:\n{}",
@@ -139,14 +145,22 @@ fn bfd_check_follows_gridftp_drain_and_agent_kill_on_the_real_director() {
         &|r| r.is_some_and(|r| r.active >= 1),
     );
     let o = lvs(&rs.ns, &cfg, "drain --reason bfd-lab");
-    assert!(o.status.success(), "drain: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "drain: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let r = wait("weight 0 after drain", Duration::from_secs(20), &weight(0)).unwrap();
     assert!(
         r.active >= 1,
         "the running transfer left ActiveConn when the node was drained:\n{}",
         d.ipvsadm_ln()
     );
-    assert_eq!(bfd_state(&lab, 0), Some(0), "drained: the session must be AdminDown");
+    assert_eq!(
+        bfd_state(&lab, 0),
+        Some(0),
+        "drained: the session must be AdminDown"
+    );
     let log = d.keepalived_log();
     assert!(
         log.contains("BFD") && log.to_lowercase().contains("down"),
@@ -159,12 +173,24 @@ fn bfd_check_follows_gridftp_drain_and_agent_kill_on_the_real_director() {
         "the transfer running during drain failed: {}",
         std::fs::read_to_string(dir.join("copy.log")).unwrap_or_default()
     );
-    assert_eq!(gridftp::sha256(&copied), sum, "the drained transfer is not intact");
+    assert_eq!(
+        gridftp::sha256(&copied),
+        sum,
+        "the drained transfer is not intact"
+    );
     rs.ok("tc qdisc del dev eth0 root");
     let ups = bfd_ups(&d.keepalived_log());
     let o = lvs(&rs.ns, &cfg, "resume");
-    assert!(o.status.success(), "resume: {}", String::from_utf8_lossy(&o.stderr));
-    wait("weight 100 after resume", Duration::from_secs(30), &weight(100));
+    assert!(
+        o.status.success(),
+        "resume: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    wait(
+        "weight 100 after resume",
+        Duration::from_secs(30),
+        &weight(100),
+    );
     assert!(
         bfd_ups(&d.keepalived_log()) > ups,
         "keepalived did not log the BFD check UP again after resume:\n{}",

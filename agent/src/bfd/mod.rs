@@ -70,9 +70,13 @@ pub struct Bound {
 
 /// Binds UDP 3784 on the source address.
 pub fn bind(cfg: &Bfd) -> Result<Bound, String> {
-    io::bind_rx(cfg.source)
-        .map(|rx| Bound { rx })
-        .map_err(|e| format!("bfd.source: cannot listen on {}:{}: {e}", cfg.source, io::PORT))
+    io::bind_rx(cfg.source).map(|rx| Bound { rx }).map_err(|e| {
+        format!(
+            "bfd.source: cannot listen on {}:{}: {e}",
+            cfg.source,
+            io::PORT
+        )
+    })
 }
 
 enum Cmd {

@@ -251,7 +251,10 @@ mod tests {
         assert_eq!(Packet::decode(&b), Err(Reject::MyDisc));
         let mut p = sample();
         p.your_disc = 0;
-        assert!(Packet::decode(&p.encode()).is_ok(), "zero your_disc in AdminDown");
+        assert!(
+            Packet::decode(&p.encode()).is_ok(),
+            "zero your_disc in AdminDown"
+        );
         p.state = State::Up;
         assert_eq!(Packet::decode(&p.encode()), Err(Reject::YourDisc));
         let mut v = good.to_vec();

@@ -369,7 +369,10 @@ mod tests {
         assert_eq!((p.state, p.your_disc, p.my_disc), (State::Down, 0, 7));
         assert_eq!(p.desired_min_tx, 1_000_000, "one second while not Up");
         let t = s.receive(&remote(State::Down, 0), t0).unwrap();
-        assert_eq!((t.from, t.to, t.cause), (State::Down, State::Init, Cause::Remote));
+        assert_eq!(
+            (t.from, t.to, t.cause),
+            (State::Down, State::Init, Cause::Remote)
+        );
         assert_eq!(s.remote_disc, 99);
         let t = s.receive(&remote(State::Up, 7), t0).unwrap();
         assert_eq!(t.to, State::Up);
@@ -424,7 +427,10 @@ mod tests {
         let mut s = session(t0);
         s.receive(&remote(State::Init, 0), t0);
         let t = s.set_admin_down(true).unwrap();
-        assert_eq!((t.from, t.to, t.cause), (State::Up, State::AdminDown, Cause::Admin));
+        assert_eq!(
+            (t.from, t.to, t.cause),
+            (State::Up, State::AdminDown, Cause::Admin)
+        );
         let p = s.packet();
         assert_eq!((p.state, p.diag), (State::AdminDown, Diag::AdminDown));
         assert!(s.set_admin_down(true).is_none());

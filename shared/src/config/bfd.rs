@@ -44,11 +44,7 @@ pub const MIN_INTERVAL: Duration = Duration::from_millis(10);
 /// Longest interval accepted; the field holds microseconds in 32 bits (about 71 minutes).
 pub const MAX_INTERVAL: Duration = Duration::from_secs(60);
 
-pub fn validate(
-    file: &Path,
-    raw: RawBfd,
-    real_ip: Option<IpAddr>,
-) -> Result<Bfd, ConfigError> {
+pub fn validate(file: &Path, raw: RawBfd, real_ip: Option<IpAddr>) -> Result<Bfd, ConfigError> {
     let err = |key: &str, problem: String, fix: &str| ConfigError::new(file, key, problem, fix);
     if raw.directors.is_empty() {
         return Err(err(
@@ -124,9 +120,8 @@ pub fn validate(
         let Some(s) = v else {
             return Ok(Duration::from_millis(50));
         };
-        let d = crate::duration::parse(s).map_err(|p| {
-            err(key, p, "write a duration such as \"50ms\" or \"300ms\"")
-        })?;
+        let d = crate::duration::parse(s)
+            .map_err(|p| err(key, p, "write a duration such as \"50ms\" or \"300ms\""))?;
         if d < MIN_INTERVAL || d > MAX_INTERVAL {
             return Err(err(
                 key,
