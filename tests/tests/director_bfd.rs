@@ -22,7 +22,7 @@ fn weight(w: u32) -> impl Fn(Option<&Real>) -> bool {
 /// A BFD session state from the agent's /metrics (3 up, 0 admin_down), as the client sees it.
 fn bfd_state(lab: &IpvsLab, rs: usize) -> Option<i64> {
     let out = lab.client.ns.run(&format!(
-        "curl -s -m 2 http://{}:{HTTP_PORT}/metrics",
+        "curl -s -m 5 http://{}:{HTTP_PORT}/metrics",
         lab.reals[rs].ip
     ));
     String::from_utf8_lossy(&out.stdout)
@@ -126,6 +126,23 @@ fn bfd_check_follows_gridftp_drain_and_agent_kill_on_the_real_director() {
         tail(&std::fs::read_to_string(&agent_log).unwrap_or_default(), 15)
     );
     let bfd_ups = |log: &str| log.matches("is UP").count();
+    // keepalived's BFD_CHECK taking the node out: "BFD check of [NAME] RS(...) is DOWN".
+    let bfd_downs = || {
+        d.keepalived_log()
+            .lines()
+            .filter(|l| l.contains("BFD check of [") && l.ends_with("is DOWN"))
+            .count()
+    };
+    let assert_bfd_down = |before: usize, what: &str| {
+        let seen = wait_for(Duration::from_secs(10), || {
+            (bfd_downs() > before).then_some(())
+        });
+        assert!(
+            seen.is_some(),
+            "{what}: keepalived's BFD_CHECK did not report the node DOWN (HTTP_GET alone took it out?):\n{}",
+            tail(&d.keepalived_log(), 25)
+        );
+    };
 
     // Drain with a running (throttled) transfer: BFD AdminDown takes the node to weight 0
     // (inhibit_on_failure), the transfer stays in ActiveConn and finishes intact.
@@ -144,6 +161,7 @@ fn bfd_check_follows_gridftp_drain_and_agent_kill_on_the_real_director() {
         Duration::from_secs(40),
         &|r| r.is_some_and(|r| r.active >= 1),
     );
+    let downs = bfd_downs();
     let o = lvs(&rs.ns, &cfg, "drain --reason bfd-lab");
     assert!(
         o.status.success(),
@@ -161,12 +179,7 @@ fn bfd_check_follows_gridftp_drain_and_agent_kill_on_the_real_director() {
         Some(0),
         "drained: the session must be AdminDown"
     );
-    let log = d.keepalived_log();
-    assert!(
-        log.contains("BFD") && log.to_lowercase().contains("down"),
-        "keepalived's log does not show the BFD check going down on drain:\n{}",
-        tail(&log, 20)
-    );
+    assert_bfd_down(downs, "drain");
     assert_eq!(
         lab.client.ns.wait(copy, Duration::from_secs(120)),
         Some(0),
@@ -198,6 +211,7 @@ fn bfd_check_follows_gridftp_drain_and_agent_kill_on_the_real_director() {
     );
 
     // GridFTP killed: the agent's check fails, the session goes AdminDown at once.
+    let downs = bfd_downs();
     rs.ns.kill(gft);
     wait(
         "weight 0 after GridFTP was killed",
@@ -205,6 +219,7 @@ fn bfd_check_follows_gridftp_drain_and_agent_kill_on_the_real_director() {
         &weight(0),
     );
     assert_eq!(bfd_state(&lab, 0), Some(0));
+    assert_bfd_down(downs, "GridFTP killed");
     gft = gridftp::start(&rs.ns, rs.ip, "rs0.lab", &sub.join("gridftp2.log"));
     wait(
         "weight 100 after GridFTP restarted",
@@ -215,6 +230,7 @@ fn bfd_check_follows_gridftp_drain_and_agent_kill_on_the_real_director() {
     // The agent SIGKILLed: no AdminDown is sent; the director's BFD detection time (3 x 100 ms)
     // runs out well before its HTTP_GET (delay_loop 1 s, retry 1, 1 s apart) could give up.
     let before = d.keepalived_log().len();
+    let downs = bfd_downs();
     let t0 = Instant::now();
     rs.ns.kill(agent);
     wait(
@@ -238,6 +254,8 @@ fn bfd_check_follows_gridftp_drain_and_agent_kill_on_the_real_director() {
         );
     }
 
+    assert_bfd_down(downs, "agent SIGKILLed");
+
     // Recovery: a new agent brings the session and the weight back.
     agent = start_agent(rs, &cfg, &sub.join("agent2.log"), HTTP_PORT);
     wait(
@@ -247,6 +265,7 @@ fn bfd_check_follows_gridftp_drain_and_agent_kill_on_the_real_director() {
     );
     assert_eq!(bfd_state(&lab, 0), Some(3));
     // SIGTERM: AdminDown before exit, so the director inhibits the node at once.
+    let downs = bfd_downs();
     rs.ns.signal(agent, nix::sys::signal::Signal::SIGTERM);
     assert_eq!(rs.ns.wait(agent, Duration::from_secs(10)), Some(0));
     wait(
@@ -254,5 +273,6 @@ fn bfd_check_follows_gridftp_drain_and_agent_kill_on_the_real_director() {
         Duration::from_secs(20),
         &weight(0),
     );
+    assert_bfd_down(downs, "agent stopped with SIGTERM");
     let _ = gft;
 }

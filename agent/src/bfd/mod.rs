@@ -2,7 +2,9 @@
 //! director, so a director's `BFD_CHECK` hears within one packet that this node went down,
 //! was drained or put in maint, or stops. The session is Up only while the node state is
 //! `up`; any other state turns it AdminDown (diagnostic 7) with a packet sent at once, not
-//! at the next interval. SIGTERM sends AdminDown before the agent exits.
+//! at the next interval. SIGTERM sends AdminDown before the agent exits. On the wire an
+//! AdminDown session says Down with diagnostic 7 ([`session::Session::packet`]): a director
+//! ignores a neighbour's AdminDown state (RFC 5882 section 3.2) but acts on Down.
 //!
 //! [`packet`] is the wire format and its checks, [`session`] the state machine (no I/O),
 //! [`io`] the sockets (TTL 255 sent and required, source port 49152-65535). This module runs

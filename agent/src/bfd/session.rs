@@ -113,7 +113,16 @@ impl Session {
         let final_ = std::mem::take(&mut self.final_due);
         Packet {
             diag: self.diag,
-            state: self.state,
+            // AdminDown goes on the wire as Down (diagnostic 7 stays): a receiver must not
+            // treat a neighbour's AdminDown as a failure (RFC 5882 section 3.2), and
+            // keepalived's BFD_CHECK indeed ignores it, while here it means "take this node
+            // out". Locally the session is AdminDown: it ignores the remote and does not
+            // come up again until the node is up and ready.
+            state: if self.state == State::AdminDown {
+                State::Down
+            } else {
+                self.state
+            },
             // 6.8.7: P and F are never set together; a Final answer goes without P.
             poll: self.polling && !final_,
             final_,
@@ -432,7 +441,11 @@ mod tests {
             (State::Up, State::AdminDown, Cause::Admin)
         );
         let p = s.packet();
-        assert_eq!((p.state, p.diag), (State::AdminDown, Diag::AdminDown));
+        assert_eq!(
+            (p.state, p.diag),
+            (State::Down, Diag::AdminDown),
+            "Down on the wire"
+        );
         assert!(s.set_admin_down(true).is_none());
         s.receive(&remote(State::Up, 7), t0);
         assert_eq!(s.state, State::AdminDown);

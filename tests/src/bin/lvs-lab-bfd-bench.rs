@@ -11,7 +11,7 @@
 //! plus at most ~60 ms of polling. Run by tests/bench/bfd.sh (as root); `RUNS=N` kills per
 //! checker, `IDLE_SECS=N` the idle measurement.
 
-use lab::dr::{IpvsLab, DIRECTOR_IP, VIP};
+use lab::dr::{IpvsLab, CLIENT_IP, DIRECTOR_IP, VIP};
 use lab::vm::director::{keepalived_conf, with_probe_path};
 use lab::{bins, gridftp, wait_for};
 use std::path::{Path, PathBuf};
@@ -25,7 +25,7 @@ fn node_toml(ip: &str, dir: &Path, bfd: bool) -> String {
          [[vip]]\naddress = \"{VIP}\"\nports = [2811]\n\
          [daemon]\nmanage_dataplane = true\ncontrol_socket = \"{d}/control.sock\"\nrecheck_interval = \"1s\"\n\
          [[check]]\nname = \"gridftp\"\nkind = \"gridftp\"\ninterval = \"100ms\"\ntimeout = \"90ms\"\nrise = 2\nfall = 1\n\
-         [report]\nhttp = \"{ip}:{HTTP_PORT}\"\nallow = [\"{DIRECTOR_IP}\", \"{ip}\"]\n\
+         [report]\nhttp = \"{ip}:{HTTP_PORT}\"\nallow = [\"{DIRECTOR_IP}\", \"{CLIENT_IP}\", \"{ip}\"]\n\
          [weight]\nbase = 100\nsessions_per_core = 0\nload_per_core = 0\n",
         d = dir.display()
     );
