@@ -163,6 +163,14 @@ pub struct PoolDirectorArgs {
     /// Timeout for each node's /status.
     #[arg(long, default_value = "3s", value_parser = parse_duration, requires = "urls")]
     pub timeout: std::time::Duration,
+    /// BFD to every node (each needs `[bfd]`): one bfd_instance per node and a BFD_CHECK
+    /// beside the HTTP_GET in each real_server.
+    #[arg(long, requires_all = ["urls", "bfd_source"])]
+    pub bfd: bool,
+    /// The director's own address for --bfd (bfd_instance source_ip); each node must list
+    /// it in `[bfd] directors`.
+    #[arg(long, value_name = "IP", requires = "bfd")]
+    pub bfd_source: Option<std::net::IpAddr>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -176,6 +176,8 @@ struct Daemon {
     /// outlives poller restarts on reload.
     pool: Option<Task<lvs_shared::config::daemon::Pool>>,
     pool_tx: watch::Sender<Arc<crate::pool::PoolView>>,
+    /// The BFD speaker (`[bfd]`), one session per director.
+    bfd: Option<crate::bfd::Speaker>,
     /// None once stopping: no repair may race the final `down`.
     dataplane: Option<DataplaneThread>,
     _load: Task<()>,
@@ -228,6 +230,7 @@ impl Daemon {
             cfg_tx,
             pool: None,
             pool_tx: watch::channel(Arc::new(crate::pool::PoolView::empty())).0,
+            bfd: None,
             dataplane: Some(dataplane),
             _load: load,
         };
@@ -322,6 +325,13 @@ impl Daemon {
                 self.pool_tx.subscribe(),
             ));
             Some(crate::redirect::prepare(&cfg.redirects, view)?)
+        };
+
+        // The BFD receive socket is bound anew only when the source address changes.
+        let bfd_bound = match (&self.bfd, &cfg.bfd) {
+            (Some(s), Some(b)) if s.key.source == b.source => None,
+            (_, Some(b)) => Some(crate::bfd::bind(b)?),
+            _ => None,
         };
 
         // Phase 2: nothing below fails; the new config takes over.
@@ -444,6 +454,32 @@ impl Daemon {
                 })
                 .collect();
         }
+        match (&cfg.bfd, bfd_bound) {
+            (None, _) => {
+                if let Some(old) = self.bfd.take() {
+                    tracing::info!("BFD stopped: no [bfd] any more");
+                    old.stop().await;
+                }
+            }
+            (Some(b), Some(bound)) => {
+                if let Some(old) = self.bfd.take() {
+                    old.stop().await;
+                }
+                tracing::info!(source = %b.source, directors = ?b.directors, "speaking BFD to the directors");
+                self.bfd = Some(crate::bfd::Speaker::spawn(
+                    b.clone(),
+                    bound,
+                    self.health.subscribe_state(),
+                ));
+            }
+            (Some(b), None) => {
+                if let Some(s) = self.bfd.as_mut() {
+                    if s.key != *b {
+                        s.reconfigure(b.clone());
+                    }
+                }
+            }
+        }
         if let Some(bound) = control {
             self.control = None;
             let l = match bound {
@@ -518,6 +554,11 @@ impl Daemon {
 
     async fn stop(&mut self, why: &str) -> u8 {
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+        // The directors hear first (AdminDown), before anything is torn down.
+        if let Some(b) = self.bfd.take() {
+            tracing::info!("{why}: BFD sessions set AdminDown");
+            b.stop().await;
+        }
         // Stop the repair loop before anything is torn down. Only `down` must wait for it
         // (no repair may race it; a tool it runs is bounded by its timeout, so the wait is
         // too); otherwise the agent exits at once even while a tool hangs.

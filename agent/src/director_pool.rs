@@ -59,6 +59,10 @@ pub async fn run(args: DirectorConfigArgs) -> u8 {
             }
         }
     }
+    if args.haproxy && p.bfd {
+        eprintln!("error: --bfd: HAProxy has no BFD checker; use it with the keepalived output (drop --haproxy)");
+        return EXIT_USAGE;
+    }
     let data_ports = match p.gridftp_data_ports.as_deref().map(parse_range).transpose() {
         Ok(r) => r,
         Err(e) => {
@@ -109,6 +113,7 @@ pub async fn run(args: DirectorConfigArgs) -> u8 {
         persistence: p.persistence,
         data_ports,
         fwmark: p.fwmark,
+        bfd_source: p.bfd_source.filter(|_| p.bfd),
         missing: missing.iter().map(|(u, _)| u.clone()).collect(),
     };
     let out = if args.haproxy {
@@ -156,6 +161,8 @@ pub struct Options {
     pub persistence: Option<u32>,
     pub data_ports: Option<(u16, u16)>,
     pub fwmark: u32,
+    /// `--bfd --bfd-source IP`: the director's address for BFD to every node.
+    pub bfd_source: Option<IpAddr>,
     /// Nodes left out (--allow-missing), named in a comment.
     pub missing: Vec<String>,
 }
@@ -300,14 +307,79 @@ fn node_checker<'a>(
             n.url
         )
     })?;
+    let bfd = opts.bfd_source.map(|_| bfd_name(n));
     Ok(move |o: &mut String, ind: &str| {
-        checker(o, ind, report, opts.misc_check, &opts.probe_path, None)
+        checker(o, ind, report, opts.misc_check, &opts.probe_path, None);
+        // keepalived takes a real server out when any of its checkers fails: BFD reacts
+        // within a packet, the HTTP check stays as the slower second opinion.
+        if let Some(name) = bfd {
+            let _ = writeln!(o, "{ind}BFD_CHECK {{");
+            let _ = writeln!(o, "{ind}    name {name}");
+            let _ = writeln!(o, "{ind}}}");
+        }
     })
 }
 
-/// Where BFD stanzas (one `bfd_instance` per node, and `track_bfd` in each real_server)
-/// are added when the BFD generator is wired in.
-fn bfd_stanzas(_o: &mut String, _nodes: &[Node]) {}
+/// The bfd_instance name of a node: its BFD source address.
+fn bfd_name(n: &Node) -> String {
+    let a = n.status.node.bfd.as_ref().map(|b| b.source.to_string());
+    format!("lvs-{}", a.unwrap_or_default().replace(['.', ':'], "-"))
+}
+
+/// A keepalived BFD interval in milliseconds (microsecond resolution).
+fn bfd_ms(ms: f64) -> String {
+    let s = format!("{ms:.3}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// One `bfd_instance` per node for `--bfd`: the director's side of each node's session,
+/// with the node's timers mirrored (the director receives at the node's TX rate).
+fn bfd_stanzas(o: &mut String, nodes: &[Node], source: Option<IpAddr>) -> Result<(), String> {
+    let Some(src) = source else {
+        return Ok(());
+    };
+    let mut seen = Vec::new();
+    for n in nodes {
+        let b = n.status.node.bfd.as_ref().ok_or_else(|| {
+            format!(
+                "--bfd: node {} has no [bfd]: add `[bfd] directors = [\"{src}\"]` to its node.toml and reload it, or leave out --bfd",
+                n.url
+            )
+        })?;
+        if !b.directors.contains(&src) {
+            return Err(format!(
+                "--bfd-source {src}: node {} does not list it in [bfd] directors ({:?}) and would drop this director's packets: add it there, or pass the director address it lists",
+                n.url, b.directors
+            ));
+        }
+        if b.source.is_ipv4() != src.is_ipv4() {
+            return Err(format!(
+                "--bfd-source {src}: node {} speaks BFD from {} (another address family)",
+                n.url, b.source
+            ));
+        }
+        if seen.contains(&b.source) {
+            return Err(format!(
+                "--bfd: node {} has the BFD source {} of another node",
+                n.url, b.source
+            ));
+        }
+        seen.push(b.source);
+        let _ = writeln!(o, "\nbfd_instance {} {{", bfd_name(n));
+        let _ = writeln!(o, "    neighbor_ip {}", b.source);
+        let _ = writeln!(o, "    source_ip {src}");
+        let _ = writeln!(o, "    min_rx {}", bfd_ms(b.min_tx_ms));
+        let _ = writeln!(o, "    min_tx {}", bfd_ms(b.min_rx_ms));
+        let _ = writeln!(o, "    multiplier {}", b.multiplier);
+        if src.is_ipv6() {
+            // RFC 5881: 255 both ways; keepalived's IPv6 default is 64.
+            let _ = writeln!(o, "    hoplimit 255");
+        }
+        let _ = writeln!(o, "    checker");
+        let _ = writeln!(o, "}}");
+    }
+    Ok(())
+}
 
 pub fn keepalived(nodes: &[Node], opts: &Options) -> Result<String, String> {
     let mut o = String::new();
@@ -317,7 +389,7 @@ pub fn keepalived(nodes: &[Node], opts: &Options) -> Result<String, String> {
         opts,
         "keepalived configuration (check with `keepalived -t -f FILE`)",
     );
-    bfd_stanzas(&mut o, nodes);
+    bfd_stanzas(&mut o, nodes, opts.bfd_source)?;
     let svc = services(nodes);
     // VIPs whose GridFTP (2811) goes through a firewall mark with its data range.
     let mut marked: Vec<IpAddr> = Vec::new();
@@ -501,6 +573,44 @@ mod tests {
         let e = keepalived(&[a, b], &opts).unwrap_err();
         assert!(e.contains("http://192.0.2.12:8080"), "{e}");
         assert!(e.contains("IPv6"), "{e}");
+    }
+
+    #[test]
+    fn bfd_instance_per_node_and_check_beside_http_get() {
+        let src: IpAddr = "192.0.2.2".parse().unwrap();
+        let mut a = node("http://192.0.2.11:8080", "192.0.2.11", Some("2001:db8::11"));
+        let opts = Options {
+            probe_path: "/usr/bin/lvs-node".into(),
+            delay_loop: std::time::Duration::from_secs(1),
+            bfd_source: Some(src),
+            ..Options::default()
+        };
+        let e = keepalived(std::slice::from_ref(&a), &opts).unwrap_err();
+        assert!(e.contains("has no [bfd]"), "{e}");
+        a.status.node.bfd = Some(crate::report::status::BfdInfo {
+            source: "192.0.2.11".parse().unwrap(),
+            directors: vec!["192.0.2.3".parse().unwrap()],
+            min_tx_ms: 50.0,
+            min_rx_ms: 100.0,
+            multiplier: 3,
+        });
+        let e = keepalived(std::slice::from_ref(&a), &opts).unwrap_err();
+        assert!(e.contains("does not list it"), "{e}");
+        a.status.node.bfd.as_mut().unwrap().directors.push(src);
+        let k = keepalived(std::slice::from_ref(&a), &opts).unwrap();
+        assert_eq!(k.matches("bfd_instance lvs-192-0-2-11 {").count(), 1, "{k}");
+        assert!(k.contains("    neighbor_ip 192.0.2.11\n    source_ip 192.0.2.2\n    min_rx 50\n    min_tx 100\n    multiplier 3\n"), "{k}");
+        // Every real_server of the node (IPv4 and IPv6 services) carries the check and
+        // keeps inhibit_on_failure and its HTTP_GET.
+        assert_eq!(
+            k.matches("BFD_CHECK {\n            name lvs-192-0-2-11\n")
+                .count(),
+            2,
+            "{k}"
+        );
+        assert_eq!(k.matches("HTTP_GET {").count(), 2, "{k}");
+        assert_eq!(k.matches("inhibit_on_failure").count(), 2, "{k}");
+        assert_eq!(bfd_ms(0.5), "0.5");
     }
 
     #[test]

@@ -210,6 +210,8 @@ struct Inner {
 pub struct Health {
     inner: Mutex<Inner>,
     snap: RwLock<Arc<Snapshot>>,
+    /// The node state, for those that act the moment it changes (BFD).
+    state_tx: tokio::sync::watch::Sender<NodeState>,
 }
 
 impl Health {
@@ -229,10 +231,17 @@ impl Health {
             reload_error: None,
         };
         let snap = Arc::new(compute(&inner));
+        let state_tx = tokio::sync::watch::channel(snap.state).0;
         Arc::new(Health {
             inner: Mutex::new(inner),
             snap: RwLock::new(snap),
+            state_tx,
         })
+    }
+
+    /// Follows the node state: a change is seen as soon as the result that caused it.
+    pub fn subscribe_state(&self) -> tokio::sync::watch::Receiver<NodeState> {
+        self.state_tx.subscribe()
     }
 
     pub fn snapshot(&self) -> Arc<Snapshot> {
@@ -243,7 +252,13 @@ impl Health {
         let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         f(&mut g);
         let s = Arc::new(compute(&g));
+        let state = s.state;
         *self.snap.write().unwrap_or_else(|e| e.into_inner()) = s;
+        self.state_tx.send_if_modified(|cur| {
+            let changed = *cur != state;
+            *cur = state;
+            changed
+        });
     }
 
     /// Makes the set of configured checks match `specs` (name, kind, rise, fall), keeping the

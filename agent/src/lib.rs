@@ -1,6 +1,7 @@
 //! The node agent as a library: the binary is a thin CLI over these modules.
 
 pub mod acme_responder;
+pub mod bfd;
 pub mod checks;
 pub mod cli;
 pub mod commands;

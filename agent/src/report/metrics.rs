@@ -150,6 +150,44 @@ pub fn render(s: &Snapshot) -> String {
         redirects,
     );
 
+    let bfd_state = Family::<Labels, Gauge>::default();
+    for (dir, st) in crate::bfd::states() {
+        bfd_state
+            .get_or_create(&vec![("director", dir.to_string())])
+            .set(st as i64);
+    }
+    r.register(
+        "bfd_session_state",
+        "State of the BFD session to each director: 0 admin_down, 1 down, 2 init, 3 up",
+        bfd_state,
+    );
+    let bfd_tr = Family::<Labels, Counter>::default();
+    for ((dir, to, cause), n) in crate::bfd::transitions() {
+        bfd_tr
+            .get_or_create(&vec![
+                ("director", dir.to_string()),
+                ("to", to.as_str().to_string()),
+                ("cause", cause.as_str().to_string()),
+            ])
+            .inc_by(n);
+    }
+    r.register(
+        "bfd_transitions",
+        "BFD session state changes, by director, new state and cause",
+        bfd_tr,
+    );
+    let bfd_rej = Family::<Labels, Counter>::default();
+    for (reason, n) in crate::bfd::rejected() {
+        bfd_rej
+            .get_or_create(&vec![("reason", reason.to_string())])
+            .inc_by(n);
+    }
+    r.register(
+        "bfd_rejected_packets",
+        "Received BFD packets dropped: unknown_source, ttl, invalid, discriminator",
+        bfd_rej,
+    );
+
     r.register(
         "build",
         "Agent build",

@@ -64,6 +64,21 @@ pub struct NodeInfo {
     /// chosen (what `choose = "pool"` on another node redirects to).
     #[serde(default)]
     pub redirects: Vec<RedirectTarget>,
+    /// `[bfd]`, so `director-config --bfd` can write the director's side; None without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bfd: Option<BfdInfo>,
+}
+
+/// The node's BFD settings as a director needs them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BfdInfo {
+    /// The address the sessions run from: the director's `neighbor_ip`.
+    pub source: IpAddr,
+    /// The directors this node accepts packets from.
+    pub directors: Vec<IpAddr>,
+    pub min_tx_ms: f64,
+    pub min_rx_ms: f64,
+    pub multiplier: u8,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -185,6 +200,13 @@ pub fn node_info(cfg: &NodeConfig) -> NodeInfo {
                 })
                 .collect()
         },
+        bfd: cfg.bfd.as_ref().map(|b| BfdInfo {
+            source: b.source,
+            directors: b.directors.clone(),
+            min_tx_ms: b.min_tx.as_secs_f64() * 1000.0,
+            min_rx_ms: b.min_rx.as_secs_f64() * 1000.0,
+            multiplier: b.multiplier,
+        }),
     }
 }
 

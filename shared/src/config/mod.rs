@@ -5,6 +5,7 @@
 //! device / ports` are fixed: directors' docs and tests depend on them.
 
 pub mod acme;
+pub mod bfd;
 pub mod daemon;
 pub mod redirect;
 
@@ -57,6 +58,7 @@ struct RawConfig {
     #[serde(default)]
     pool: daemon::RawPool,
     acme: Option<acme::RawAcme>,
+    bfd: Option<bfd::RawBfd>,
     #[serde(default)]
     redirect: Vec<redirect::RawRedirect>,
 }
@@ -110,6 +112,8 @@ pub struct NodeConfig {
     pub acme: Option<acme::Settings>,
     /// `[[redirect]]` listeners on VIPs (HTTP uploads that bypass the director).
     pub redirects: Vec<redirect::Redirect>,
+    /// `[bfd]`: BFD sessions to the directors; None without the table.
+    pub bfd: Option<bfd::Bfd>,
 }
 
 impl NodeConfig {
@@ -313,6 +317,10 @@ impl NodeConfig {
             Some(a) => Some(acme::validate(path, a)?),
             None => None,
         };
+        let bfd = match raw.bfd {
+            Some(b) => Some(bfd::validate(path, b, real_ip)?),
+            None => None,
+        };
         let vip_addrs: Vec<IpAddr> = vips.iter().map(|v| v.address).collect();
         let redirects = redirect::validate(path, raw.redirect, &vip_addrs)?;
         if let Some(i) = redirects
@@ -337,6 +345,7 @@ impl NodeConfig {
             daemon,
             acme,
             redirects,
+            bfd,
         })
     }
 }

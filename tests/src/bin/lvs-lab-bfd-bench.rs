@@ -1,0 +1,312 @@
+//! BFD on the real director (docs/benchmarks.md, "BFD"): the time from GridFTP killed
+//! (SIGKILL) on a node to the node leaving rotation (out of the IPVS table or weight 0) in
+//! the qemu guest's keepalived, for the config `lvs-node director-config --pool --bfd`
+//! prints (BFD_CHECK beside HTTP_GET) against HTTP_GET alone (delay_loop 1), MISC_CHECK
+//! through `lvs-node probe` and the seeds' TCP_CHECK (the baseline), all in one run against
+//! the same node; then the idle cost of a 50 ms session: BFD packets per second (nftables
+//! counters in the node's namespace) and the agent's CPU with and without `[bfd]`.
+//!
+//! The agent checks GridFTP every 100 ms. The guest copies /proc/net/ip_vs to the 9p share
+//! every 50 ms and the host reads that copy every 10 ms, so a figure is the detection time
+//! plus at most ~60 ms of polling. Run by tests/bench/bfd.sh (as root); `RUNS=N` kills per
+//! checker, `IDLE_SECS=N` the idle measurement.
+
+use lab::dr::{IpvsLab, CLIENT_IP, DIRECTOR_IP, VIP};
+use lab::vm::director::{keepalived_conf, with_probe_path};
+use lab::{bins, gridftp, wait_for};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const HTTP_PORT: u16 = 8080;
+
+fn node_toml(ip: &str, dir: &Path, bfd: bool) -> String {
+    let mut t = format!(
+        "interface = \"eth0\"\nreal_ip = \"{ip}\"\nstate_dir = \"{d}/state\"\n\
+         [[vip]]\naddress = \"{VIP}\"\nports = [2811]\n\
+         [daemon]\nmanage_dataplane = true\ncontrol_socket = \"{d}/control.sock\"\nrecheck_interval = \"1s\"\n\
+         [[check]]\nname = \"gridftp\"\nkind = \"gridftp\"\ninterval = \"100ms\"\ntimeout = \"90ms\"\nrise = 2\nfall = 1\n\
+         [report]\nhttp = \"{ip}:{HTTP_PORT}\"\nallow = [\"{DIRECTOR_IP}\", \"{CLIENT_IP}\", \"{ip}\"]\n\
+         [weight]\nbase = 100\nsessions_per_core = 0\nload_per_core = 0\n",
+        d = dir.display()
+    );
+    if bfd {
+        t.push_str(&format!(
+            "[bfd]\ndirectors = [\"{DIRECTOR_IP}\"]\nmin_tx = \"50ms\"\nmin_rx = \"50ms\"\nmultiplier = 3\n"
+        ));
+    }
+    t
+}
+
+fn stats(v: &[f64]) -> String {
+    if v.is_empty() {
+        return "-".into();
+    }
+    let min = v.iter().cloned().fold(f64::MAX, f64::min);
+    let max = v.iter().cloned().fold(0.0, f64::max);
+    let mean = v.iter().sum::<f64>() / v.len() as f64;
+    format!(
+        "min {:.0} ms, mean {:.0} ms, max {:.0} ms ({} runs)",
+        min * 1000.0,
+        mean * 1000.0,
+        max * 1000.0,
+        v.len()
+    )
+}
+
+fn mean(v: &[f64]) -> Option<f64> {
+    (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+}
+
+struct Bench {
+    lab: IpvsLab,
+    work: PathBuf,
+    gridftp: u32,
+    agent: u32,
+    rip: String,
+}
+
+impl Bench {
+    fn in_rotation(&self) -> bool {
+        let addr = format!("{}:2811", self.rip);
+        self.lab
+            .director
+            .watched_table()
+            .iter()
+            .flat_map(|s| s.reals.iter())
+            .any(|r| r.addr == addr && r.weight > 0)
+    }
+
+    fn start_agent(&mut self, bfd: bool) {
+        let rs = &self.lab.reals[0];
+        if self.agent != 0 {
+            rs.ns.signal(self.agent, nix::sys::signal::Signal::SIGTERM);
+            rs.ns.wait(self.agent, Duration::from_secs(10));
+        }
+        let cfg = self.work.join("node.toml");
+        std::fs::write(&cfg, node_toml(&self.rip, &self.work, bfd)).unwrap();
+        self.agent = rs.ns.spawn_logged(
+            &format!("{} -c {} run", bins::lvs_node().display(), cfg.display()),
+            &self.work.join("agent.log"),
+        );
+        let ok = wait_for(Duration::from_secs(15), || {
+            rs.ns
+                .run(&format!(
+                    "curl -sf -o /dev/null -m 1 http://{}:{HTTP_PORT}/health",
+                    self.rip
+                ))
+                .status
+                .success()
+                .then_some(())
+        });
+        assert!(ok.is_some(), "the agent did not come up");
+    }
+
+    /// Kills GridFTP, returns the seconds until the node left rotation (None: not within
+    /// `bound`), then restarts GridFTP.
+    fn one_run(&mut self, bound: Duration) -> Option<f64> {
+        let ok = wait_for(Duration::from_secs(60), || self.in_rotation().then_some(()));
+        assert!(
+            ok.is_some(),
+            "the node did not come into rotation before the run"
+        );
+        // A random phase of the checkers' cycles.
+        let phase = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_millis() as u64)
+            .unwrap_or(0);
+        std::thread::sleep(Duration::from_millis(1500 + phase));
+        let rs = &self.lab.reals[0];
+        let t0 = Instant::now();
+        rs.ns.kill(self.gridftp);
+        let mut out = None;
+        while t0.elapsed() < bound {
+            if !self.in_rotation() {
+                out = Some(t0.elapsed().as_secs_f64());
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.gridftp = gridftp::start(&rs.ns, rs.ip, "rs0.lab", &self.work.join("gridftp.log"));
+        out
+    }
+
+    /// The agent's CPU time in seconds (utime + stime from /proc/PID/stat).
+    fn agent_cpu(&self) -> f64 {
+        let s = std::fs::read_to_string(format!("/proc/{}/stat", self.agent)).unwrap();
+        let rest = &s[s.rfind(')').unwrap() + 2..];
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
+        ticks
+            / nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+                .ok()
+                .flatten()
+                .unwrap_or(100) as f64
+    }
+
+    /// BFD packets counted by the node's nftables table (out, in).
+    fn bfd_packets(&self) -> (u64, u64) {
+        let t = self.lab.reals[0].ns.ok("nft list table inet bfdbench");
+        let mut n = t.lines().filter_map(|l| {
+            let i = l.find("packets ")?;
+            l[i + 8..].split_whitespace().next()?.parse::<u64>().ok()
+        });
+        (n.next().unwrap_or(0), n.next().unwrap_or(0))
+    }
+
+    /// CPU% of the agent and (with BFD) packets/s over `secs` of idle.
+    fn idle(&self, secs: u64) -> (f64, f64, f64) {
+        let (o0, i0) = self.bfd_packets();
+        let c0 = self.agent_cpu();
+        let t0 = Instant::now();
+        std::thread::sleep(Duration::from_secs(secs));
+        let el = t0.elapsed().as_secs_f64();
+        let (o1, i1) = self.bfd_packets();
+        let c1 = self.agent_cpu();
+        (
+            (c1 - c0) / el * 100.0,
+            (o1 - o0) as f64 / el,
+            (i1 - i0) as f64 / el,
+        )
+    }
+}
+
+fn main() {
+    let runs: usize = std::env::var("RUNS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3);
+    let idle_secs: u64 = std::env::var("IDLE_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(30);
+    let t_boot = Instant::now();
+    let lab = IpvsLab::build("bfdbench", 1).unwrap_or_else(|e| panic!("director guest: {e:#}"));
+    println!(
+        "director guest ready in {:.1} s (qemu TCG)",
+        t_boot.elapsed().as_secs_f64()
+    );
+    let work = std::env::temp_dir().join(format!("{}-bench", lab.prefix));
+    std::fs::create_dir_all(&work).unwrap();
+    let rs = &lab.reals[0];
+    let rip = rs.ip.to_string();
+    rs.ok("nft add table inet bfdbench && \
+         nft add chain inet bfdbench out '{ type filter hook output priority 0; }' && \
+         nft add chain inet bfdbench in '{ type filter hook input priority 0; }' && \
+         nft add rule inet bfdbench out udp dport 3784 counter && \
+         nft add rule inet bfdbench in udp dport 3784 counter");
+    let gftp = gridftp::start(&rs.ns, rs.ip, "rs0.lab", &work.join("gridftp.log"));
+    lab.director.start_table_watch(50).unwrap();
+    let mut b = Bench {
+        lab,
+        work: work.clone(),
+        gridftp: gftp,
+        agent: 0,
+        rip: rip.clone(),
+    };
+    b.start_agent(true);
+    let lvs_node = bins::lvs_node();
+
+    // The BFD config exactly as director-config prints it for this node.
+    let out = b.lab.client.ns.run(&format!(
+        "{} director-config --pool http://{rip}:{HTTP_PORT} --bfd --bfd-source {DIRECTOR_IP}",
+        lvs_node.display()
+    ));
+    assert!(
+        out.status.success(),
+        "director-config --bfd: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bfd_conf = String::from_utf8(out.stdout).unwrap();
+    let single = |delay: u32, checker: &str| {
+        let body = format!("real_server {rip} 2811 {{\n    weight 100\n    {checker}}}\n");
+        with_probe_path(&keepalived_conf(VIP, 2811, "wlc", delay, &body), &lvs_node)
+    };
+    let scenarios: Vec<(&str, u64, String)> = vec![
+        (
+            "BFD_CHECK + HTTP_GET as `director-config --pool --bfd` prints (BFD 50 ms x 3)",
+            10,
+            bfd_conf,
+        ),
+        (
+            "HTTP_GET /health (delay_loop 1, connect_timeout 1, retry 0)",
+            10,
+            single(
+                1,
+                &format!(
+                    "HTTP_GET {{\n    url {{\n        path /health\n        status_code 200\n    }}\n    \
+                     connect_ip {rip}\n    connect_port {HTTP_PORT}\n    connect_timeout 1\n    retry 0\n}}\n"
+                ),
+            ),
+        ),
+        (
+            "MISC_CHECK misc_dynamic via `lvs-node probe` (delay_loop 1)",
+            10,
+            single(
+                1,
+                &format!(
+                    "MISC_CHECK {{\n    misc_path \"{} probe --agent http://{rip}:{HTTP_PORT} --timeout 1s\"\n    \
+                     misc_timeout 3\n    misc_dynamic\n}}\n",
+                    lvs_node.display()
+                ),
+            ),
+        ),
+        (
+            "TCP_CHECK, INFN seed (delay_loop 6, connect_timeout default) - baseline",
+            30,
+            single(6, "TCP_CHECK {\n    connect_port 2811\n}\n"),
+        ),
+    ];
+    let mut rows = Vec::new();
+    let mut means = Vec::new();
+    for (name, bound, conf) in &scenarios {
+        b.lab.director.stop_keepalived().unwrap();
+        b.lab
+            .director
+            .load_keepalived(conf)
+            .unwrap_or_else(|e| panic!("{e:#}"));
+        let mut killed = Vec::new();
+        for _ in 0..runs {
+            match b.one_run(Duration::from_secs(*bound)) {
+                Some(t) => killed.push(t),
+                None => println!("  {name}: killed GridFTP not detected within {bound} s"),
+            }
+        }
+        let line = format!("| {name} | {} |", stats(&killed));
+        println!("{line}");
+        rows.push(line);
+        means.push(mean(&killed));
+    }
+    if let (Some(Some(bfd)), Some(Some(tcp))) = (means.first(), means.last()) {
+        let line = format!(
+            "BFD vs the seeds' TCP_CHECK (means): {:.0}x faster",
+            tcp / bfd
+        );
+        println!("{line}");
+        rows.push(line);
+    }
+
+    // Idle cost: BFD session Up at 50 ms against the director's keepalived (from the BFD
+    // config), then the same agent without [bfd].
+    b.lab.director.stop_keepalived().unwrap();
+    b.lab
+        .director
+        .load_keepalived(&scenarios[0].2)
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    wait_for(Duration::from_secs(60), || b.in_rotation().then_some(()));
+    std::thread::sleep(Duration::from_secs(3));
+    let (cpu_bfd, out_pps, in_pps) = b.idle(idle_secs);
+    b.lab.director.stop_keepalived().unwrap();
+    b.start_agent(false);
+    std::thread::sleep(Duration::from_secs(3));
+    let (cpu_plain, _, _) = b.idle(idle_secs);
+    let line = format!(
+        "| idle, BFD 50 ms x 3 Up | agent CPU {cpu_bfd:.2}% (without [bfd]: {cpu_plain:.2}%) | BFD packets/s sent {out_pps:.1}, received {in_pps:.1} ({idle_secs} s) |"
+    );
+    println!("{line}");
+    rows.push(line);
+    println!("\nsummary:");
+    for r in rows {
+        println!("{r}");
+    }
+    let _ = std::fs::remove_dir_all(&work);
+}
