@@ -24,6 +24,7 @@ DURATION=${DURATION:-10}
 if [ ! -x "$BIN" ]; then cargo build --release -p lvs-node; fi
 P=lvrb$$
 WORK=$(mktemp -d /tmp/lvrbench.XXXXXX)
+chmod 755 "$WORK"   # apache2 runs as www-data
 PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -113,8 +114,10 @@ for mode in through redirect; do
   b0=$(dir_bytes)
   for r in $(seq "$RUNS"); do
     if [ $mode = through ]; then url="http://$VIP:8001/t$r"; else url="http://$VIP:8000/r$r"; fi
-    t=$(CL curl -sS -L -T "$WORK/payload" -o /dev/null -w '%{time_total}' "$url")
-    cmp -s "$WORK/payload" "$WORK/data/${url##*/}" || { echo "upload $url not intact" >&2; exit 1; }
+    out=$(CL curl -sS -L -T "$WORK/payload" -o "$WORK/reply" -w '%{http_code} %{time_total}' "$url")
+    t=${out#* }
+    cmp -s "$WORK/payload" "$WORK/data/${url##*/}" || {
+      echo "upload $url not intact (HTTP ${out% *}): $(head -c 300 "$WORK/reply"); $(tail -3 "$WORK/error.log")" >&2; exit 1; }
     times+=("$t")
   done
   b1=$(dir_bytes)
