@@ -178,6 +178,8 @@ struct Daemon {
     pool_tx: watch::Sender<Arc<crate::pool::PoolView>>,
     /// The BFD speaker (`[bfd]`), one session per director.
     bfd: Option<crate::bfd::Speaker>,
+    /// The last hour of every node, recorded by the poller, shown by `/pool`.
+    pool_history: crate::pool::history::SharedHistory,
     /// None once stopping: no repair may race the final `down`.
     dataplane: Option<DataplaneThread>,
     _load: Task<()>,
@@ -231,6 +233,7 @@ impl Daemon {
             pool: None,
             pool_tx: watch::channel(Arc::new(crate::pool::PoolView::empty())).0,
             bfd: None,
+            pool_history: crate::pool::history::History::shared(),
             dataplane: Some(dataplane),
             _load: load,
         };
@@ -374,16 +377,20 @@ impl Daemon {
 
         let health = &self.health;
         let cfg_rx = self.cfg_tx.subscribe();
+        let feed = report::http::PoolFeed {
+            view: self.pool_tx.subscribe(),
+            history: self.pool_history.clone(),
+        };
         let start_report = |k: ReportKey, socks: Vec<Arc<TcpListener>>, http: bool| {
             let gate = Gate::new(k.1.clone());
             let serves: Vec<_> = socks
                 .iter()
                 .map(|l| {
                     let (l, health, gate) = (l.clone(), health.clone(), gate.clone());
-                    let cfg_rx = cfg_rx.clone();
+                    let (cfg_rx, feed) = (cfg_rx.clone(), feed.clone());
                     async move {
                         if http {
-                            report::http::serve(l, health, gate, cfg_rx).await
+                            report::http::serve(l, health, gate, cfg_rx, feed).await
                         } else {
                             report::agent_check::serve(l, health, gate).await
                         }
@@ -440,6 +447,7 @@ impl Daemon {
                         self.cfg_tx.subscribe(),
                         self.health.clone(),
                         self.pool_tx.clone(),
+                        self.pool_history.clone(),
                     )),
                     key: k,
                 });

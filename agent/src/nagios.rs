@@ -351,7 +351,7 @@ pub fn judge_agent(s: &AgentStatus, took: Duration) -> Part {
     p
 }
 
-fn utc(secs: u64) -> String {
+pub(crate) fn utc(secs: u64) -> String {
     // Civil date from days since the epoch (Howard Hinnant's algorithm), to avoid a date
     // crate for one timestamp.
     let days = (secs / 86400) as i64;

@@ -6,13 +6,15 @@
 //! A consumer inside `lvs-node run` takes a [`PoolRx`] (the daemon's `pool_tx.subscribe()`),
 //! reads `rx.borrow().clone()` when it needs the pool, and asks the view, never the raw
 //! documents, who may be chosen: [`PoolView::choose`] (weighted) or [`PoolView::eligible`].
-//! The channel starts with an empty view and outlives poller restarts on reload.
+//! The channel starts with an empty view and outlives poller restarts on reload, as does the
+//! bounded [`history::History`] each round is recorded in (the pool page's graphs).
 //!
 //! Stale data is never used: a peer that does not answer within the timeout counts as
 //! unreachable at once (its last good answer is dropped), and a consumer that reads a view
 //! older than `max_age` (the poller stalled) sees every peer as stale, hence down.
 
 pub mod cmd;
+pub mod history;
 
 use crate::health::{Admin, Health, NodeState};
 use crate::report::status::StatusDoc;
@@ -247,6 +249,7 @@ pub async fn run(
     cfg: crate::report::http::ConfigRx,
     health: Arc<Health>,
     tx: watch::Sender<Arc<PoolView>>,
+    history: history::SharedHistory,
 ) {
     let client = match client(pool.timeout) {
         Ok(c) => c,
@@ -280,10 +283,15 @@ pub async fn run(
             }
         }
         last = states;
-        tx.send_replace(Arc::new(PoolView {
+        let view = PoolView {
             peers: views,
             max_age: pool.max_age,
-        }));
+        };
+        history
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .record(&view, now);
+        tx.send_replace(Arc::new(view));
     }
 }
 

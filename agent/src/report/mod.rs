@@ -1,5 +1,5 @@
 //! Reporting to directors, from cached state only: the HTTP endpoint (`/health`, `/status`,
-//! `/metrics`) and the HAProxy agent-check responder. Both bind the real IP (the config
+//! `/pool`, `/metrics`) and the HAProxy agent-check responder. Both bind the real IP (the config
 //! refuses a VIP or a wildcard), are read-only, bound connections per source and in all,
 //! keep slots for the directors and time out slow or idle clients ([`gate`]).
 
@@ -7,6 +7,7 @@ pub mod agent_check;
 pub mod gate;
 pub mod http;
 pub mod metrics;
+pub mod pool_page;
 pub mod status;
 
 pub use gate::{Gate, Limits, Role};
