@@ -17,6 +17,8 @@ apt-get install -y --no-install-recommends firewalld
 # Uploads through the redirect (WebDAV server and clients), GSI (grid proxies).
 apt-get install -y --no-install-recommends \
   apache2 davix globus-proxy-utils globus-gsi-cert-utils-progs
+# The pool page in a real browser (headless, inside a lab namespace).
+apt-get install -y --no-install-recommends chromium
 # The workspace needs a current stable Rust (Debian 12's rustc 1.63 is too old). CI machines
 # have one; elsewhere install it with rustup once.
 if ! command -v cargo >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/cargo" ]; then

@@ -62,8 +62,8 @@ padding:0 .35em;border-radius:3px;margin-left:.3em}\
 .st-up{background:#2e8540}.st-drain,.st-maint{background:#c77c02}\
 .st-down,.st-unreachable,.st-stale{background:#c0392b}\
 .err{color:#a12a1e}.warn{color:#a35f00}.ok{color:#2e6b3a}.muted{color:#888}\
-ul{margin:0;padding-left:1.1em}.num{font-variant-numeric:tabular-nums}\
-.legend{font-size:.8em;color:#666}.legend i{display:inline-block;width:1.2em;height:.3em;\
+ul{margin:0;padding-left:1.1em}.num{font-variant-numeric:tabular-nums;white-space:nowrap}\
+.nw{white-space:nowrap}.legend{color:#666}.legend i{display:inline-block;width:1.2em;height:.3em;\
 vertical-align:middle;margin:0 .25em 0 .6em}";
 
 /// The whole page. `me` names the node serving it; `refresh` is the reload period.
@@ -95,7 +95,12 @@ pub fn render(
          <meta name=\"viewport\" content=\"width=device-width\">\
          <title>lvs-node pool</title><style>{STYLE}</style></head><body>\n\
          <h1>Pool: {n} node(s) &mdash; {s}</h1>\n\
-         <p class=\"sub\">Seen from {me} at {t}; this page reloads every {r} s.</p>\n",
+         <p class=\"sub\">Seen from {me} at {t}; this page reloads every {r} s. \
+         <span class=\"legend\">History (up to the last hour): \
+         <i style=\"background:#1f5fbf\"></i>weight\
+         <i style=\"background:#d9730d\"></i>sessions\
+         <i style=\"background:#f3b0b0;height:.8em\"></i>down or unreachable\
+         <i style=\"background:#f5dca0;height:.8em\"></i>drain or maint</span></p>\n",
         r = refresh.as_secs().max(1),
         n = view.peers.len(),
         s = esc(&summary.join(", ")),
@@ -108,10 +113,7 @@ pub fn render(
     o.push_str(
         "<table><thead><tr><th>Node</th><th>State</th><th>Admin</th><th>Weight</th>\
          <th>Sessions</th><th>Failing checks</th><th>Certificate</th>\
-         <th>Last hour <span class=\"legend\"><i style=\"background:#1f5fbf\"></i>weight\
-         <i style=\"background:#d9730d\"></i>sessions\
-         <i style=\"background:#f3b0b0;height:.8em\"></i>down\
-         <i style=\"background:#f5dca0;height:.8em\"></i>drain</span></th></tr></thead><tbody>\n",
+         <th>History</th></tr></thead><tbody>\n",
     );
     for p in &view.peers {
         row(&mut o, p, view.max_age, &history.samples(&p.url), now);
@@ -160,7 +162,7 @@ fn row(o: &mut String, p: &PeerView, max_age: Duration, samples: &[Sample], now:
     if d.admin.since > 0 && d.admin.admin != crate::health::Admin::Ready {
         let _ = write!(
             o,
-            "<div class=\"muted\">since {}</div>",
+            "<div class=\"muted nw\">since {}</div>",
             crate::nagios::utc(d.admin.since)
         );
     }
@@ -207,7 +209,7 @@ fn row(o: &mut String, p: &PeerView, max_age: Duration, samples: &[Sample], now:
                 };
                 let _ = write!(
                     o,
-                    "<div class=\"{class}\" title=\"{}\">{days} d left<div class=\"muted\">until {}</div></div>",
+                    "<div class=\"{class}\" title=\"{}\">{days} d left<div class=\"muted nw\">until {}</div></div>",
                     text(&c.path),
                     crate::nagios::utc(na.max(0) as u64)
                 );
@@ -229,10 +231,18 @@ fn row(o: &mut String, p: &PeerView, max_age: Duration, samples: &[Sample], now:
 /// The last hour as a small SVG: state bands behind the weight (on 0..base) and sessions
 /// (on 0..their maximum) lines. Gaps where the node did not answer.
 fn graph(samples: &[Sample], base: u32, now: SystemTime) -> String {
-    let start = now.checked_sub(WINDOW).unwrap_or(UNIX_EPOCH);
+    // The x axis spans the history there is (a node polled for 5 minutes gets 5 minutes
+    // across the graph), at least a minute and at most the whole window.
+    let span = samples
+        .first()
+        .and_then(|s| now.duration_since(s.at).ok())
+        .unwrap_or_default()
+        .clamp(Duration::from_secs(60), WINDOW);
+    let span = Duration::from_secs(span.as_secs().div_ceil(60) * 60);
+    let start = now.checked_sub(span).unwrap_or(UNIX_EPOCH);
     let x = |t: SystemTime| {
         let s = t.duration_since(start).unwrap_or_default().as_secs_f64();
-        (s / WINDOW.as_secs_f64() * GRAPH_W).clamp(0.0, GRAPH_W)
+        (s / span.as_secs_f64() * GRAPH_W).clamp(0.0, GRAPH_W)
     };
     let wmax = samples
         .iter()
@@ -249,10 +259,11 @@ fn graph(samples: &[Sample], base: u32, now: SystemTime) -> String {
         .max(1);
     let pad = 3.0;
     let y = |v: f64, max: f64| GRAPH_H - pad - v / max * (GRAPH_H - 2.0 * pad);
+    let m = span.as_secs() / 60;
     let mut o = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{GRAPH_W}\" height=\"{GRAPH_H}\" \
          viewBox=\"0 0 {GRAPH_W} {GRAPH_H}\" role=\"img\"><title>weight (max {wmax}) and sessions \
-         (max {smax}) over the last hour</title>\
+         (max {smax}) over the last {m} min</title>\
          <rect width=\"{GRAPH_W}\" height=\"{GRAPH_H}\" fill=\"#fafafa\" stroke=\"#ddd\"/>"
     );
     // State bands: each sample covers the time up to the next one (the last: up to now).
@@ -305,7 +316,7 @@ fn graph(samples: &[Sample], base: u32, now: SystemTime) -> String {
     line(&mut o, "#1f5fbf", &|s| s.weight.map(f64::from), wmax);
     let _ = write!(
         o,
-        "<text x=\"3\" y=\"11\" font-size=\"9\" fill=\"#888\">-60 min</text>\
+        "<text x=\"3\" y=\"11\" font-size=\"9\" fill=\"#888\">-{m} min</text>\
          <text x=\"{}\" y=\"11\" font-size=\"9\" fill=\"#888\" text-anchor=\"end\">now</text></svg>",
         GRAPH_W - 3.0
     );
@@ -413,6 +424,7 @@ mod tests {
             sessions: n,
         };
         let samples = [
+            s(60, PeerState::Up, Some(100), Some(0)),
             s(30, PeerState::Up, Some(100), Some(2)),
             s(20, PeerState::Drain, Some(0), Some(1)),
             s(10, PeerState::Unreachable, None, None),
