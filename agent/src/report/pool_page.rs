@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 const TEXT_MAX: usize = 300;
 /// Failing checks and certificates shown per node.
 const LIST_MAX: usize = 16;
-const GRAPH_W: f64 = 300.0;
+const GRAPH_W: f64 = 240.0;
 const GRAPH_H: f64 = 56.0;
 
 /// `s` safe inside HTML text and double- or single-quoted attribute values.
@@ -49,7 +49,9 @@ fn text(s: &str) -> String {
 }
 
 fn unix(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 const STYLE: &str = "body{font:14px/1.35 system-ui,sans-serif;margin:1.2em;color:#222}\
@@ -162,7 +164,7 @@ fn row(o: &mut String, p: &PeerView, max_age: Duration, samples: &[Sample], now:
     if d.admin.since > 0 && d.admin.admin != crate::health::Admin::Ready {
         let _ = write!(
             o,
-            "<div class=\"muted nw\">since {}</div>",
+            "<div class=\"muted\">since {}</div>",
             crate::nagios::utc(d.admin.since)
         );
     }
@@ -212,6 +214,8 @@ fn row(o: &mut String, p: &PeerView, max_age: Duration, samples: &[Sample], now:
                     "<div class=\"{class}\" title=\"{}\">{days} d left<div class=\"muted nw\">until {}</div></div>",
                     text(&c.path),
                     crate::nagios::utc(na.max(0) as u64)
+                        .get(..10)
+                        .unwrap_or_default()
                 );
             }
             _ => {
@@ -266,20 +270,30 @@ fn graph(samples: &[Sample], base: u32, now: SystemTime) -> String {
          (max {smax}) over the last {m} min</title>\
          <rect width=\"{GRAPH_W}\" height=\"{GRAPH_H}\" fill=\"#fafafa\" stroke=\"#ddd\"/>"
     );
-    // State bands: each sample covers the time up to the next one (the last: up to now).
-    for (i, s) in samples.iter().enumerate() {
-        let fill = match s.state {
-            PeerState::Up => continue,
-            PeerState::Drain | PeerState::Maint => "#f5dca0",
-            _ => "#f3b0b0",
-        };
-        let x0 = x(s.at);
-        let x1 = samples.get(i + 1).map(|n| x(n.at)).unwrap_or(x(now));
-        let _ = write!(
-            o,
-            "<rect x=\"{x0:.1}\" y=\"0\" width=\"{:.1}\" height=\"{GRAPH_H}\" fill=\"{fill}\"/>",
-            (x1 - x0).max(1.0)
-        );
+    // State bands: each sample covers the time up to the next one (the last: up to now);
+    // a run of samples of one colour is one rectangle.
+    let band = |st: PeerState| match st {
+        PeerState::Up => None,
+        PeerState::Drain | PeerState::Maint => Some("#f5dca0"),
+        _ => Some("#f3b0b0"),
+    };
+    let mut i = 0;
+    while i < samples.len() {
+        let fill = band(samples[i].state);
+        let mut j = i + 1;
+        while j < samples.len() && band(samples[j].state) == fill {
+            j += 1;
+        }
+        if let Some(fill) = fill {
+            let x0 = x(samples[i].at);
+            let x1 = samples.get(j).map(|n| x(n.at)).unwrap_or(x(now));
+            let _ = write!(
+                o,
+                "<rect x=\"{x0:.1}\" y=\"0\" width=\"{:.1}\" height=\"{GRAPH_H}\" fill=\"{fill}\"/>",
+                (x1 - x0).max(1.0)
+            );
+        }
+        i = j;
     }
     let line = |o: &mut String, color: &str, pick: &dyn Fn(&Sample) -> Option<f64>, max: f64| {
         let mut pts: Vec<String> = Vec::new();
@@ -307,11 +321,12 @@ fn graph(samples: &[Sample], base: u32, now: SystemTime) -> String {
         }
         flush(o, &mut pts);
     };
+    // Sessions peak at 80 % of the height, so that they stay visible next to a full weight.
     line(
         &mut o,
         "#d9730d",
         &|s| s.sessions.map(|v| v as f64),
-        smax as f64,
+        smax as f64 * 1.25,
     );
     line(&mut o, "#1f5fbf", &|s| s.weight.map(f64::from), wmax);
     let _ = write!(
@@ -397,7 +412,15 @@ mod tests {
         let mut h = History::default();
         h.record(&view, now);
         let page = render(&view, &h, "<me>", Duration::from_secs(5), None, now);
-        for bad in ["<script", "<img", "<iframe", "<svg onload", "<b>bad", "<i>upgrade", "<me>"] {
+        for bad in [
+            "<script",
+            "<img",
+            "<iframe",
+            "<svg onload",
+            "<b>bad",
+            "<i>upgrade",
+            "<me>",
+        ] {
             assert!(!page.contains(bad), "{bad} reached the page:\n{page}");
         }
         assert!(page.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; more"));
@@ -437,6 +460,6 @@ mod tests {
         assert!(g.contains("fill=\"#f5dca0\""));
         assert!(g.contains("fill=\"#f3b0b0\""));
         // 30 min ago is the middle of the graph; weight 100 of 100 is the top.
-        assert!(g.contains("150.0,3.0"), "{g}");
+        assert!(g.contains("120.0,3.0"), "{g}");
     }
 }
