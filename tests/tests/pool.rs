@@ -5,52 +5,22 @@
 mod daemon_util;
 
 use daemon_util::*;
-use lab::dr::{Host, DIRECTOR_IP};
+use lab::dr::Host;
 use lab::{bins, wait_for, DrLab, LabOpts};
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 
-fn peers(lab: &DrLab) -> String {
-    lab.reals
-        .iter()
-        .map(|r| format!("\"http://{}:{HTTP_PORT}\"", r.ip))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// A node whose `flag` check fails while `dir/down` exists, polling the whole pool.
 fn node(lab: &DrLab, rs: &Host, dir: &Path, cert: &Path) -> PathBuf {
-    let allow: Vec<String> = std::iter::once(DIRECTOR_IP.to_string())
-        .chain(lab.reals.iter().map(|r| r.ip.to_string()))
-        .map(|a| format!("\"{a}\""))
-        .collect();
-    let extra = format!(
-        "[[check]]\nname = \"flag\"\nkind = \"command\"\ninterval = \"300ms\"\ntimeout = \"250ms\"\nrise = 1\nfall = 1\n\
-         command = [\"/bin/sh\", \"-c\", \"test ! -e {d}/down || {{ echo flag file present; exit 2; }}\"]\n\
-         [[check]]\nname = \"hostcert\"\nkind = \"certificate\"\ncert = \"{c}\"\nmin_days = 7\nhostnames = []\n\
-         [pool]\npeers = [{p}]\ninterval = \"300ms\"\ntimeout = \"250ms\"\nmax_age = \"1s\"\n",
-        d = dir.display(),
-        c = cert.display(),
-        p = peers(lab)
-    );
-    std::fs::create_dir_all(dir).unwrap();
-    let cfg = dir.join("node.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "interface = \"eth0\"\nreal_ip = \"{ip}\"\nstate_dir = \"{d}/state\"\n\
-             [[vip]]\naddress = \"{vip}\"\nports = [2811]\n\
-             [daemon]\nmanage_dataplane = false\ncontrol_socket = \"{d}/control.sock\"\n\
-             [report]\nhttp = \"{ip}:{HTTP_PORT}\"\nallow = [{allow}]\n{extra}",
-            ip = rs.ip,
-            d = dir.display(),
-            vip = lab::dr::VIP,
-            allow = allow.join(", "),
-        ),
+    pool_node(
+        lab,
+        rs,
+        dir,
+        cert,
+        ("flag", "flag file present"),
+        "interval = \"300ms\"\ntimeout = \"250ms\"\nmax_age = \"1s\"",
     )
-    .unwrap();
-    cfg
 }
 
 fn pool_status(rs: &Host, cfg: &Path, args: &str) -> (i32, String, String) {
@@ -103,28 +73,7 @@ fn pool_status_shows_up_drained_down_and_unreachable_nodes() {
     );
     let dir = TestDir::new(&lab.prefix);
     // A host certificate valid for 30 days, watched by a `certificate` check.
-    let cert = dir.join("hostcert.pem");
-    let out = std::process::Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30",
-        ])
-        .args([
-            "-subj",
-            "/CN=gridftp.lab",
-            "-addext",
-            "subjectAltName=DNS:gridftp.lab",
-        ])
-        .arg("-keyout")
-        .arg(dir.join("hostkey.pem"))
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let cert = self_signed_cert(&dir, 30);
 
     let mut cfgs = Vec::new();
     let mut pids = Vec::new();

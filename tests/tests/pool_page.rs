@@ -6,47 +6,23 @@
 mod daemon_util;
 
 use daemon_util::*;
-use lab::dr::{Host, DIRECTOR_IP};
+use lab::dr::Host;
 use lab::{bins, wait_for, DrLab, LabOpts, Netns};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// A node named `name` whose `disk` check fails (with markup in its output) while
-/// `dir/down` exists, polling the whole pool every second (a timeout that a loaded machine
-/// running Chromium still meets).
+/// A node whose `disk` check fails, with markup in its output, while `dir/down` exists,
+/// polling the whole pool every second (a timeout that a loaded machine running Chromium
+/// still meets).
 fn node(lab: &DrLab, rs: &Host, dir: &Path, cert: &Path) -> PathBuf {
-    let peers: Vec<String> = lab
-        .reals
-        .iter()
-        .map(|r| format!("\"http://{}:{HTTP_PORT}\"", r.ip))
-        .collect();
-    let allow: Vec<String> = std::iter::once(DIRECTOR_IP.to_string())
-        .chain(lab.reals.iter().map(|r| r.ip.to_string()))
-        .map(|a| format!("\"{a}\""))
-        .collect();
-    std::fs::create_dir_all(dir).unwrap();
-    let cfg = dir.join("node.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "interface = \"eth0\"\nreal_ip = \"{ip}\"\nstate_dir = \"{d}/state\"\n\
-             [[vip]]\naddress = \"{vip}\"\nports = [2811]\n\
-             [daemon]\nmanage_dataplane = false\ncontrol_socket = \"{d}/control.sock\"\n\
-             [report]\nhttp = \"{ip}:{HTTP_PORT}\"\nallow = [{allow}]\n\
-             [[check]]\nname = \"disk\"\nkind = \"command\"\ninterval = \"300ms\"\ntimeout = \"250ms\"\nrise = 1\nfall = 1\n\
-             command = [\"/bin/sh\", \"-c\", \"test ! -e {d}/down || {{ echo '<b>scratch</b> full'; exit 2; }}\"]\n\
-             [[check]]\nname = \"hostcert\"\nkind = \"certificate\"\ncert = \"{c}\"\nmin_days = 7\nhostnames = []\n\
-             [pool]\npeers = [{p}]\ninterval = \"1s\"\ntimeout = \"800ms\"\nmax_age = \"3s\"\n",
-            ip = rs.ip,
-            d = dir.display(),
-            vip = lab::dr::VIP,
-            allow = allow.join(", "),
-            c = cert.display(),
-            p = peers.join(", "),
-        ),
+    pool_node(
+        lab,
+        rs,
+        dir,
+        cert,
+        ("disk", "<b>scratch</b> full"),
+        "interval = \"1s\"\ntimeout = \"800ms\"\nmax_age = \"3s\"",
     )
-    .unwrap();
-    cfg
 }
 
 /// `lvs-node run` under its own host name (a UTS namespace), as on separate machines.
@@ -91,7 +67,7 @@ fn chromium(ns: &Netns, profile: &Path, what: &str, url: &str) -> String {
 }
 
 /// The table row of the node at `ip` in the dumped DOM.
-fn row<'a>(dom: &'a str, ip: impl std::fmt::Display) -> &'a str {
+fn row(dom: &str, ip: impl std::fmt::Display) -> &str {
     let key = format!("http://{ip}:{HTTP_PORT}");
     dom.split("<tr>")
         .find(|r| r.contains(&key) && r.contains("<td>"))
@@ -108,23 +84,7 @@ fn pool_page_in_chromium_shows_up_drained_and_down_nodes() {
         },
     );
     let dir = TestDir::new(&lab.prefix);
-    let cert = dir.join("hostcert.pem");
-    let out = std::process::Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30",
-        ])
-        .args(["-subj", "/CN=gridftp.lab"])
-        .arg("-keyout")
-        .arg(dir.join("hostkey.pem"))
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let cert = self_signed_cert(&dir, 30);
 
     let names = ["gftp1.lab", "gftp2.lab", "gftp3.lab"];
     let mut cfgs = Vec::new();

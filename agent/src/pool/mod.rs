@@ -298,30 +298,9 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::health::{AdminState, Load};
 
     fn doc(state: NodeState, admin: Admin, weight: u32) -> StatusDoc {
-        StatusDoc {
-            state,
-            admin: AdminState {
-                admin,
-                ..AdminState::default()
-            },
-            reason: None,
-            weight,
-            base_weight: 100,
-            load: Load::default(),
-            checks: Vec::new(),
-            vips: Vec::new(),
-            arp_suppressed: true,
-            repairs_total: 0,
-            last_repair_ms: None,
-            reload_error: None,
-            version: "t".into(),
-            node: Default::default(),
-            failing: Vec::new(),
-            certificates: Vec::new(),
-        }
+        StatusDoc::sample(state, admin, weight)
     }
 
     fn peer(url: &str, s: Option<StatusDoc>, age: Duration) -> PeerView {

@@ -153,7 +153,7 @@ fn row(o: &mut String, p: &PeerView, max_age: Duration, samples: &[Sample], now:
     o.push_str("</td>");
     let Some(d) = doc else {
         o.push_str("<td class=\"muted\">?</td><td class=\"muted\">?</td><td class=\"muted\">?</td><td class=\"muted\">?</td><td class=\"muted\">?</td>");
-        let _ = write!(o, "<td>{}</td></tr>\n", graph(samples, 0, now));
+        let _ = writeln!(o, "<td>{}</td></tr>", graph(samples, 0, now));
         return;
     };
     // Admin state, with the admin's reason and since when.
@@ -229,7 +229,7 @@ fn row(o: &mut String, p: &PeerView, max_age: Duration, samples: &[Sample], now:
         }
     }
     o.push_str("</td>");
-    let _ = write!(o, "<td>{}</td></tr>\n", graph(samples, d.base_weight, now));
+    let _ = writeln!(o, "<td>{}</td></tr>", graph(samples, d.base_weight, now));
 }
 
 /// The last hour as a small SVG: state bands behind the weight (on 0..base) and sessions
@@ -345,31 +345,17 @@ mod tests {
     use crate::report::status::{CertExpiry, FailingCheck, StatusDoc};
 
     fn doc(state: NodeState, admin: Admin, weight: u32) -> StatusDoc {
-        StatusDoc {
-            state,
-            admin: AdminState {
-                admin,
-                reason: Some("<i>upgrade</i>".into()),
-                since: 1_700_000_000,
-            },
-            reason: None,
-            weight,
-            base_weight: 100,
-            load: Load {
-                sessions: 7,
-                ..Load::default()
-            },
-            checks: Vec::new(),
-            vips: Vec::new(),
-            arp_suppressed: true,
-            repairs_total: 0,
-            last_repair_ms: None,
-            reload_error: None,
-            version: "t".into(),
-            node: Default::default(),
-            failing: Vec::new(),
-            certificates: Vec::new(),
-        }
+        let mut d = StatusDoc::sample(state, admin, weight);
+        d.admin = AdminState {
+            admin,
+            reason: Some("<i>upgrade</i>".into()),
+            since: 1_700_000_000,
+        };
+        d.load = Load {
+            sessions: 7,
+            ..Load::default()
+        };
+        d
     }
 
     #[test]

@@ -150,6 +150,32 @@ impl StatusDoc {
         }
     }
 
+    /// A document with only a state, admin state and weight (base 100), for unit tests.
+    #[cfg(test)]
+    pub fn sample(state: NodeState, admin: crate::health::Admin, weight: u32) -> StatusDoc {
+        StatusDoc {
+            state,
+            admin: AdminState {
+                admin,
+                ..AdminState::default()
+            },
+            reason: None,
+            weight,
+            base_weight: 100,
+            load: Load::default(),
+            checks: Vec::new(),
+            vips: Vec::new(),
+            arp_suppressed: true,
+            repairs_total: 0,
+            last_repair_ms: None,
+            reload_error: None,
+            version: "t".into(),
+            node: Default::default(),
+            failing: Vec::new(),
+            certificates: Vec::new(),
+        }
+    }
+
     /// The earliest certificate expiry, in days (negative: expired).
     pub fn cert_days_left(&self) -> Option<i64> {
         self.certificates.iter().filter_map(|c| c.days_left).min()

@@ -2,8 +2,8 @@
 //! reading its endpoints the way a director would.
 #![allow(dead_code)]
 
-use lab::dr::{Host, VIP};
-use lab::{bins, wait_for, Netns};
+use lab::dr::{Host, DIRECTOR_IP, VIP};
+use lab::{bins, wait_for, DrLab, Netns};
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
@@ -155,4 +155,75 @@ pub fn cores() -> u32 {
     std::thread::available_parallelism()
         .map(|n| n.get() as u32)
         .unwrap_or(1)
+}
+
+/// A self-signed host certificate (CN and SAN `gridftp.lab`) valid for `days`, written to
+/// `dir/hostcert.pem` with its key in `dir/hostkey.pem`.
+pub fn self_signed_cert(dir: &TestDir, days: u32) -> PathBuf {
+    let cert = dir.join("hostcert.pem");
+    let out = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days"])
+        .arg(days.to_string())
+        .args([
+            "-subj",
+            "/CN=gridftp.lab",
+            "-addext",
+            "subjectAltName=DNS:gridftp.lab",
+        ])
+        .arg("-keyout")
+        .arg(dir.join("hostkey.pem"))
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    cert
+}
+
+/// A node of a lab pool: every real server in `[pool] peers` and in `[report] allow` (with
+/// the director), a `certificate` check on `cert`, and a command check `check` that fails
+/// printing `output` while `dir/down` exists. `pool` is the `[pool]` timing lines.
+pub fn pool_node(
+    lab: &DrLab,
+    rs: &Host,
+    dir: &Path,
+    cert: &Path,
+    (check, output): (&str, &str),
+    pool: &str,
+) -> PathBuf {
+    let peers: Vec<String> = lab
+        .reals
+        .iter()
+        .map(|r| format!("\"http://{}:{HTTP_PORT}\"", r.ip))
+        .collect();
+    let allow: Vec<String> = std::iter::once(DIRECTOR_IP.to_string())
+        .chain(lab.reals.iter().map(|r| r.ip.to_string()))
+        .map(|a| format!("\"{a}\""))
+        .collect();
+    std::fs::create_dir_all(dir).unwrap();
+    let cfg = dir.join("node.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "interface = \"eth0\"\nreal_ip = \"{ip}\"\nstate_dir = \"{d}/state\"\n\
+             [[vip]]\naddress = \"{VIP}\"\nports = [2811]\n\
+             [daemon]\nmanage_dataplane = false\ncontrol_socket = \"{d}/control.sock\"\n\
+             [report]\nhttp = \"{ip}:{HTTP_PORT}\"\nallow = [{allow}]\n\
+             [[check]]\nname = \"{check}\"\nkind = \"command\"\ninterval = \"300ms\"\ntimeout = \"250ms\"\nrise = 1\nfall = 1\n\
+             command = [\"/bin/sh\", \"-c\", \"test ! -e {d}/down || {{ echo '{output}'; exit 2; }}\"]\n\
+             [[check]]\nname = \"hostcert\"\nkind = \"certificate\"\ncert = \"{c}\"\nmin_days = 7\nhostnames = []\n\
+             [pool]\npeers = [{p}]\n{pool}\n",
+            ip = rs.ip,
+            d = dir.display(),
+            allow = allow.join(", "),
+            c = cert.display(),
+            p = peers.join(", "),
+        ),
+    )
+    .unwrap();
+    cfg
 }
