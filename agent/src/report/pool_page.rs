@@ -20,6 +20,8 @@ const TEXT_MAX: usize = 300;
 const LIST_MAX: usize = 16;
 const GRAPH_W: f64 = 240.0;
 const GRAPH_H: f64 = 56.0;
+/// Points drawn per graph at most (one per pixel would be more than the eye gets).
+const GRAPH_POINTS: usize = 240;
 
 /// `s` safe inside HTML text and double- or single-quoted attribute values.
 pub fn esc(s: &str) -> String {
@@ -235,6 +237,11 @@ fn row(o: &mut String, p: &PeerView, max_age: Duration, samples: &[Sample], now:
 /// The last hour as a small SVG: state bands behind the weight (on 0..base) and sessions
 /// (on 0..their maximum) lines. Gaps where the node did not answer.
 fn graph(samples: &[Sample], base: u32, now: SystemTime) -> String {
+    // Thinned to every k-th sample (always keeping the newest), so a full hour costs
+    // GRAPH_POINTS points, not MAX_SAMPLES.
+    let k = samples.len().div_ceil(GRAPH_POINTS).max(1);
+    let samples: Vec<Sample> = samples.iter().rev().step_by(k).rev().copied().collect();
+    let samples = samples.as_slice();
     // The x axis spans the history there is (a node polled for 5 minutes gets 5 minutes
     // across the graph), at least a minute and at most the whole window.
     let span = samples
@@ -342,6 +349,7 @@ fn graph(samples: &[Sample], base: u32, now: SystemTime) -> String {
 mod tests {
     use super::*;
     use crate::health::{Admin, AdminState, Load, NodeState};
+    use crate::pool::history::STEP;
     use crate::report::status::{CertExpiry, FailingCheck, StatusDoc};
 
     fn doc(state: NodeState, admin: Admin, weight: u32) -> StatusDoc {
@@ -447,5 +455,73 @@ mod tests {
         assert!(g.contains("fill=\"#f3b0b0\""));
         // 30 min ago is the middle of the graph; weight 100 of 100 is the top.
         assert!(g.contains("120.0,3.0"), "{g}");
+    }
+
+    #[test]
+    fn worst_case_page_is_bounded() {
+        // 256 peers (the config's limit), each with a full hour whose state flips every
+        // sample, and 40 failing checks with 10 kB reasons of characters that escaping
+        // quadruples: about 10 MB, rendered in under half a second (debug build).
+        let now = SystemTime::now();
+        let mut d = doc(NodeState::Down, Admin::Ready, 0);
+        d.failing = (0..40)
+            .map(|i| FailingCheck {
+                name: format!("c{i}"),
+                kind: "command".into(),
+                reason: "<".repeat(10_000),
+            })
+            .collect();
+        let urls: Vec<String> = (0..256)
+            .map(|i| format!("http://10.0.{}.{}:8080", i / 200, i % 200))
+            .collect();
+        let mut h = History::default();
+        let mut t = now - WINDOW;
+        let mut flip = false;
+        while t <= now {
+            flip = !flip;
+            let st = if flip {
+                NodeState::Down
+            } else {
+                NodeState::Drain
+            };
+            let view = PoolView {
+                max_age: Duration::from_secs(3600 * 2),
+                peers: urls
+                    .iter()
+                    .map(|u| PeerView {
+                        url: u.clone(),
+                        is_self: false,
+                        status: Some(doc(st, Admin::Ready, 0)),
+                        error: None,
+                        fetched_at: t,
+                    })
+                    .collect(),
+            };
+            h.record(&view, t);
+            t += STEP;
+        }
+        let view = PoolView {
+            max_age: Duration::from_secs(3),
+            peers: urls
+                .iter()
+                .map(|u| PeerView {
+                    url: u.clone(),
+                    is_self: false,
+                    status: Some(d.clone()),
+                    error: None,
+                    fetched_at: now,
+                })
+                .collect(),
+        };
+        let started = std::time::Instant::now();
+        let page = render(&view, &h, "me", Duration::from_secs(5), None, now);
+        eprintln!(
+            "worst case: {} bytes for {} nodes in {:?}",
+            page.len(),
+            view.peers.len(),
+            started.elapsed()
+        );
+        assert!(page.len() < 16 << 20, "{}", page.len());
+        assert_eq!(page.matches("and 24 more").count(), 256);
     }
 }
