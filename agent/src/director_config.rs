@@ -190,5 +190,29 @@ mod tests {
             h.contains("server rs-192-0-2-11-2811 192.0.2.11:2811"),
             "{h}"
         );
+        // `real_ip6` names the IPv6 real server, before any other source.
+        let c = NodeConfig::parse(
+            Path::new("/etc/lvs-node/node.toml"),
+            "interface = \"eth0\"\nreal_ip = \"192.0.2.11\"\nreal_ip6 = \"2001:db8::21\"\n\
+             [[vip]]\naddress = \"2001:db8::100\"\nports = [2811]\n\
+             [report]\nhttp = \"[2001:db8::11]:8080\"\n",
+        )
+        .unwrap();
+        let k = render(&c, &args(false, false)).unwrap();
+        assert!(k.contains("real_server 2001:db8::21 2811 {"), "{k}");
+        for (bad, why) in [
+            ("192.0.2.11", "not a usable IPv6"),
+            ("::1", "not a usable IPv6"),
+            ("2001:db8::100", "is the node's real_ip6"),
+        ] {
+            let e = NodeConfig::parse(
+                Path::new("/etc/lvs-node/node.toml"),
+                &format!(
+                    "interface = \"eth0\"\nreal_ip6 = \"{bad}\"\n[[vip]]\naddress = \"2001:db8::100\"\nports = [2811]\n"
+                ),
+            )
+            .unwrap_err();
+            assert!(e.to_string().contains(why), "{bad}: {e}");
+        }
     }
 }

@@ -187,6 +187,22 @@ impl Pool {
         let _ = std::fs::remove_file(out);
     }
 
+    /// Waits (up to 15 s) until the nodes' IPVS connection counters add up to `n`.
+    fn wait_counted(&self, n: u64) {
+        let total = || {
+            (0..self.lab.reals.len())
+                .map(|i| self.conns(i))
+                .sum::<u64>()
+        };
+        let counted = wait_for(Duration::from_secs(15), || (total() >= n).then_some(()));
+        assert!(
+            counted.is_some(),
+            "IPVS counted {} connections, not {n}:\n{}",
+            total(),
+            self.director().ipvsadm_stats()
+        );
+    }
+
     fn conns(&self, i: usize) -> u64 {
         let addr = self.rs_addr(i);
         self.director()
@@ -218,6 +234,9 @@ fn gridftp_through_ipvs_spread_killed_node_inhibited_then_back() {
     for k in 0..4 {
         p.fetch(&file, &sum, &format!("spread{k}.bin"));
     }
+    // The kernel's IPVS counters are per-CPU sums that its estimator folds in every couple
+    // of seconds (slower under TCG): wait until all 4 connections are counted.
+    p.wait_counted(4);
     let stats = p.director().ipvsadm_stats();
     for i in 0..2 {
         assert!(
@@ -249,6 +268,7 @@ fn gridftp_through_ipvs_spread_killed_node_inhibited_then_back() {
     for k in 0..2 {
         p.fetch(&file, &sum, &format!("avoid{k}.bin"));
     }
+    p.wait_counted(6);
     assert_eq!(
         p.conns(0),
         before,

@@ -191,8 +191,8 @@ pub fn node_info(cfg: &NodeConfig) -> NodeInfo {
         .or(rep.agent_check.map(|a| a.ip()).filter(|i| i.is_ipv4()));
     let vips: Vec<IpAddr> = cfg.vips.iter().map(|v| v.address).collect();
     let real_ip6 = cfg
-        .real_ip
-        .filter(|i| i.is_ipv6())
+        .real_ip6
+        .or(cfg.real_ip.filter(|i| i.is_ipv6()))
         .or(rep.http.map(|a| a.ip()).filter(|i| i.is_ipv6()))
         .or(rep.http6.map(|a| a.ip()))
         .or_else(|| global_ipv6(&cfg.interface, &vips));

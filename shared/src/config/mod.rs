@@ -42,6 +42,7 @@ impl ArpMethod {
 struct RawConfig {
     interface: Option<String>,
     real_ip: Option<String>,
+    real_ip6: Option<String>,
     state_dir: Option<String>,
     #[serde(default)]
     arp: RawArp,
@@ -105,6 +106,9 @@ pub struct NodeConfig {
     pub file: PathBuf,
     pub interface: String,
     pub real_ip: Option<IpAddr>,
+    /// The node's IPv6 address for IPv6 VIPs (directors send there); None: the NIC's
+    /// global IPv6 address, found at run time.
+    pub real_ip6: Option<IpAddr>,
     pub state_dir: PathBuf,
     pub arp_method: ArpMethod,
     pub vips: Vec<Vip>,
@@ -159,6 +163,19 @@ impl NodeConfig {
                     "write the node's own address without a prefix, e.g. `real_ip = \"192.0.2.11\"`",
                 )
             })?),
+        };
+        let real_ip6 = match raw.real_ip6 {
+            None => None,
+            Some(s) => match s.parse::<IpAddr>() {
+                Ok(a @ IpAddr::V6(v6)) if !v6.is_unspecified() && !v6.is_loopback() => Some(a),
+                _ => {
+                    return Err(err(
+                        "real_ip6",
+                        format!("`{s}` is not a usable IPv6 address"),
+                        "write the node's global IPv6 address without a prefix, e.g. `real_ip6 = \"2001:db8::11\"`, or leave it out to use the interface's",
+                    ))
+                }
+            },
         };
         let state_dir = PathBuf::from(raw.state_dir.unwrap_or_else(|| DEFAULT_STATE_DIR.into()));
         if !state_dir.is_absolute() {
@@ -249,10 +266,17 @@ impl NodeConfig {
                     "put the VIP on lo (device = \"lo\"), or set [arp] method = \"arptables\" or \"nftables\"",
                 ));
             }
-            if Some(address) == real_ip {
+            if Some(address) == real_ip || Some(address) == real_ip6 {
                 return Err(err(
                     &k("address"),
-                    format!("{address} is the node's real_ip"),
+                    format!(
+                        "{address} is the node's real_ip{}",
+                        if address.is_ipv6() && Some(address) == real_ip6 {
+                            "6"
+                        } else {
+                            ""
+                        }
+                    ),
                     "the VIP must be the shared virtual address, not this node's own address",
                 ));
             }
@@ -339,6 +363,7 @@ impl NodeConfig {
             file: path.to_path_buf(),
             interface,
             real_ip,
+            real_ip6,
             state_dir,
             arp_method: method,
             vips,
