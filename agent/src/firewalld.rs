@@ -6,6 +6,10 @@
 //! common 50000-51000 and `lvs-node firewalld-service gridftp` writes one from this node's
 //! GridFTP config; a file of the same name in /etc/firewalld/services overrides the one in
 //! /usr/lib/firewalld/services.
+//!
+//! Every port is TCP except BFD's (UDP 3784, `[bfd]`): a port carries its protocol from the
+//! need to the service file, the `--add-port` fix and the reading of the zone, so a UDP port
+//! is never taken as open because the same number is open for TCP.
 
 use crate::cli::{DoctorArgs, FirewalldServiceArgs, EXIT_OK, EXIT_USAGE};
 use crate::doctor::gridftp::{parse_range, GridftpSettings};
@@ -19,42 +23,73 @@ pub const GRIDFTP_PORT: u16 = 2811;
 /// The range shipped in the packaged service when the site's is unknown.
 pub const DEFAULT_DATA_RANGE: (u16, u16) = (50000, 51000);
 
-/// A TCP port range (inclusive) and why it is needed.
+/// The transport of a port, as firewalld spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Proto {
+    Tcp,
+    Udp,
+}
+
+impl Proto {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+        }
+    }
+}
+
+/// A port range (inclusive) with its protocol.
+pub type Ports = (Proto, (u16, u16));
+
+/// A port range (inclusive) and why it is needed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Need {
+    pub proto: Proto,
     pub ports: (u16, u16),
     pub what: String,
 }
 
 impl Need {
+    fn tcp(ports: (u16, u16), what: impl Into<String>) -> Need {
+        Need {
+            proto: Proto::Tcp,
+            ports,
+            what: what.into(),
+        }
+    }
+
     pub fn spec(&self) -> String {
-        port_spec(self.ports)
+        port_spec((self.proto, self.ports))
     }
 }
 
-pub fn port_spec((a, b): (u16, u16)) -> String {
+fn range_text((a, b): (u16, u16)) -> String {
     if a == b {
-        format!("{a}/tcp")
+        a.to_string()
     } else {
-        format!("{a}-{b}/tcp")
+        format!("{a}-{b}")
     }
+}
+
+pub fn port_spec((proto, r): Ports) -> String {
+    format!("{}/{}", range_text(r), proto.as_str())
 }
 
 /// A firewalld service definition (the format of /usr/lib/firewalld/services/*.xml).
-pub fn service_xml(short: &str, description: &str, ports: &[(u16, u16)]) -> String {
+pub fn service_xml(short: &str, description: &str, ports: &[Ports]) -> String {
     let mut s = String::from("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<service>\n");
     s.push_str(&format!("  <short>{}</short>\n", xml_escape(short)));
     s.push_str(&format!(
         "  <description>{}</description>\n",
         xml_escape(description)
     ));
-    for &(a, b) in ports {
-        let port = if a == b {
-            a.to_string()
-        } else {
-            format!("{a}-{b}")
-        };
-        s.push_str(&format!("  <port protocol=\"tcp\" port=\"{port}\"/>\n"));
+    for &(proto, r) in ports {
+        s.push_str(&format!(
+            "  <port protocol=\"{}\" port=\"{}\"/>\n",
+            proto.as_str(),
+            range_text(r)
+        ));
     }
     s.push_str("</service>\n");
     s
@@ -89,8 +124,8 @@ pub fn data_range(gf: &GridftpSettings) -> Option<(u16, u16)> {
 }
 
 pub fn gridftp_xml(control: &[u16], data: (u16, u16)) -> String {
-    let mut ports: Vec<(u16, u16)> = control.iter().map(|&p| (p, p)).collect();
-    ports.push(data);
+    let mut ports: Vec<Ports> = control.iter().map(|&p| (Proto::Tcp, (p, p))).collect();
+    ports.push((Proto::Tcp, data));
     service_xml(
         "LVS-DR GridFTP node",
         &format!(
@@ -114,13 +149,23 @@ pub fn report_ports(cfg: &NodeConfig) -> Vec<u16> {
     v
 }
 
-pub fn report_xml(ports: &[u16]) -> String {
-    let ports: Vec<(u16, u16)> = ports.iter().map(|&p| (p, p)).collect();
+/// BFD's receive port (UDP 3784, RFC 5881) when `[bfd]` is set: the directors send their
+/// control packets there. The node's own packets leave from 49152-65535 and are replies as
+/// far as a stateful firewall is concerned, so nothing else is opened.
+pub fn bfd_port(cfg: &NodeConfig) -> Option<u16> {
+    cfg.bfd.as_ref().map(|_| crate::bfd::io::PORT)
+}
+
+/// The report service: the `[report]` TCP ports and, with `[bfd]`, UDP 3784.
+pub fn report_xml(tcp: &[u16], bfd: Option<u16>) -> String {
+    let mut ports: Vec<Ports> = tcp.iter().map(|&p| (Proto::Tcp, (p, p))).collect();
+    ports.extend(bfd.map(|p| (Proto::Udp, (p, p))));
     service_xml(
         "lvs-node reports",
         "The lvs-node agent's report endpoints for the LVS directors: /health, /status, \
-         /metrics ([report] http) and the HAProxy agent-check ([report] agent_check). Open it \
-         to the directors and the Prometheus server only. Written by lvs-node.",
+         /metrics ([report] http), the HAProxy agent-check ([report] agent_check) and, with \
+         [bfd], the BFD sessions (UDP 3784). Open it to the directors and the Prometheus \
+         server only. Written by lvs-node.",
         &ports,
     )
 }
@@ -169,14 +214,16 @@ pub fn service_command(config: &Path, a: FirewalldServiceArgs) -> u8 {
         gridftp_xml(&control_ports(&cfg), range)
     } else {
         let ports = report_ports(&cfg);
-        if ports.is_empty() {
+        let bfd = bfd_port(&cfg);
+        if ports.is_empty() && bfd.is_none() {
             eprintln!(
-                "error: {}: no [report] http or agent_check: nothing to open",
+                "error: {}: no [report] http or agent_check and no [bfd]: nothing to open; \
+                 set [report] http (docs/daemon.md) or leave the report service out",
                 cfg.file.display()
             );
             return EXIT_USAGE;
         }
-        report_xml(&ports)
+        report_xml(&ports, bfd)
     };
     print!("{xml}");
     EXIT_OK
@@ -192,7 +239,7 @@ pub struct Zone {
     /// How the zone was chosen (the interface's zone, or the default zone).
     pub how: String,
     /// Port ranges open in the zone, directly or through its services.
-    pub open: Vec<(u16, u16)>,
+    pub open: Vec<Ports>,
 }
 
 fn firewall_cmd(args: &[&str]) -> Result<(i32, String), String> {
@@ -210,18 +257,26 @@ pub fn running() -> Option<bool> {
     Some(matches!(firewall_cmd(&["--state"]), Ok((0, s)) if s == "running"))
 }
 
-/// Parses `2811/tcp 50000-51000/tcp 53/udp` into TCP ranges.
-pub fn parse_ports(s: &str) -> Vec<(u16, u16)> {
+/// Parses `2811/tcp 50000-51000/tcp 3784/udp` (other protocols, e.g. sctp, are left out).
+pub fn parse_ports(s: &str) -> Vec<Ports> {
     s.split_whitespace()
-        .filter_map(|w| w.strip_suffix("/tcp"))
-        .filter_map(|p| match p.split_once('-') {
-            Some((a, b)) => Some((a.parse().ok()?, b.parse().ok()?)),
-            None => p.parse().ok().map(|x| (x, x)),
+        .filter_map(|w| {
+            let (p, proto) = w.rsplit_once('/')?;
+            let proto = match proto {
+                "tcp" => Proto::Tcp,
+                "udp" => Proto::Udp,
+                _ => return None,
+            };
+            let r = match p.split_once('-') {
+                Some((a, b)) => (a.parse().ok()?, b.parse().ok()?),
+                None => p.parse().ok().map(|x| (x, x))?,
+            };
+            Some((proto, r))
         })
         .collect()
 }
 
-/// The zone of `iface` (else the default zone) and the TCP ports it opens.
+/// The zone of `iface` (else the default zone) and the ports it opens.
 pub fn zone_for(iface: &str) -> Result<Zone, String> {
     let (code, z) = firewall_cmd(&[&format!("--get-zone-of-interface={iface}")])?;
     let (name, how) = if code == 0 && !z.is_empty() {
@@ -248,34 +303,28 @@ pub fn zone_for(iface: &str) -> Result<Zone, String> {
     Ok(Zone { name, how, open })
 }
 
-/// The TCP ports this node must accept: GridFTP control and data, the report endpoints,
-/// and port 80 when the ACME responder runs.
+/// The ports this node must accept: GridFTP control and data, the report endpoints, port 80
+/// when the ACME responder runs (all TCP), and UDP 3784 with `[bfd]`.
 pub fn needed(cfg: &NodeConfig, gf: &GridftpSettings) -> Vec<Need> {
     let mut v: Vec<Need> = control_ports(cfg)
         .into_iter()
-        .map(|p| Need {
-            ports: (p, p),
-            what: "GridFTP control (VIP service port)".into(),
-        })
+        .map(|p| Need::tcp((p, p), "GridFTP control (VIP service port)"))
         .collect();
     if let Some(r) = data_range(gf) {
-        v.push(Need {
-            ports: r,
-            what: "GridFTP passive data range".into(),
-        });
+        v.push(Need::tcp(r, "GridFTP passive data range"));
     }
     let r = &cfg.daemon.report;
     if let Some(a) = r.http {
-        v.push(Need {
-            ports: (a.port(), a.port()),
-            what: "[report] http (directors' health check, /metrics)".into(),
-        });
+        v.push(Need::tcp(
+            (a.port(), a.port()),
+            "[report] http (directors' health check, /metrics)",
+        ));
     }
     if let Some(a) = r.agent_check {
-        v.push(Need {
-            ports: (a.port(), a.port()),
-            what: "[report] agent_check (HAProxy)".into(),
-        });
+        v.push(Need::tcp(
+            (a.port(), a.port()),
+            "[report] agent_check (HAProxy)",
+        ));
     }
     for (a, v4, what) in [
         (
@@ -290,26 +339,34 @@ pub fn needed(cfg: &NodeConfig, gf: &GridftpSettings) -> Vec<Need> {
         ),
     ] {
         if let Some(a) = a.filter(|a| Some(a.port()) != v4.map(|b| b.port())) {
-            v.push(Need {
-                ports: (a.port(), a.port()),
-                what: what.into(),
-            });
+            v.push(Need::tcp((a.port(), a.port()), what));
         }
     }
     if cfg.acme.is_some() {
+        v.push(Need::tcp((80, 80), "[acme] HTTP-01 challenges"));
+    }
+    if let Some(p) = bfd_port(cfg) {
         v.push(Need {
-            ports: (80, 80),
-            what: "[acme] HTTP-01 challenges".into(),
+            proto: Proto::Udp,
+            ports: (p, p),
+            what: "[bfd] BFD control packets from the directors".into(),
         });
     }
     v
 }
 
-/// The needs `open` does not cover.
-pub fn missing<'a>(needs: &'a [Need], open: &[(u16, u16)]) -> Vec<&'a Need> {
+/// The needs `open` does not cover (a port counts only as open for its own protocol).
+pub fn missing<'a>(needs: &'a [Need], open: &[Ports]) -> Vec<&'a Need> {
     needs
         .iter()
-        .filter(|n| !crate::doctor::firewall::covered(open, n.ports.0, n.ports.1))
+        .filter(|n| {
+            let same: Vec<(u16, u16)> = open
+                .iter()
+                .filter(|(p, _)| *p == n.proto)
+                .map(|&(_, r)| r)
+                .collect();
+            !crate::doctor::firewall::covered(&same, n.ports.0, n.ports.1)
+        })
         .collect()
 }
 
@@ -341,28 +398,41 @@ mod tests {
             "{x}"
         );
         assert_eq!(
-            parse_ports("2811/tcp 50000-51000/tcp 53/udp"),
-            vec![(2811, 2811), (50000, 51000)]
+            parse_ports("2811/tcp 50000-51000/tcp 3784/udp 9/sctp"),
+            vec![
+                (Proto::Tcp, (2811, 2811)),
+                (Proto::Tcp, (50000, 51000)),
+                (Proto::Udp, (3784, 3784))
+            ]
         );
         let needs = vec![
+            Need::tcp((2811, 2811), "c"),
+            Need::tcp((50000, 50100), "d"),
             Need {
-                ports: (2811, 2811),
-                what: "c".into(),
-            },
-            Need {
-                ports: (50000, 50100),
-                what: "d".into(),
+                proto: Proto::Udp,
+                ports: (3784, 3784),
+                what: "b".into(),
             },
         ];
-        let m = missing(&needs, &[(2811, 2811), (50000, 50049)]);
-        assert_eq!(m.len(), 1);
+        // 3784 open for TCP only does not open BFD's UDP port.
+        let open = [
+            (Proto::Tcp, (2811, 2811)),
+            (Proto::Tcp, (50000, 50049)),
+            (Proto::Tcp, (3784, 3784)),
+        ];
+        let m = missing(&needs, &open);
+        assert_eq!(m.len(), 2);
         assert_eq!(
             fix_lines("public", &m),
             vec![
                 "firewall-cmd --permanent --zone=public --add-port=50000-50100/tcp".to_string(),
+                "firewall-cmd --permanent --zone=public --add-port=3784/udp".to_string(),
                 "firewall-cmd --reload".to_string()
             ]
         );
+        let x = report_xml(&[8080], Some(3784));
+        assert!(x.contains("<port protocol=\"tcp\" port=\"8080\"/>"), "{x}");
+        assert!(x.contains("<port protocol=\"udp\" port=\"3784\"/>"), "{x}");
     }
 }
 
@@ -380,7 +450,7 @@ mod packaged {
         );
         assert_eq!(
             include_str!("../../packaging/firewalld/lvs-node-report.xml"),
-            report_xml(&[8080, 8081])
+            report_xml(&[8080, 8081], None)
         );
     }
 }

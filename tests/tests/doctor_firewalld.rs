@@ -3,14 +3,15 @@
 //! tmpfs over /run and its own config directory, so nothing of this machine's firewall or bus
 //! is touched. It checks:
 //! - with firewalld running and nothing open, doctor reports the blocked ports (GridFTP
-//!   control, the data range from the GridFTP config, the report ports) and prints the
-//!   `firewall-cmd` lines; run as printed, they fix it and doctor is satisfied;
+//!   control, the data range from the GridFTP config, the report ports, BFD's UDP 3784) and
+//!   prints the `firewall-cmd` lines; run as printed, they fix it and doctor is satisfied;
 //! - firewalld loads the packaged service files, and the services `lvs-node
 //!   firewalld-service` writes from the config open the same ports when added to the zone.
 
 mod daemon_util;
 
 use daemon_util::*;
+use lab::dr::DIRECTOR_IP;
 use lab::units::repo;
 use lab::{DrLab, LabOpts};
 
@@ -25,7 +26,15 @@ fn doctor_finds_ports_firewalld_blocks_and_its_fix_lines_work() {
     );
     let dir = TestDir::new(&lab.prefix);
     let rs = &lab.reals[0];
-    let cfg = write_config(rs, &dir.join("rs0"), &NodeOpts::default());
+    let bfd = format!("[bfd]\ndirectors = [\"{DIRECTOR_IP}\"]\n");
+    let cfg = write_config(
+        rs,
+        &dir.join("rs0"),
+        &NodeOpts {
+            extra: &bfd,
+            ..NodeOpts::default()
+        },
+    );
     let gconf = dir.join("gridftp.conf");
     std::fs::write(&gconf, "port_range 50000,50100\n").unwrap();
     let sysconfig = dir.join("sysconfig");
@@ -85,6 +94,7 @@ firewall-cmd -q --reload
 firewall-cmd -q --permanent --zone=public --add-service=lvs-node-gridftp --add-service=lvs-node-report
 firewall-cmd -q --reload
 firewall-cmd --info-service=lvs-node-gridftp | grep ports:
+firewall-cmd --info-service=lvs-node-report | grep ports:
 {doctor} | python3 {py}
 echo "== end"
 "#,
@@ -135,13 +145,14 @@ echo "== end"
     assert_eq!(fwd["severity"], "error", "{fwd}");
     assert_eq!(
         fwd["summary"],
-        "firewalld zone public blocks 2811/tcp, 50000-50100/tcp, 8080/tcp, 8081/tcp"
+        "firewalld zone public blocks 2811/tcp, 50000-50100/tcp, 8080/tcp, 8081/tcp, 3784/udp"
     );
     let detail = fwd["detail"].as_str().unwrap();
     assert!(
         detail.contains("public (the default zone (eth0 is in no zone))")
             && detail.contains("50000-50100/tcp (GridFTP passive data range)")
-            && detail.contains("8081/tcp ([report] agent_check (HAProxy))"),
+            && detail.contains("8081/tcp ([report] agent_check (HAProxy))")
+            && detail.contains("3784/udp ([bfd] BFD control packets from the directors)"),
         "{detail}"
     );
     // The nftables reading defers to firewalld.
@@ -157,6 +168,7 @@ echo "== end"
          firewall-cmd --permanent --zone=public --add-port=50000-50100/tcp\n\
          firewall-cmd --permanent --zone=public --add-port=8080/tcp\n\
          firewall-cmd --permanent --zone=public --add-port=8081/tcp\n\
+         firewall-cmd --permanent --zone=public --add-port=3784/udp\n\
          firewall-cmd --reload\n\
          fix rc=0"
     );
@@ -175,9 +187,14 @@ echo "== end"
     assert!(p.contains("ports: 8080/tcp 8081/tcp"), "{p}\n{log}");
 
     // The services generated from the config, added to the zone, satisfy doctor too (the
-    // ports now come through services, not --add-port).
+    // ports now come through services, not --add-port); the report service carries BFD's
+    // UDP port.
     let g = section("generated");
     assert!(g.contains("ports: 2811/tcp 50000-50100/tcp"), "{g}\n{log}");
+    assert!(
+        g.contains("ports: 8080/tcp 8081/tcp 3784/udp"),
+        "{g}\n{log}"
+    );
     let fwd = findings(&g);
     let fwd = fwd.iter().find(|f| f["id"] == "firewalld").unwrap();
     assert_eq!(fwd["severity"], "ok", "{fwd}");

@@ -6,9 +6,9 @@
 //! the same node; then the idle cost of a 50 ms session: BFD packets per second (nftables
 //! counters in the node's namespace) and the agent's CPU with and without `[bfd]`.
 //!
-//! The agent checks GridFTP every 100 ms. The guest copies /proc/net/ip_vs to the 9p share
-//! every 50 ms and the host reads that copy every 10 ms, so a figure is the detection time
-//! plus at most ~60 ms of polling. Run by tests/bench/bfd.sh (as root); `RUNS=N` kills per
+//! The agent checks GridFTP every 100 ms. In the guest, `lvs-lab-ipvs-watch` reads
+//! /proc/net/ip_vs every 10 ms and copies it to the 9p share when it changes; the host reads
+//! that copy every 10 ms, so a figure is the detection time plus at most ~20 ms of polling. Run by tests/bench/bfd.sh (as root); `RUNS=N` kills per
 //! checker, `IDLE_SECS=N` the idle measurement.
 
 use lab::dr::{IpvsLab, CLIENT_IP, DIRECTOR_IP, VIP};
@@ -195,7 +195,7 @@ fn main() {
          nft add rule inet bfdbench out udp dport 3784 counter && \
          nft add rule inet bfdbench in udp dport 3784 counter");
     let gftp = gridftp::start(&rs.ns, rs.ip, "rs0.lab", &work.join("gridftp.log"));
-    lab.director.start_table_watch(50).unwrap();
+    lab.director.start_table_watch(10).unwrap();
     let mut b = Bench {
         lab,
         work: work.clone(),

@@ -284,13 +284,14 @@ impl IpvsDirector {
         }
     }
 
-    /// Starts a guest loop that copies /proc/net/ip_vs to /lab/ipvs.now every
-    /// `interval_ms`, so the host can time table changes without a command round trip.
+    /// Starts `lvs-lab-ipvs-watch` in the guest: it reads /proc/net/ip_vs every
+    /// `interval_ms` and copies it to /lab/ipvs.now when it changes, so the host can time
+    /// table changes without a command round trip and without loading the guest's one vCPU.
     pub fn start_table_watch(&self, interval_ms: u32) -> Result<()> {
-        let s = interval_ms as f64 / 1000.0;
+        let watch = crate::bins::bin("lvs-lab-ipvs-watch");
         let r = self.vm.run(&format!(
-            "(while :; do cat /proc/net/ip_vs >/lab/ipvs.tmp; mv /lab/ipvs.tmp /lab/ipvs.now; \
-              sleep {s}; done) >/dev/null 2>&1 </dev/null & echo $! >/run/lab-watch.pid"
+            "{} {interval_ms} /lab/ipvs.now >/dev/null 2>&1 </dev/null & echo $! >/run/lab-watch.pid",
+            watch.display()
         ))?;
         if r.rc != 0 {
             bail!("starting the table watch: {}", r.out);
