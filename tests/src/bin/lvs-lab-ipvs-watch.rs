@@ -21,10 +21,11 @@ fn main() {
     let mut last: Option<Vec<u8>> = None;
     loop {
         if let Ok(now) = std::fs::read("/proc/net/ip_vs") {
-            if last.as_deref() != Some(&now[..]) {
-                if std::fs::write(&tmp, &now).is_ok() && std::fs::rename(&tmp, out).is_ok() {
-                    last = Some(now);
-                }
+            if last.as_deref() != Some(&now[..])
+                && std::fs::write(&tmp, &now).is_ok()
+                && std::fs::rename(&tmp, out).is_ok()
+            {
+                last = Some(now);
             }
         }
         std::thread::sleep(Duration::from_millis(ms));
