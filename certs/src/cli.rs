@@ -241,6 +241,13 @@ pub struct InspectArgs {
     /// Fail when it expires within N days.
     #[arg(long)]
     pub days: Option<u32>,
+    /// Fail unless the chain verifies (signatures, validity, serverAuth) up to the root
+    /// CA(s) in this PEM file, e.g. an IGTF CA or a private CA.
+    #[arg(long, value_name = "PEM", conflicts_with = "system_trust")]
+    pub issuer_ca: Option<PathBuf>,
+    /// Fail unless the chain verifies up to the system trust store (Let's Encrypt).
+    #[arg(long)]
+    pub system_trust: bool,
     #[arg(long)]
     pub json: bool,
 }

@@ -204,7 +204,8 @@ impl Trust {
         })
     }
 
-    fn describe(&self) -> String {
+    /// What the chain is checked against, for messages.
+    pub fn describe(&self) -> String {
         match self {
             Trust::System => "the system trust store".into(),
             Trust::Roots { file, .. } => file.display().to_string(),

@@ -3,7 +3,8 @@
 # "Real director"). A qemu guest (TCG) runs IPVS and keepalived; one real server runs
 # globus-gridftp-server and `lvs-node run`. For each checker the script kills (SIGKILL) or
 # hangs (SIGSTOP) GridFTP and times how long the node takes to leave the IPVS table or get
-# weight 0, polling a copy of /proc/net/ip_vs the guest writes every 50 ms. The seeds'
+# weight 0, polling a copy of /proc/net/ip_vs the guest writes on each change (read every
+# 10 ms in the guest by lvs-lab-ipvs-watch). The seeds'
 # TCP_CHECK settings are the baseline, measured in the same run; HAProxy agent-check runs in
 # a namespace against the same node.
 # Usage (root, workspace root): tests/bench/director.sh

@@ -187,6 +187,49 @@ fn issues_for_vip_and_three_nodes_through_the_vip() {
         &format!("inspect {} --days 3650", cert.display()),
     );
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    // Trust, only when asked: Pebble's root verifies the chain; the system store and a root
+    // that did not issue it do not.
+    let inspect = |args: &str| {
+        lvs_cert_in(
+            &s.lab.client.ns,
+            &format!("inspect {} {args}", cert.display()),
+        )
+    };
+    let json = |o: &std::process::Output| -> serde_json::Value {
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(o)))
+    };
+    let o = inspect("--json");
+    assert!(json(&o)["trusted"].is_null(), "{}", text(&o));
+    let root = s.pebble.issuer_root.display();
+    let o = inspect(&format!("--vip {VIP_HOST} --issuer-ca {root} --json"));
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(json(&o)["trusted"], true, "{}", text(&o));
+    let o = inspect("--system-trust");
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("trusted:    NO (the system trust store)")
+            && out.contains(
+                "PROBLEM:    not trusted: the certificate does not chain to the system trust store"
+            ),
+        "{out}"
+    );
+    let o = inspect(&format!("--issuer-ca {}", s.pebble.tls_ca.display()));
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout)
+            .contains("not trusted: the certificate does not chain to"),
+        "{}",
+        text(&o)
+    );
+    // Both at once is a usage error that names the flag.
+    let o = inspect(&format!("--system-trust --issuer-ca {root}"));
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("--issuer-ca"),
+        "{}",
+        text(&o)
+    );
 
     // openssl agrees: SANs, CN and a chain up to Pebble's root.
     let x = s

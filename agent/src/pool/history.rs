@@ -31,7 +31,7 @@ pub struct Sample {
 }
 
 /// Per node (by report endpoint URL), oldest sample first.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct History {
     nodes: HashMap<String, VecDeque<Sample>>,
 }

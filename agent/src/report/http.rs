@@ -183,6 +183,12 @@ fn pool_page(snap: &crate::health::Snapshot, cfg: &NodeConfig, pool: &PoolFeed) 
         .pool
         .interval
         .clamp(Duration::from_secs(5), Duration::from_secs(60));
-    let history = pool.history.lock().unwrap_or_else(|e| e.into_inner());
+    // A copy, so the poller's next `record` never waits for a page being rendered (up to
+    // 10 MB for 256 peers); the copy is bounded by the history's own limits.
+    let history = pool
+        .history
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
     super::pool_page::render(view, &history, &me, refresh, note, now)
 }

@@ -1,5 +1,10 @@
 //! `lvs-cert inspect`: what a certificate says, and a monitoring verdict (exit 1 when a
-//! name is missing, the key does not match, or it expires within --days).
+//! name is missing, the key does not match, it expires within --days, or, with
+//! --issuer-ca or --system-trust, it does not chain to that trust).
+//!
+//! Trust is checked only when asked for: a file that merely parses and links can be planted
+//! by anyone who can write it, so a monitor that must tell a real certificate from such a
+//! file passes the root it expects.
 
 use crate::cli::InspectArgs;
 use crate::error::usage;
@@ -28,6 +33,14 @@ pub fn run(a: &InspectArgs) -> Result<u8> {
     want.extend(a.alt.iter().cloned());
     let want = hostname::validate_set(&want)
         .map_err(|p| usage("--vip/--alt", p, "give each name once, as a DNS name"))?;
+    let trust = if a.system_trust {
+        Some(verify::Trust::System)
+    } else {
+        a.issuer_ca
+            .as_deref()
+            .map(|f| verify::Trust::load(Some(f), "--issuer-ca"))
+            .transpose()?
+    };
     let mut problems = Vec::new();
     let key_match = match &a.key {
         None => None,
@@ -68,6 +81,13 @@ pub fn run(a: &InspectArgs) -> Result<u8> {
     if let Err(e) = verify::check_links(&chain) {
         problems.push(format!("{e:#}"));
     }
+    let trusted = trust.as_ref().map(|t| {
+        let r = verify::check_trust(&pem, &want, t);
+        if let Err(e) = &r {
+            problems.push(format!("not trusted: {e:#}"));
+        }
+        (r.is_ok(), t.describe())
+    });
     if a.json {
         let v = serde_json::json!({
             "subject": leaf.subject,
@@ -81,6 +101,7 @@ pub fn run(a: &InspectArgs) -> Result<u8> {
             "due_for_renewal": leaf.due(now),
             "chain_length": chain.len(),
             "key_match": key_match,
+            "trusted": trusted.as_ref().map(|t| t.0),
             "missing": missing,
             "problems": problems,
             "ok": problems.is_empty(),
@@ -104,6 +125,10 @@ pub fn run(a: &InspectArgs) -> Result<u8> {
         println!("chain:      {} certificate(s)", chain.len());
         if let Some(m) = key_match {
             println!("key match:  {}", if m { "yes" } else { "NO" });
+        }
+        match &trusted {
+            Some((ok, by)) => println!("trusted:    {} ({by})", if *ok { "yes" } else { "NO" }),
+            None => println!("trusted:    not checked (--issuer-ca PEM or --system-trust)"),
         }
         for p in &problems {
             println!("PROBLEM:    {p}");

@@ -4,8 +4,9 @@
 //! TCP_CHECK settings (the baseline) against HTTP_GET on the agent's /health and MISC_CHECK
 //! through `lvs-node probe`; and to HAProxy (in a namespace) marking it down via agent-check.
 //!
-//! The guest copies /proc/net/ip_vs to the 9p share every 50 ms and the host reads that copy
-//! every 10 ms, so a figure is the detection time plus at most ~60 ms of polling.
+//! In the guest, `lvs-lab-ipvs-watch` reads /proc/net/ip_vs every 10 ms and copies it to the
+//! 9p share when it changes; the host reads that copy every 10 ms, so a figure is the
+//! detection time plus at most ~20 ms of polling.
 //! Run by tests/bench/director.sh (as root); `RUNS=N` repetitions per scenario.
 
 use lab::dr::{IpvsLab, VIP};
@@ -173,7 +174,7 @@ fn main() {
         &format!("{} -c {} run", bins::lvs_node().display(), cfg.display()),
         &work.join("agent.log"),
     );
-    lab.director.start_table_watch(50).unwrap();
+    lab.director.start_table_watch(10).unwrap();
     let mut b = Bench {
         lab,
         work: work.clone(),

@@ -150,7 +150,8 @@ pub(crate) fn keepalived_for(cfgs: &[PathBuf]) -> anyhow::Result<String> {
     Ok(keepalived_conf(VIP, 2811, "rr", 1, &body))
 }
 
-/// The rotation read from the real director: the guest copies /proc/net/ip_vs every 50 ms;
+/// The rotation read from the real director: the guest copies /proc/net/ip_vs when it
+/// changes (read every 50 ms);
 /// a realserver with weight > 0 gets new connections.
 pub(crate) fn ipvs_poller(
     d: &IpvsDirector,
