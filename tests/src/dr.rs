@@ -120,6 +120,17 @@ impl DrLab {
         DrLab::build_with_prefix(&unique_prefix(tag), opts)
     }
 
+    /// The lab most daemon tests use: the client, the director and one real server.
+    pub fn one_real(tag: &str) -> DrLab {
+        DrLab::build(
+            tag,
+            LabOpts {
+                reals: 1,
+                ..LabOpts::default()
+            },
+        )
+    }
+
     /// Like `build`, with namespace names `{prefix}br`, `{prefix}cl`, `{prefix}dir`,
     /// `{prefix}rs1`, ... chosen by the caller (the demo prints and tears down by prefix).
     pub fn build_with_prefix(prefix: &str, opts: LabOpts) -> DrLab {

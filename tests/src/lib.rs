@@ -1,6 +1,7 @@
 //! The LVS-DR lab built from network namespaces, shared by the integration tests.
 //! Every test builds its own uniquely named namespaces and removes them on drop.
 
+pub mod bench;
 pub mod bins;
 pub mod dr;
 pub mod gridftp;

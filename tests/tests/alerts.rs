@@ -227,15 +227,9 @@ mod daemon_util;
 #[test]
 fn prometheus_scrapes_the_agent_and_evaluates_the_rules() {
     use daemon_util::*;
-    use lab::{wait_for, DrLab, LabOpts};
+    use lab::{wait_for, DrLab};
     use std::time::Duration;
-    let lab = DrLab::build(
-        "prom",
-        LabOpts {
-            reals: 1,
-            ..LabOpts::default()
-        },
-    );
+    let lab = DrLab::one_real("prom");
     let dir = TestDir::new(&lab.prefix);
     let rs = &lab.reals[0];
     // A certificate with 10 days left; no GridFTP server, so the node is down.

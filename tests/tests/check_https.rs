@@ -8,7 +8,7 @@ mod daemon_util;
 
 use daemon_util::*;
 use lab::dr::Host;
-use lab::{bins, wait_for, DrLab, LabOpts};
+use lab::{bins, wait_for, DrLab};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -109,13 +109,7 @@ fn settled(lab: &DrLab, port: u16, code: u16) -> String {
 
 #[test]
 fn https_check_verifies_expiry_name_and_client_certificates() {
-    let lab = DrLab::build(
-        "https",
-        LabOpts {
-            reals: 1,
-            ..LabOpts::default()
-        },
-    );
+    let lab = DrLab::one_real("https");
     let dir = TestDir::new(&lab.prefix);
     let pki = dir.join("pki");
     std::fs::create_dir_all(&pki).unwrap();

@@ -8,7 +8,7 @@
 mod daemon_util;
 
 use daemon_util::*;
-use lab::dr::{DrLab, LabOpts, CLIENT_IP, DIRECTOR_IP};
+use lab::dr::{DrLab, CLIENT_IP, DIRECTOR_IP};
 use lab::netns::Netns;
 use lab::wait_for;
 use std::time::Duration;
@@ -41,13 +41,7 @@ fn forge(ns: &Netns, src: impl std::fmt::Display, dst: impl std::fmt::Display, t
 
 #[test]
 fn forged_bfd_from_a_stranger_or_with_low_ttl_changes_nothing() {
-    let lab = DrLab::build(
-        "bfdns",
-        LabOpts {
-            reals: 1,
-            ..LabOpts::default()
-        },
-    );
+    let lab = DrLab::one_real("bfdns");
     let dir = TestDir::new(&lab.prefix);
     let rs = &lab.reals[0];
     let sub = dir.join("rs0");

@@ -7,20 +7,14 @@
 mod daemon_util;
 
 use daemon_util::*;
-use lab::{wait_for, DrLab, LabOpts};
+use lab::{wait_for, DrLab};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// One real server with the data plane set up by hand and no GridFTP: `extra` holds the
 /// checks. Returns the lab, its scratch dir and the config path.
 fn one_node(tag: &str, extra: &str) -> (DrLab, TestDir, std::path::PathBuf) {
-    let lab = DrLab::build(
-        tag,
-        LabOpts {
-            reals: 1,
-            ..LabOpts::default()
-        },
-    );
+    let lab = DrLab::one_real(tag);
     let dir = TestDir::new(&lab.prefix);
     let rs = &lab.reals[0];
     prepare_real_by_hand(rs);
@@ -331,13 +325,7 @@ fn filesystem_probe_ignores_planted_symlink_and_fifo() {
 /// the reporters' runtime and every tool has a timeout.
 #[test]
 fn a_hung_nft_never_freezes_health() {
-    let lab = DrLab::build(
-        "cnft",
-        LabOpts {
-            reals: 1,
-            ..LabOpts::default()
-        },
-    );
+    let lab = DrLab::one_real("cnft");
     let dir = TestDir::new(&lab.prefix);
     let rs = &lab.reals[0];
     let d = &lab.director.ns;

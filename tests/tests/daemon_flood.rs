@@ -5,7 +5,7 @@
 mod daemon_util;
 
 use daemon_util::*;
-use lab::{DrLab, LabOpts};
+use lab::DrLab;
 use std::path::Path;
 use std::time::Duration;
 
@@ -72,13 +72,7 @@ fn vm(pid: u32, field: &str) -> u64 {
 }
 
 fn flood_while_director_probes(tag: &str, report_extra: &str) {
-    let lab = DrLab::build(
-        tag,
-        LabOpts {
-            reals: 1,
-            ..LabOpts::default()
-        },
-    );
+    let lab = DrLab::one_real(tag);
     let dir = TestDir::new(&lab.prefix);
     let rs = &lab.reals[0];
     prepare_real_by_hand(rs);

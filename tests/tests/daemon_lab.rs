@@ -121,13 +121,7 @@ fn gridftp_through_vip_and_health_follows_the_server() {
 
 #[test]
 fn haproxy_agent_check_shows_weight_drain_maint_and_ready() {
-    let lab = DrLab::build(
-        "hap",
-        LabOpts {
-            reals: 1,
-            ..LabOpts::default()
-        },
-    );
+    let lab = DrLab::one_real("hap");
     let dir = TestDir::new(&lab.prefix);
     let rs = &lab.reals[0];
     prepare_real_by_hand(rs);
@@ -213,13 +207,7 @@ fn haproxy_agent_check_shows_weight_drain_maint_and_ready() {
 
 #[test]
 fn probe_exit_codes_and_health_contract() {
-    let lab = DrLab::build(
-        "prb",
-        LabOpts {
-            reals: 1,
-            ..LabOpts::default()
-        },
-    );
+    let lab = DrLab::one_real("prb");
     let dir = TestDir::new(&lab.prefix);
     let rs = &lab.reals[0];
     prepare_real_by_hand(rs);
@@ -354,13 +342,7 @@ fn probe_exit_codes_and_health_contract() {
 
 #[test]
 fn drain_wait_outlasts_a_throttled_transfer() {
-    let lab = DrLab::build(
-        "drn",
-        LabOpts {
-            reals: 1,
-            ..LabOpts::default()
-        },
-    );
+    let lab = DrLab::one_real("drn");
     let dir = TestDir::new(&lab.prefix);
     let rs = &lab.reals[0];
     prepare_real_by_hand(rs);
@@ -468,13 +450,7 @@ fn drain_wait_outlasts_a_throttled_transfer() {
 
 #[test]
 fn admin_state_persists_and_sighup_reloads() {
-    let lab = DrLab::build(
-        "rld",
-        LabOpts {
-            reals: 1,
-            ..LabOpts::default()
-        },
-    );
+    let lab = DrLab::one_real("rld");
     let dir = TestDir::new(&lab.prefix);
     let rs = &lab.reals[0];
     let d = &lab.director.ns;
@@ -604,13 +580,7 @@ fn admin_state_persists_and_sighup_reloads() {
 
 #[test]
 fn endpoints_bound_slow_clients_and_connections() {
-    let lab = DrLab::build(
-        "slw",
-        LabOpts {
-            reals: 1,
-            ..LabOpts::default()
-        },
-    );
+    let lab = DrLab::one_real("slw");
     let dir = TestDir::new(&lab.prefix);
     let rs = &lab.reals[0];
     prepare_real_by_hand(rs);
@@ -677,13 +647,7 @@ print("after", req().split(b"\r\n")[0].decode())
 
 #[test]
 fn sd_notify_ready_and_watchdog() {
-    let lab = DrLab::build(
-        "sdn",
-        LabOpts {
-            reals: 1,
-            ..LabOpts::default()
-        },
-    );
+    let lab = DrLab::one_real("sdn");
     let dir = TestDir::new(&lab.prefix);
     let rs = &lab.reals[0];
     prepare_real_by_hand(rs);
@@ -729,13 +693,7 @@ fn sd_notify_ready_and_watchdog() {
 /// and a host certificate about to expire. GridFTP keeps accepting connections throughout.
 #[test]
 fn filesystem_and_certificate_checks_catch_what_tcp_check_misses() {
-    let lab = DrLab::build(
-        "fsc",
-        LabOpts {
-            reals: 1,
-            ..LabOpts::default()
-        },
-    );
+    let lab = DrLab::one_real("fsc");
     let dir = TestDir::new(&lab.prefix);
     let rs = &lab.reals[0];
     let d = &lab.director.ns;

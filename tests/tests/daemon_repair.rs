@@ -5,17 +5,11 @@ mod daemon_util;
 
 use daemon_util::*;
 use lab::dr::VIP;
-use lab::{gridftp, wait_for, DrLab, LabOpts};
+use lab::{gridftp, wait_for, DrLab};
 use std::time::Duration;
 
 fn managed_node(tag: &str, extra: &str) -> (DrLab, TestDir, std::path::PathBuf, u32) {
-    let lab = DrLab::build(
-        tag,
-        LabOpts {
-            reals: 1,
-            ..LabOpts::default()
-        },
-    );
+    let lab = DrLab::one_real(tag);
     let dir = TestDir::new(&lab.prefix);
     let rs = &lab.reals[0];
     gridftp::start(&rs.ns, rs.ip, "rs0.lab", &dir.join("gridftp.log"));
@@ -330,13 +324,7 @@ fn a_second_agent_refuses_to_start() {
 /// in maintenance, never back in rotation.
 #[test]
 fn an_unreadable_admin_state_starts_in_maintenance() {
-    let lab = DrLab::build(
-        "adm",
-        LabOpts {
-            reals: 1,
-            ..LabOpts::default()
-        },
-    );
+    let lab = DrLab::one_real("adm");
     let dir = TestDir::new(&lab.prefix);
     let rs = &lab.reals[0];
     gridftp::start(&rs.ns, rs.ip, "rs0.lab", &dir.join("gridftp.log"));

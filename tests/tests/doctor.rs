@@ -10,7 +10,7 @@
 
 use lab::dr::{Host, DIRECTOR_IP, VIP};
 use lab::node::{lvs_node_ok, write_config, Workdir};
-use lab::{bins, wait_for, DrLab, LabOpts};
+use lab::{bins, wait_for, DrLab};
 use serde_json::Value;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -39,13 +39,7 @@ impl Node {
 
     /// A healthy real server with the agent running.
     fn healthy(tag: &str) -> Node {
-        let lab = DrLab::build(
-            tag,
-            LabOpts {
-                reals: 1,
-                ..LabOpts::default()
-            },
-        );
+        let lab = DrLab::one_real(tag);
         let work = Workdir::new(&format!("{}-doctor", lab.prefix));
         let rs = &lab.reals[0];
         let body = format!(

@@ -13,17 +13,11 @@ mod daemon_util;
 use daemon_util::*;
 use lab::dr::DIRECTOR_IP;
 use lab::units::repo;
-use lab::{DrLab, LabOpts};
+use lab::DrLab;
 
 #[test]
 fn doctor_finds_ports_firewalld_blocks_and_its_fix_lines_work() {
-    let lab = DrLab::build(
-        "fwd",
-        LabOpts {
-            reals: 1,
-            ..LabOpts::default()
-        },
-    );
+    let lab = DrLab::one_real("fwd");
     let dir = TestDir::new(&lab.prefix);
     let rs = &lab.reals[0];
     let bfd = format!("[bfd]\ndirectors = [\"{DIRECTOR_IP}\"]\n");

@@ -10,16 +10,10 @@ mod daemon_util;
 
 use daemon_util::*;
 use lab::dr::VIP;
-use lab::{DrLab, LabOpts};
+use lab::DrLab;
 
 fn managed_node(tag: &str) -> (DrLab, TestDir, std::path::PathBuf) {
-    let lab = DrLab::build(
-        tag,
-        LabOpts {
-            reals: 1,
-            ..LabOpts::default()
-        },
-    );
+    let lab = DrLab::one_real(tag);
     let dir = TestDir::new(&lab.prefix);
     let cfg = write_config(
         &lab.reals[0],

@@ -8,7 +8,7 @@ mod daemon_util;
 
 use daemon_util::*;
 use lab::dr::{Host, VIP};
-use lab::{gridftp, DrLab, LabOpts};
+use lab::{gridftp, DrLab};
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
@@ -83,13 +83,7 @@ impl Node {
 /// One real server with GridFTP and the agent (data plane managed, a certificate check on a
 /// certificate valid `cert_days`), up and answering 200. `report_extra` goes in [report].
 fn node(tag: &str, cert_days: u32, manage: bool, report_extra: &str) -> Node {
-    let lab = DrLab::build(
-        tag,
-        LabOpts {
-            reals: 1,
-            ..LabOpts::default()
-        },
-    );
+    let lab = DrLab::one_real(tag);
     let dir = TestDir::new(&lab.prefix);
     let rs = &lab.reals[0];
     let gridftp = gridftp::start(&rs.ns, rs.ip, "rs0.lab", &dir.join("gridftp.log"));

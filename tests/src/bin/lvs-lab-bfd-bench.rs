@@ -11,50 +11,26 @@
 //! that copy every 10 ms, so a figure is the detection time plus at most ~20 ms of polling. Run by tests/bench/bfd.sh (as root); `RUNS=N` kills per
 //! checker, `IDLE_SECS=N` the idle measurement.
 
-use lab::dr::{IpvsLab, CLIENT_IP, DIRECTOR_IP, VIP};
-use lab::vm::director::{keepalived_conf, with_probe_path};
+use lab::bench::{self, HTTP_PORT};
+use lab::dr::{IpvsLab, CLIENT_IP, DIRECTOR_IP};
 use lab::{bins, gridftp, wait_for};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-const HTTP_PORT: u16 = 8080;
-
-fn node_toml(ip: &str, dir: &Path, bfd: bool) -> String {
-    let mut t = format!(
-        "interface = \"eth0\"\nreal_ip = \"{ip}\"\nstate_dir = \"{d}/state\"\n\
-         [[vip]]\naddress = \"{VIP}\"\nports = [2811]\n\
-         [daemon]\nmanage_dataplane = true\ncontrol_socket = \"{d}/control.sock\"\nrecheck_interval = \"1s\"\n\
-         [[check]]\nname = \"gridftp\"\nkind = \"gridftp\"\ninterval = \"100ms\"\ntimeout = \"90ms\"\nrise = 2\nfall = 1\n\
-         [report]\nhttp = \"{ip}:{HTTP_PORT}\"\nallow = [\"{DIRECTOR_IP}\", \"{CLIENT_IP}\", \"{ip}\"]\n\
-         [weight]\nbase = 100\nsessions_per_core = 0\nload_per_core = 0\n",
-        d = dir.display()
-    );
-    if bfd {
-        t.push_str(&format!(
-            "[bfd]\ndirectors = [\"{DIRECTOR_IP}\"]\nmin_tx = \"50ms\"\nmin_rx = \"50ms\"\nmultiplier = 3\n"
-        ));
-    }
-    t
-}
-
-fn stats(v: &[f64]) -> String {
-    if v.is_empty() {
-        return "-".into();
-    }
-    let min = v.iter().cloned().fold(f64::MAX, f64::min);
-    let max = v.iter().cloned().fold(0.0, f64::max);
-    let mean = v.iter().sum::<f64>() / v.len() as f64;
-    format!(
-        "min {:.0} ms, mean {:.0} ms, max {:.0} ms ({} runs)",
-        min * 1000.0,
-        mean * 1000.0,
-        max * 1000.0,
-        v.len()
+fn node_toml(ip: &str, dir: &std::path::Path, bfd: bool) -> String {
+    let bfd = if bfd {
+        format!("[bfd]\ndirectors = [\"{DIRECTOR_IP}\"]\nmin_tx = \"50ms\"\nmin_rx = \"50ms\"\nmultiplier = 3\n")
+    } else {
+        String::new()
+    };
+    bench::node_toml(
+        ip,
+        dir,
+        "100ms",
+        "90ms",
+        &format!("allow = [\"{DIRECTOR_IP}\", \"{CLIENT_IP}\", \"{ip}\"]\n"),
+        &bfd,
     )
-}
-
-fn mean(v: &[f64]) -> Option<f64> {
-    (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
 }
 
 struct Bench {
@@ -67,13 +43,7 @@ struct Bench {
 
 impl Bench {
     fn in_rotation(&self) -> bool {
-        let addr = format!("{}:2811", self.rip);
-        self.lab
-            .director
-            .watched_table()
-            .iter()
-            .flat_map(|s| s.reals.iter())
-            .any(|r| r.addr == addr && r.weight > 0)
+        bench::in_rotation(&self.lab.director, &self.rip)
     }
 
     fn start_agent(&mut self, bfd: bool) {
@@ -109,23 +79,12 @@ impl Bench {
             ok.is_some(),
             "the node did not come into rotation before the run"
         );
-        // A random phase of the checkers' cycles.
-        let phase = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_millis() as u64)
-            .unwrap_or(0);
-        std::thread::sleep(Duration::from_millis(1500 + phase));
+        bench::random_pause(Duration::from_millis(1500));
         let rs = &self.lab.reals[0];
         let t0 = Instant::now();
         rs.ns.kill(self.gridftp);
-        let mut out = None;
-        while t0.elapsed() < bound {
-            if !self.in_rotation() {
-                out = Some(t0.elapsed().as_secs_f64());
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        let out = bench::seconds_until(t0, bound, || !self.in_rotation());
+        let rs = &self.lab.reals[0];
         self.gridftp = gridftp::start(&rs.ns, rs.ip, "rs0.lab", &self.work.join("gridftp.log"));
         out
     }
@@ -171,20 +130,9 @@ impl Bench {
 }
 
 fn main() {
-    let runs: usize = std::env::var("RUNS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(3);
-    let idle_secs: u64 = std::env::var("IDLE_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(30);
-    let t_boot = Instant::now();
-    let lab = IpvsLab::build("bfdbench", 1).unwrap_or_else(|e| panic!("director guest: {e:#}"));
-    println!(
-        "director guest ready in {:.1} s (qemu TCG)",
-        t_boot.elapsed().as_secs_f64()
-    );
+    let runs: usize = bench::env_or("RUNS", 3);
+    let idle_secs: u64 = bench::env_or("IDLE_SECS", 30);
+    let lab = bench::boot("bfdbench");
     let work = std::env::temp_dir().join(format!("{}-bench", lab.prefix));
     std::fs::create_dir_all(&work).unwrap();
     let rs = &lab.reals[0];
@@ -217,10 +165,6 @@ fn main() {
         String::from_utf8_lossy(&out.stderr)
     );
     let bfd_conf = String::from_utf8(out.stdout).unwrap();
-    let single = |delay: u32, checker: &str| {
-        let body = format!("real_server {rip} 2811 {{\n    weight 100\n    {checker}}}\n");
-        with_probe_path(&keepalived_conf(VIP, 2811, "wlc", delay, &body), &lvs_node)
-    };
     let scenarios: Vec<(&str, u64, String)> = vec![
         (
             "BFD_CHECK + HTTP_GET as `director-config --pool --bfd` prints (BFD 50 ms x 3)",
@@ -230,30 +174,17 @@ fn main() {
         (
             "HTTP_GET /health (delay_loop 1, connect_timeout 1, retry 0)",
             10,
-            single(
-                1,
-                &format!(
-                    "HTTP_GET {{\n    url {{\n        path /health\n        status_code 200\n    }}\n    \
-                     connect_ip {rip}\n    connect_port {HTTP_PORT}\n    connect_timeout 1\n    retry 0\n}}\n"
-                ),
-            ),
+            bench::checker_conf(&rip, 1, &bench::http_get(&rip), &lvs_node),
         ),
         (
             "MISC_CHECK misc_dynamic via `lvs-node probe` (delay_loop 1)",
             10,
-            single(
-                1,
-                &format!(
-                    "MISC_CHECK {{\n    misc_path \"{} probe --agent http://{rip}:{HTTP_PORT} --timeout 1s\"\n    \
-                     misc_timeout 3\n    misc_dynamic\n}}\n",
-                    lvs_node.display()
-                ),
-            ),
+            bench::checker_conf(&rip, 1, &bench::misc_check(&rip, &lvs_node), &lvs_node),
         ),
         (
-            "TCP_CHECK, INFN seed (delay_loop 6, connect_timeout default) - baseline",
+            bench::TCP_CHECK_INFN_NAME,
             30,
-            single(6, "TCP_CHECK {\n    connect_port 2811\n}\n"),
+            bench::checker_conf(&rip, 6, bench::TCP_CHECK_INFN, &lvs_node),
         ),
     ];
     let mut rows = Vec::new();
@@ -271,10 +202,10 @@ fn main() {
                 None => println!("  {name}: killed GridFTP not detected within {bound} s"),
             }
         }
-        let line = format!("| {name} | {} |", stats(&killed));
+        let line = format!("| {name} | {} |", bench::stats(&killed, "ms"));
         println!("{line}");
         rows.push(line);
-        means.push(mean(&killed));
+        means.push(bench::mean(&killed));
     }
     if let (Some(Some(bfd)), Some(Some(tcp))) = (means.first(), means.last()) {
         let line = format!(
@@ -304,9 +235,6 @@ fn main() {
     );
     println!("{line}");
     rows.push(line);
-    println!("\nsummary:");
-    for r in rows {
-        println!("{r}");
-    }
+    bench::print_summary(&rows);
     let _ = std::fs::remove_dir_all(&work);
 }

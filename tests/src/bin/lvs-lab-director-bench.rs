@@ -9,15 +9,14 @@
 //! detection time plus at most ~20 ms of polling.
 //! Run by tests/bench/director.sh (as root); `RUNS=N` repetitions per scenario.
 
-use lab::dr::{IpvsLab, VIP};
+use lab::bench;
+use lab::dr::IpvsLab;
 use lab::haproxy::{Haproxy, Server};
-use lab::vm::director::{keepalived_conf, with_probe_path};
 use lab::{bins, gridftp, wait_for};
 use nix::sys::signal::Signal;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-const HTTP_PORT: u16 = 8080;
 const AGENT_PORT: u16 = 8081;
 
 /// A checker under test: its real_server body (inside `real_server RIP 2811 { ... }`) and
@@ -31,9 +30,9 @@ struct Scenario {
 fn scenarios(rip: &str, lvs_node: &Path) -> Vec<Scenario> {
     vec![
         Scenario {
-            name: "TCP_CHECK, INFN seed (delay_loop 6, connect_timeout default)",
+            name: bench::TCP_CHECK_INFN_NAME,
             delay_loop: 6,
-            checker: "TCP_CHECK {\n    connect_port 2811\n}\n".into(),
+            checker: bench::TCP_CHECK_INFN.into(),
         },
         Scenario {
             name: "TCP_CHECK, OSG/Nebraska seed (delay_loop 10, connect_timeout 3)",
@@ -43,45 +42,24 @@ fn scenarios(rip: &str, lvs_node: &Path) -> Vec<Scenario> {
         Scenario {
             name: "HTTP_GET /health (delay_loop 1, connect_timeout 1, retry 0)",
             delay_loop: 1,
-            checker: format!(
-                "HTTP_GET {{\n    url {{\n        path /health\n        status_code 200\n    }}\n    \
-                 connect_ip {rip}\n    connect_port {HTTP_PORT}\n    connect_timeout 1\n    retry 0\n}}\n"
-            ),
+            checker: bench::http_get(rip),
         },
         Scenario {
             name: "MISC_CHECK misc_dynamic via `lvs-node probe` (delay_loop 1)",
             delay_loop: 1,
-            checker: format!(
-                "MISC_CHECK {{\n    misc_path \"{} probe --agent http://{rip}:{HTTP_PORT} --timeout 1s\"\n    \
-                 misc_timeout 3\n    misc_dynamic\n}}\n",
-                lvs_node.display()
-            ),
+            checker: bench::misc_check(rip, lvs_node),
         },
     ]
 }
 
 fn node_toml(ip: &str, dir: &Path) -> String {
-    format!(
-        "interface = \"eth0\"\nreal_ip = \"{ip}\"\nstate_dir = \"{d}/state\"\n\
-         [[vip]]\naddress = \"{VIP}\"\nports = [2811]\n\
-         [daemon]\nmanage_dataplane = true\ncontrol_socket = \"{d}/control.sock\"\nrecheck_interval = \"1s\"\n\
-         [[check]]\nname = \"gridftp\"\nkind = \"gridftp\"\ninterval = \"500ms\"\ntimeout = \"300ms\"\nrise = 2\nfall = 1\n\
-         [report]\nhttp = \"{ip}:{HTTP_PORT}\"\nagent_check = \"{ip}:{AGENT_PORT}\"\n\
-         [weight]\nbase = 100\nsessions_per_core = 0\nload_per_core = 0\n",
-        d = dir.display()
-    )
-}
-
-fn stats(v: &[f64]) -> String {
-    if v.is_empty() {
-        return "-".into();
-    }
-    let min = v.iter().cloned().fold(f64::MAX, f64::min);
-    let max = v.iter().cloned().fold(0.0, f64::max);
-    let mean = v.iter().sum::<f64>() / v.len() as f64;
-    format!(
-        "min {min:.2} s, mean {mean:.2} s, max {max:.2} s ({} runs)",
-        v.len()
+    bench::node_toml(
+        ip,
+        dir,
+        "500ms",
+        "300ms",
+        &format!("agent_check = \"{ip}:{AGENT_PORT}\"\n"),
+        "",
     )
 }
 
@@ -101,13 +79,7 @@ impl Bench {
 
     /// In rotation: present in the watched copy with a weight above 0.
     fn in_rotation(&self) -> bool {
-        let addr = format!("{}:2811", self.rip);
-        self.lab
-            .director
-            .watched_table()
-            .iter()
-            .flat_map(|s| s.reals.iter())
-            .any(|r| r.addr == addr && r.weight > 0)
+        bench::in_rotation(&self.lab.director, &self.rip)
     }
 
     /// Kills or stops GridFTP, returns the seconds until the node left rotation (None: not
@@ -124,22 +96,12 @@ impl Bench {
             "the node did not come into rotation before the run"
         );
         // Let a whole check cycle pass, so the kill lands at a random phase of delay_loop.
-        let phase = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_millis() as u64)
-            .unwrap_or(0);
-        std::thread::sleep(Duration::from_millis(300 + phase));
+        bench::random_pause(Duration::from_millis(300));
         let rs = &self.lab.reals[0];
         let t0 = Instant::now();
         rs.ns.signal(self.gridftp, sig);
-        let mut out = None;
-        while t0.elapsed() < bound {
-            if !back(self) {
-                out = Some(t0.elapsed().as_secs_f64());
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        let out = bench::seconds_until(t0, bound, || !back(self));
+        let rs = &self.lab.reals[0];
         if sig == Signal::SIGSTOP {
             rs.ns.signal(self.gridftp, Signal::SIGCONT);
         }
@@ -149,20 +111,9 @@ impl Bench {
 }
 
 fn main() {
-    let runs: usize = std::env::var("RUNS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(3);
-    let hung_bound: u64 = std::env::var("HUNG_BOUND")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(30);
-    let t_boot = Instant::now();
-    let lab = IpvsLab::build("dbench", 1).unwrap_or_else(|e| panic!("director guest: {e:#}"));
-    println!(
-        "director guest ready in {:.1} s (qemu TCG)",
-        t_boot.elapsed().as_secs_f64()
-    );
+    let runs: usize = bench::env_or("RUNS", 3);
+    let hung_bound: u64 = bench::env_or("HUNG_BOUND", 30);
+    let lab = bench::boot("dbench");
     let work = std::env::temp_dir().join(format!("{}-bench", lab.prefix));
     std::fs::create_dir_all(&work).unwrap();
     let rs = &lab.reals[0];
@@ -184,14 +135,7 @@ fn main() {
     let lvs_node = bins::lvs_node();
     let mut rows = Vec::new();
     for sc in scenarios(&rip, &lvs_node) {
-        let body = format!(
-            "real_server {rip} 2811 {{\n    weight 100\n    {}}}\n",
-            sc.checker
-        );
-        let conf = with_probe_path(
-            &keepalived_conf(VIP, 2811, "wlc", sc.delay_loop, &body),
-            &lvs_node,
-        );
+        let conf = bench::checker_conf(&rip, sc.delay_loop, &sc.checker, &lvs_node);
         b.lab.director.stop_keepalived().unwrap();
         b.lab
             .director
@@ -214,7 +158,7 @@ fn main() {
         let line = format!(
             "| {} | killed: {} | hung: {} |",
             sc.name,
-            stats(&killed),
+            bench::stats(&killed, "s"),
             hung.map(|t| format!("{t:.2} s"))
                 .unwrap_or(format!("not detected in {hung_bound} s"))
         );
@@ -247,14 +191,11 @@ fn main() {
     let hung = b.one_run(Signal::SIGSTOP, Duration::from_secs(hung_bound), &up);
     let line = format!(
         "| HAProxy 2.6 agent-check (agent-inter 300ms, check inter 500ms) | killed: {} | hung: {} |",
-        stats(&killed),
+        bench::stats(&killed, "s"),
         hung.map(|t| format!("{t:.2} s")).unwrap_or(format!("not detected in {hung_bound} s"))
     );
     println!("{line}");
     rows.push(line);
-    println!("\nsummary:");
-    for r in rows {
-        println!("{r}");
-    }
+    bench::print_summary(&rows);
     let _ = std::fs::remove_dir_all(&work);
 }
