@@ -9,35 +9,8 @@ mod daemon_util;
 
 use daemon_util::*;
 use lab::dr::{DrLab, CLIENT_IP, DIRECTOR_IP};
-use lab::netns::Netns;
 use lab::wait_for;
 use std::time::Duration;
-
-/// One line of the agent's /metrics starting with `prefix` (labels included), as a number.
-fn metric(from: &Netns, ip: impl std::fmt::Display, prefix: &str) -> Option<f64> {
-    let out = from.run(&format!("curl -s -m 2 http://{ip}:{HTTP_PORT}/metrics"));
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find(|l| l.starts_with(prefix))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-}
-
-/// Sends one BFD AdminDown packet (your discriminator 0, which 6.8.6 accepts in AdminDown)
-/// from `src` in `ns` to `dst`:3784 with the given TTL.
-fn forge(ns: &Netns, src: impl std::fmt::Display, dst: impl std::fmt::Display, ttl: u8) {
-    let py = "import socket,struct,sys\n\
-              s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n\
-              s.setsockopt(socket.IPPROTO_IP,socket.IP_TTL,int(sys.argv[1]))\n\
-              s.bind((sys.argv[2],0))\n\
-              p=struct.pack('!BBBBIIIII',0x20|7,0,3,24,4242,0,1000000,1000000,0)\n\
-              s.sendto(p,(sys.argv[3],3784))\n";
-    let out = ns.run(&format!("python3 -c \"{py}\" {ttl} {src} {dst}"));
-    assert!(
-        out.status.success(),
-        "the forger failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 #[test]
 fn forged_bfd_from_a_stranger_or_with_low_ttl_changes_nothing() {
@@ -115,9 +88,9 @@ fn forged_bfd_from_a_stranger_or_with_low_ttl_changes_nothing() {
     };
 
     // From the client: not a configured director.
-    forge(cl, CLIENT_IP, rs.ip, 255);
+    forge_bfd(cl, CLIENT_IP, rs.ip, 255);
     // From the director's own address, but with TTL 254: it crossed a router.
-    forge(&lab.director.ns, DIRECTOR_IP, rs.ip, 254);
+    forge_bfd(&lab.director.ns, DIRECTOR_IP, rs.ip, 254);
     let seen = wait_for(Duration::from_secs(5), || {
         (rejected("unknown_source") >= 1.0 && rejected("ttl") >= 1.0).then_some(())
     });
@@ -138,7 +111,7 @@ fn forged_bfd_from_a_stranger_or_with_low_ttl_changes_nothing() {
     );
 
     // The control: the same packet from the director with TTL 255 is believed.
-    forge(&lab.director.ns, DIRECTOR_IP, rs.ip, 255);
+    forge_bfd(&lab.director.ns, DIRECTOR_IP, rs.ip, 255);
     assert!(
         wait_for(Duration::from_secs(5), || (downs() >= 1.0).then_some(())).is_some(),
         "an AdminDown from the director with TTL 255 was ignored: the forgery checks prove nothing\n{}",

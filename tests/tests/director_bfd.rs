@@ -1,7 +1,9 @@
 //! BFD between `lvs-node run` and the REAL director: a qemu guest with IPVS and keepalived
 //! (tests/src/vm.rs) loaded with `lvs-node director-config --pool URL --bfd --bfd-source IP`
-//! exactly as printed. One guest boot covers the whole life of a node: up, drained with a
-//! transfer running, GridFTP killed, the agent SIGKILLed, and each recovery. Every assertion
+//! exactly as printed. One guest boot covers the whole life of a node: up, forged BFD
+//! packets (from a stranger, or from the director's address with TTL 254) leaving it in
+//! rotation while the same packet from the director with TTL 255 takes it out, drained
+//! with a transfer running, GridFTP killed, the agent SIGKILLed, and each recovery. Every assertion
 //! about the director reads `ipvsadm -Ln` inside the guest and keepalived's own log.
 //!
 //! A guest that cannot boot fails the test with the reason and its console (never a skip).
@@ -143,6 +145,56 @@ fn bfd_check_follows_gridftp_drain_and_agent_kill_on_the_real_director() {
             tail(&d.keepalived_log(), 25)
         );
     };
+
+    // Forged packets change nothing at the director: an AdminDown from the client (not a
+    // configured director) and one sent by the guest itself from the director's address
+    // with TTL 254 (as if routed) are dropped and counted; the node stays at weight 100.
+    let rejected = |r: &str| {
+        metric(
+            &lab.client.ns,
+            rs.ip,
+            &format!("lvs_realserver_bfd_rejected_packets_total{{reason=\"{r}\"}}"),
+        )
+        .unwrap_or(0.0)
+    };
+    let downs = bfd_downs();
+    forge_bfd(&lab.client.ns, CLIENT_IP, rs.ip, 255);
+    let o =
+        d.vm.run(&forge_bfd_cmd(DIRECTOR_IP, rs.ip, 254))
+            .unwrap_or_else(|e| panic!("forging in the guest: {e:#}"));
+    assert_eq!(o.rc, 0, "the forger in the guest failed: {}", o.out);
+    let seen = wait_for(Duration::from_secs(10), || {
+        (rejected("unknown_source") >= 1.0 && rejected("ttl") >= 1.0).then_some(())
+    });
+    assert!(
+        seen.is_some(),
+        "the forged packets were not counted as dropped (unknown_source {}, ttl {})",
+        rejected("unknown_source"),
+        rejected("ttl")
+    );
+    // Longer than the director's detection time (3 x 100 ms) and its HTTP_GET delay_loop.
+    std::thread::sleep(Duration::from_millis(1500));
+    let r = d.real(&addr);
+    assert!(
+        weight(100)(r.as_ref()) && bfd_downs() == downs && bfd_state(&lab, 0) == Some(3),
+        "a forged packet moved the node (weight {:?}, session {:?}):\n{}",
+        r.map(|r| r.weight),
+        bfd_state(&lab, 0),
+        tail(&d.keepalived_log(), 20)
+    );
+    // The control: the same packet from the director's address with TTL 255 is believed, so
+    // the checks above are what kept the node in: the agent's session goes Down, the
+    // director's BFD_CHECK follows, and the peers bring the session back.
+    let o =
+        d.vm.run(&forge_bfd_cmd(DIRECTOR_IP, rs.ip, 255))
+            .unwrap_or_else(|e| panic!("forging in the guest: {e:#}"));
+    assert_eq!(o.rc, 0, "the forger in the guest failed: {}", o.out);
+    assert_bfd_down(downs, "AdminDown from the director's address with TTL 255");
+    wait(
+        "weight 100 after the session came back",
+        Duration::from_secs(30),
+        &weight(100),
+    );
 
     // Drain with a running (throttled) transfer: BFD AdminDown takes the node to weight 0
     // (inhibit_on_failure), the transfer stays in ActiveConn and finishes intact.

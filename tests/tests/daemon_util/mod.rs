@@ -227,3 +227,35 @@ pub fn pool_node(
     .unwrap();
     cfg
 }
+
+/// A shell command that sends one forged BFD packet, AdminDown with your discriminator 0
+/// (which RFC 5880 6.8.6 accepts in AdminDown), from `src` to `dst`:3784 with IP TTL `ttl`.
+/// python3 (tests/setup.sh) runs it in a namespace or in the director guest alike.
+pub fn forge_bfd_cmd(src: impl std::fmt::Display, dst: impl std::fmt::Display, ttl: u8) -> String {
+    let py = "import socket,struct,sys\n\
+              s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n\
+              s.setsockopt(socket.IPPROTO_IP,socket.IP_TTL,int(sys.argv[1]))\n\
+              s.bind((sys.argv[2],0))\n\
+              p=struct.pack('!BBBBIIIII',0x20|7,0,3,24,4242,0,1000000,1000000,0)\n\
+              s.sendto(p,(sys.argv[3],3784))\n";
+    format!("python3 -c \"{py}\" {ttl} {src} {dst}")
+}
+
+/// Sends [`forge_bfd_cmd`]'s packet from namespace `ns`.
+pub fn forge_bfd(ns: &Netns, src: impl std::fmt::Display, dst: impl std::fmt::Display, ttl: u8) {
+    let out = ns.run(&forge_bfd_cmd(src, dst, ttl));
+    assert!(
+        out.status.success(),
+        "the forger failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// One line of the agent's /metrics starting with `prefix` (labels included), as a number.
+pub fn metric(from: &Netns, ip: impl std::fmt::Display, prefix: &str) -> Option<f64> {
+    let out = from.run(&format!("curl -s -m 5 http://{ip}:{HTTP_PORT}/metrics"));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
