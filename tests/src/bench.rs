@@ -133,11 +133,12 @@ pub fn stats(v: &[f64], unit: &str) -> String {
         }
     };
     format!(
-        "min {}, mean {}, max {} ({} runs)",
+        "min {}, mean {}, max {} ({} run{})",
         f(min),
         f(mean(v).unwrap_or(0.0)),
         f(max),
-        v.len()
+        v.len(),
+        if v.len() == 1 { "" } else { "s" }
     )
 }
 
@@ -160,6 +161,10 @@ mod tests {
     #[test]
     fn stats_in_both_units() {
         assert_eq!(stats(&[], "ms"), "-");
+        assert_eq!(
+            stats(&[0.5], "s"),
+            "min 0.50 s, mean 0.50 s, max 0.50 s (1 run)"
+        );
         assert_eq!(
             stats(&[0.1, 0.2, 0.3], "ms"),
             "min 100 ms, mean 200 ms, max 300 ms (3 runs)"
