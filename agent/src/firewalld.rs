@@ -150,8 +150,8 @@ pub fn report_ports(cfg: &NodeConfig) -> Vec<u16> {
 }
 
 /// BFD's receive port (UDP 3784, RFC 5881) when `[bfd]` is set: the directors send their
-/// control packets there. The node's own packets leave from 49152-65535 and are replies as
-/// far as a stateful firewall is concerned, so nothing else is opened.
+/// control packets there. The node's own packets (from 49152-65535 to each director's
+/// 3784) are outgoing, which firewalld does not filter, so nothing else is opened here.
 pub fn bfd_port(cfg: &NodeConfig) -> Option<u16> {
     cfg.bfd.as_ref().map(|_| crate::bfd::io::PORT)
 }

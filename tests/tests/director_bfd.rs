@@ -23,17 +23,12 @@ fn weight(w: u32) -> impl Fn(Option<&Real>) -> bool {
 
 /// A BFD session state from the agent's /metrics (3 up, 0 admin_down), as the client sees it.
 fn bfd_state(lab: &IpvsLab, rs: usize) -> Option<i64> {
-    let out = lab.client.ns.run(&format!(
-        "curl -s -m 5 http://{}:{HTTP_PORT}/metrics",
-        lab.reals[rs].ip
-    ));
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find(|l| {
-            l.starts_with("lvs_realserver_bfd_session_state{")
-                && l.contains(&format!("director=\"{DIRECTOR_IP}\""))
-        })
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    metric(
+        &lab.client.ns,
+        lab.reals[rs].ip,
+        &format!("lvs_realserver_bfd_session_state{{director=\"{DIRECTOR_IP}\"}}"),
+    )
+    .map(|v| v as i64)
 }
 
 #[test]
