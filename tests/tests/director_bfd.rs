@@ -1,9 +1,9 @@
 //! BFD between `lvs-node run` and the REAL director: a qemu guest with IPVS and keepalived
 //! (tests/src/vm.rs) loaded with `lvs-node director-config --pool URL --bfd --bfd-source IP`
-//! exactly as printed. One guest boot covers the whole life of a node: up, forged BFD
-//! packets (from a stranger, or from the director's address with TTL 254) leaving it in
-//! rotation while the same packet from the director with TTL 255 takes it out, drained
-//! with a transfer running, GridFTP killed, the agent SIGKILLed, and each recovery. Every assertion
+//! exactly as printed. One guest boot covers the whole life of a node: up, drained with a
+//! transfer running, GridFTP killed, the agent SIGKILLed and stopped, each recovery, and
+//! last forged BFD packets (from a stranger, or from the director's address with TTL 254)
+//! leaving it in rotation while the same packet from the director with TTL 255 takes it out. Every assertion
 //! about the director reads `ipvsadm -Ln` inside the guest and keepalived's own log.
 //!
 //! A guest that cannot boot fails the test with the reason and its console (never a skip).
@@ -141,59 +141,18 @@ fn bfd_check_follows_gridftp_drain_and_agent_kill_on_the_real_director() {
         );
     };
 
-    // Forged packets change nothing at the director: an AdminDown from the client (not a
-    // configured director) and one sent by the guest itself from the director's address
-    // with TTL 254 (as if routed) are dropped and counted; the node stays at weight 100.
-    let rejected = |r: &str| {
-        metric(
-            &lab.client.ns,
-            rs.ip,
-            &format!("lvs_realserver_bfd_rejected_packets_total{{reason=\"{r}\"}}"),
-        )
-        .unwrap_or(0.0)
-    };
-    let downs = bfd_downs();
-    forge_bfd(&lab.client.ns, CLIENT_IP, rs.ip, 255);
-    let o =
-        d.vm.run(&forge_bfd_cmd(DIRECTOR_IP, rs.ip, 254))
-            .unwrap_or_else(|e| panic!("forging in the guest: {e:#}"));
-    assert_eq!(o.rc, 0, "the forger in the guest failed: {}", o.out);
-    let seen = wait_for(Duration::from_secs(10), || {
-        (rejected("unknown_source") >= 1.0 && rejected("ttl") >= 1.0).then_some(())
-    });
-    assert!(
-        seen.is_some(),
-        "the forged packets were not counted as dropped (unknown_source {}, ttl {})",
-        rejected("unknown_source"),
-        rejected("ttl")
-    );
-    // Longer than the director's detection time (3 x 100 ms) and its HTTP_GET delay_loop.
-    std::thread::sleep(Duration::from_millis(1500));
-    let r = d.real(&addr);
-    assert!(
-        weight(100)(r.as_ref()) && bfd_downs() == downs && bfd_state(&lab, 0) == Some(3),
-        "a forged packet moved the node (weight {:?}, session {:?}):\n{}",
-        r.map(|r| r.weight),
-        bfd_state(&lab, 0),
-        tail(&d.keepalived_log(), 20)
-    );
-    // The control: the same packet from the director's address with TTL 255 is believed, so
-    // the checks above are what kept the node in: the agent's session goes Down, the
-    // director's BFD_CHECK follows, and the peers bring the session back.
-    let o =
-        d.vm.run(&forge_bfd_cmd(DIRECTOR_IP, rs.ip, 255))
-            .unwrap_or_else(|e| panic!("forging in the guest: {e:#}"));
-    assert_eq!(o.rc, 0, "the forger in the guest failed: {}", o.out);
-    assert_bfd_down(downs, "AdminDown from the director's address with TTL 255");
-    wait(
-        "weight 100 after the session came back",
-        Duration::from_secs(30),
-        &weight(100),
-    );
-
     // Drain with a running (throttled) transfer: BFD AdminDown takes the node to weight 0
     // (inhibit_on_failure), the transfer stays in ActiveConn and finishes intact.
-    rs.ok("tc qdisc add dev eth0 root tbf rate 2mbit burst 32k latency 400ms");
+    // Only the transfer is throttled (2 Mbit/s, a queue of about 180 ms): BFD (UDP 3784)
+    // goes around it in a class of its own. Queued behind the data it could miss the
+    // director's 300 ms detection time, and keepalived would take the node out before the
+    // drain. (htb: this kernel has no prio qdisc.)
+    rs.ok("tc qdisc add dev eth0 root handle 1: htb default 20 && \
+         tc class add dev eth0 parent 1: classid 1:10 htb rate 100mbit prio 0 && \
+         tc class add dev eth0 parent 1: classid 1:20 htb rate 2mbit burst 32k prio 1 && \
+         tc qdisc add dev eth0 parent 1:20 handle 20: pfifo limit 30 && \
+         tc filter add dev eth0 parent 1: protocol ip u32 match ip protocol 17 0xff \
+            match ip dport 3784 0xffff flowid 1:10");
     let (file, sum) = gridftp::make_file(&dir.join("data"), "big.bin", 8 << 20);
     let copied = dir.join("drained.bin");
     let copy = lab.client.ns.spawn_logged(
@@ -321,5 +280,78 @@ fn bfd_check_follows_gridftp_drain_and_agent_kill_on_the_real_director() {
         &weight(0),
     );
     assert_bfd_down(downs, "agent stopped with SIGTERM");
+
+    // Last, as it ends with the session torn down and rebuilt by a packet from outside the
+    // agent: a fresh agent, Up again.
+    let _agent = start_agent(rs, &cfg, &sub.join("agent3.log"), HTTP_PORT);
+    wait(
+        "weight 100 before the forged packets",
+        Duration::from_secs(30),
+        &weight(100),
+    );
+    let up = wait_for(Duration::from_secs(30), || {
+        (bfd_state(&lab, 0) == Some(3)).then_some(())
+    });
+    assert!(
+        up.is_some(),
+        "the third agent's BFD session did not come Up"
+    );
+    // Past keepalived's own switch to the fast rate (its Poll Sequence after Up), so what
+    // follows starts from a settled session.
+    std::thread::sleep(Duration::from_secs(3));
+    wait(
+        "weight 100 with the session settled",
+        Duration::from_secs(30),
+        &weight(100),
+    );
+    // Forged packets change nothing at the director: an AdminDown from the client (not a
+    // configured director) and one sent by the guest itself from the director's address
+    // with TTL 254 (as if routed) are dropped and counted; the node stays at weight 100.
+    let rejected = |r: &str| {
+        metric(
+            &lab.client.ns,
+            rs.ip,
+            &format!("lvs_realserver_bfd_rejected_packets_total{{reason=\"{r}\"}}"),
+        )
+        .unwrap_or(0.0)
+    };
+    let downs = bfd_downs();
+    forge_bfd(&lab.client.ns, CLIENT_IP, rs.ip, 255);
+    let o =
+        d.vm.run(&forge_bfd_cmd(DIRECTOR_IP, rs.ip, 254))
+            .unwrap_or_else(|e| panic!("forging in the guest: {e:#}"));
+    assert_eq!(o.rc, 0, "the forger in the guest failed: {}", o.out);
+    let seen = wait_for(Duration::from_secs(10), || {
+        (rejected("unknown_source") >= 1.0 && rejected("ttl") >= 1.0).then_some(())
+    });
+    assert!(
+        seen.is_some(),
+        "the forged packets were not counted as dropped (unknown_source {}, ttl {})",
+        rejected("unknown_source"),
+        rejected("ttl")
+    );
+    // Longer than the director's detection time (3 x 100 ms) and its HTTP_GET delay_loop.
+    std::thread::sleep(Duration::from_millis(1500));
+    let r = d.real(&addr);
+    assert!(
+        weight(100)(r.as_ref()) && bfd_downs() == downs && bfd_state(&lab, 0) == Some(3),
+        "a forged packet moved the node (weight {:?}, session {:?}):\n{}",
+        r.map(|r| r.weight),
+        bfd_state(&lab, 0),
+        tail(&d.keepalived_log(), 20)
+    );
+    // The control: the same packet from the director's address with TTL 255 is believed, so
+    // the checks above are what kept the node in: the agent's session goes Down, the
+    // director's BFD_CHECK follows, and the peers bring the session back.
+    let o =
+        d.vm.run(&forge_bfd_cmd(DIRECTOR_IP, rs.ip, 255))
+            .unwrap_or_else(|e| panic!("forging in the guest: {e:#}"));
+    assert_eq!(o.rc, 0, "the forger in the guest failed: {}", o.out);
+    assert_bfd_down(downs, "AdminDown from the director's address with TTL 255");
+    wait(
+        "weight 100 after the session came back",
+        Duration::from_secs(30),
+        &weight(100),
+    );
     let _ = gft;
 }
