@@ -8,7 +8,11 @@ use lab::dr::VIP;
 use lab::{gridftp, wait_for, DrLab};
 use std::time::Duration;
 
-fn managed_node(tag: &str, extra: &str) -> (DrLab, TestDir, std::path::PathBuf, u32) {
+fn managed_node(
+    tag: &str,
+    extra: &str,
+    recheck: &str,
+) -> (DrLab, TestDir, std::path::PathBuf, u32) {
     let lab = DrLab::one_real(tag);
     let dir = TestDir::new(&lab.prefix);
     let rs = &lab.reals[0];
@@ -19,6 +23,7 @@ fn managed_node(tag: &str, extra: &str) -> (DrLab, TestDir, std::path::PathBuf, 
         &NodeOpts {
             manage_dataplane: true,
             extra,
+            recheck,
             ..NodeOpts::default()
         },
     );
@@ -60,9 +65,12 @@ fn vip_present(h: &lab::dr::Host) -> bool {
         .contains(&format!("{VIP}/32"))
 }
 
+/// The repair comes from the netlink event: the recheck is an hour away, so 20 deletions
+/// repaired within the script's 60 s can only be the event's doing. How fast is the
+/// benchmark's question (tests/bench/daemon.sh, docs/benchmarks.md); the times are printed.
 #[test]
-fn deleted_vip_is_repaired_and_timed() {
-    let (lab, _dir, _cfg, _pid) = managed_node("rep", "");
+fn deleted_vip_is_repaired_on_the_netlink_event() {
+    let (lab, _dir, _cfg, _pid) = managed_node("rep", "", "1h");
     let rs = &lab.reals[0];
     assert!(vip_present(rs), "agent did not put the VIP up at start");
     // Measured inside the namespace: delete, then poll until the address is back.
@@ -82,7 +90,6 @@ fn deleted_vip_is_repaired_and_timed() {
     let median = us[us.len() / 2] as f64 / 1000.0;
     let max = *us.last().unwrap() as f64 / 1000.0;
     eprintln!("drift repair: median {median:.1} ms, max {max:.1} ms over 20 deletions");
-    assert!(median <= 50.0, "median repair {median} ms > 50 ms");
     let metrics = lab
         .director
         .ok(&format!("curl -s http://{}:{HTTP_PORT}/metrics", rs.ip));
@@ -108,7 +115,7 @@ fn arp_sysctl_drift_is_repaired_on_the_recheck_interval() {
     // A sysctl change sends no netlink event: only the recheck (every 1 s here) sees it.
     // Timed inside the namespace, 5 times: each repair lands within one interval plus the
     // converge run (slack for a loaded machine), never at a later recheck.
-    let (lab, dir, _cfg, _pid) = managed_node("sys", "");
+    let (lab, dir, _cfg, _pid) = managed_node("sys", "", "1s");
     let rs = &lab.reals[0];
     let script = "for i in 1 2 3 4 5; do \
            t0=$(date +%s%N); sysctl -qw net.ipv4.conf.all.arp_ignore=0; \
@@ -134,7 +141,7 @@ fn arp_sysctl_drift_is_repaired_on_the_recheck_interval() {
 
 #[test]
 fn sigterm_keeps_vips_and_on_stop_down_removes_them() {
-    let (lab, dir, cfg, pid) = managed_node("stp", "");
+    let (lab, dir, cfg, pid) = managed_node("stp", "", "1s");
     let rs = &lab.reals[0];
     rs.ns.signal(pid, nix::sys::signal::Signal::SIGTERM);
     assert_eq!(rs.ns.wait(pid, Duration::from_secs(5)), Some(0));
@@ -157,7 +164,7 @@ fn sigterm_keeps_vips_and_on_stop_down_removes_them() {
 
 #[test]
 fn sighup_adds_a_vip() {
-    let (lab, _dir, cfg, pid) = managed_node("hup", "");
+    let (lab, _dir, cfg, pid) = managed_node("hup", "", "1s");
     let rs = &lab.reals[0];
     let text = std::fs::read_to_string(&cfg).unwrap().replace(
         "[daemon]\n",
@@ -180,7 +187,7 @@ fn nic_down_flush_up_is_repaired_at_once() {
     // on the netlink events, after the real IP, not at the next recheck.
     let extra =
         "[arp]\nmethod = \"nftables\"\n[[vip]]\naddress = \"192.0.2.102\"\ndevice = \"eth0\"\n";
-    let (lab, dir, cfg, pid) = managed_node("lnk", extra);
+    let (lab, dir, cfg, pid) = managed_node("lnk", extra, "1s");
     let rs = &lab.reals[0];
     // A long recheck interval: only the events can explain a fast repair.
     let text = std::fs::read_to_string(&cfg)
@@ -242,7 +249,7 @@ fn nic_down_flush_up_is_repaired_at_once() {
 
 #[test]
 fn sighup_removes_a_vip_dropped_from_the_config() {
-    let (lab, _dir, cfg, pid) = managed_node("hpr", "[[vip]]\naddress = \"192.0.2.101\"\n");
+    let (lab, _dir, cfg, pid) = managed_node("hpr", "[[vip]]\naddress = \"192.0.2.101\"\n", "1s");
     let rs = &lab.reals[0];
     let has101 = || rs.ok("ip -o addr show dev lo").contains("192.0.2.101/32");
     assert!(wait_for(Duration::from_secs(3), || has101().then_some(())).is_some());
@@ -263,7 +270,7 @@ fn sighup_removes_a_vip_dropped_from_the_config() {
 /// refuses with the command to run, and works once the agent is stopped.
 #[test]
 fn down_refuses_while_the_agent_runs() {
-    let (lab, _dir, cfg, pid) = managed_node("dwn", "");
+    let (lab, _dir, cfg, pid) = managed_node("dwn", "", "1s");
     let rs = &lab.reals[0];
     let out = lvs(&rs.ns, &cfg, "down");
     let err = String::from_utf8_lossy(&out.stderr);
@@ -290,7 +297,7 @@ fn down_refuses_while_the_agent_runs() {
 /// socket alone.
 #[test]
 fn a_second_agent_refuses_to_start() {
-    let (lab, dir, cfg, _pid) = managed_node("two", "");
+    let (lab, dir, cfg, _pid) = managed_node("two", "", "1s");
     let rs = &lab.reals[0];
     // Same control socket and state, other report ports: only the socket can stop it.
     let cfg2 = dir.join("second.toml");

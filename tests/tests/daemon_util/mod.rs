@@ -32,8 +32,8 @@ impl Drop for TestDir {
     }
 }
 
-/// Until the lead's data plane is merged, tests set the real server up by hand: VIP on lo
-/// and the ARP sysctls, as `lvs-node up` would.
+/// For tests whose agent does not manage the data plane: the VIP on lo and the ARP sysctls,
+/// set by hand as `lvs-node up` would.
 pub fn prepare_real_by_hand(h: &Host) {
     h.ok(&format!("ip addr add {VIP}/32 dev lo"));
     h.ok("sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2");
@@ -46,6 +46,8 @@ pub struct NodeOpts<'a> {
     /// Extra tables after everything else.
     pub extra: &'a str,
     pub http_port: u16,
+    /// `[daemon] recheck_interval`.
+    pub recheck: &'a str,
 }
 
 impl Default for NodeOpts<'_> {
@@ -55,6 +57,7 @@ impl Default for NodeOpts<'_> {
             report_extra: "",
             extra: "",
             http_port: HTTP_PORT,
+            recheck: "1s",
         }
     }
 }
@@ -63,13 +66,14 @@ pub fn node_toml(h: &Host, dir: &Path, o: &NodeOpts) -> String {
     format!(
         "interface = \"eth0\"\nreal_ip = \"{ip}\"\nstate_dir = \"{dir}/state\"\n\
          [[vip]]\naddress = \"{VIP}\"\nports = [2811]\nhostname = \"gridftp.lab\"\n\
-         [daemon]\nmanage_dataplane = {m}\ncontrol_socket = \"{dir}/control.sock\"\nrecheck_interval = \"1s\"\n\
+         [daemon]\nmanage_dataplane = {m}\ncontrol_socket = \"{dir}/control.sock\"\nrecheck_interval = \"{rc}\"\n\
          [[check]]\nname = \"gridftp\"\nkind = \"gridftp\"\ninterval = \"500ms\"\ntimeout = \"300ms\"\nrise = 2\nfall = 1\n\
          [report]\nhttp = \"{ip}:{hp}\"\nagent_check = \"{ip}:{AGENT_PORT}\"\n{re}\n{ex}\n",
         ip = h.ip,
         dir = dir.display(),
         m = o.manage_dataplane,
         hp = o.http_port,
+        rc = o.recheck,
         re = o.report_extra,
         ex = o.extra,
     )
