@@ -2,7 +2,8 @@
 //! namespace: the session comes Up, and forged packets (from an address that is not a
 //! configured director, or from the director's address with TTL 254 as if routed) change
 //! nothing. The same packet sent from the director with TTL 255 does take the session down,
-//! so the forgery checks are shown to matter. The forger is a small UDP sender run in a
+//! so the forgery checks are shown to matter. The agent's own packets carry TTL 255 and
+//! DSCP CS6 on the wire. The forger is a small UDP sender run in a
 //! namespace (python3, from tests/setup.sh).
 
 mod daemon_util;
@@ -73,6 +74,15 @@ fn forged_bfd_from_a_stranger_or_with_low_ttl_changes_nothing() {
         wait_for(Duration::from_secs(20), || up().then_some(())).is_some(),
         "the BFD session with keepalived did not come Up\n{}",
         diag()
+    );
+    // On the wire: TTL 255 (RFC 5881's GTSM) and DSCP CS6, the network-control class.
+    let cap = rs.ok(&format!(
+        "timeout 10 tcpdump -i eth0 -n -v -c 1 'udp and src host {} and dst port 3784' 2>/dev/null",
+        rs.ip
+    ));
+    assert!(
+        cap.contains("tos 0xc0,") && cap.contains("ttl 255,"),
+        "the agent's BFD packet is not marked TTL 255, DSCP CS6 (tos 0xc0):\n{cap}"
     );
     let neighbor_down = format!(
         "lvs_realserver_bfd_transitions_total{{director=\"{DIRECTOR_IP}\",to=\"down\",cause=\"neighbor_down\"}}"

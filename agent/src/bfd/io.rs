@@ -2,6 +2,8 @@
 //! address that reports each packet's TTL (IP_RECVTTL / IPV6_RECVHOPLIMIT), and one send
 //! socket per session from a source port in 49152-65535 with TTL 255, so a director can
 //! tell the packets were not forwarded by a router (the GTSM check of RFC 5881 section 5).
+//! Sent packets carry DSCP CS6 (network control), the class routers give their own
+//! keepalives, so a site's switches and `tc` filters can keep BFD ahead of bulk transfers.
 
 use nix::sys::socket::{self, sockopt, ControlMessageOwned, MsgFlags, SockaddrStorage};
 use std::io::{self, IoSliceMut};
@@ -15,6 +17,8 @@ pub const PORT: u16 = 3784;
 /// The TTL or hop limit sent, and the only one accepted.
 pub const TTL: u8 = 255;
 const SRC_PORTS: std::ops::RangeInclusive<u16> = 49152..=65535;
+/// DSCP CS6 (48) in the IPv4 TOS / IPv6 traffic class byte.
+pub const TOS_CS6: u8 = 48 << 2;
 
 /// Binds the receive socket on `source`:3784.
 pub fn bind_rx(source: IpAddr) -> io::Result<UdpSocket> {
@@ -29,7 +33,7 @@ pub fn bind_rx(source: IpAddr) -> io::Result<UdpSocket> {
     Ok(s)
 }
 
-/// Binds a send socket on `source` at a free port of 49152-65535, TTL 255.
+/// Binds a send socket on `source` at a free port of 49152-65535, TTL 255, DSCP CS6.
 pub fn bind_tx(source: IpAddr) -> io::Result<UdpSocket> {
     let span = u32::from(SRC_PORTS.end() - SRC_PORTS.start()) + 1;
     let first = fastrand::u32(0..span);
@@ -43,8 +47,10 @@ pub fn bind_tx(source: IpAddr) -> io::Result<UdpSocket> {
                 let s = UdpSocket::from_std(std)?;
                 if source.is_ipv4() {
                     socket::setsockopt(&s, sockopt::Ipv4Ttl, &i32::from(TTL))?;
+                    socket::setsockopt(&s, sockopt::Ipv4Tos, &i32::from(TOS_CS6))?;
                 } else {
                     socket::setsockopt(&s, sockopt::Ipv6Ttl, &i32::from(TTL))?;
+                    socket::setsockopt(&s, sockopt::Ipv6TClass, &i32::from(TOS_CS6))?;
                 }
                 return Ok(s);
             }
