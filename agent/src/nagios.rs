@@ -19,7 +19,7 @@
 use crate::checks::certificate;
 use crate::cli::NagiosArgs;
 use crate::doctor::{self, gridftp::GridftpSettings};
-use lvs_shared::config::daemon::CheckKind;
+use lvs_shared::config::check::CheckKind;
 use lvs_shared::config::NodeConfig;
 use serde::Deserialize;
 use std::fmt::Write as _;

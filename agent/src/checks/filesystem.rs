@@ -9,7 +9,7 @@
 //! never delays the agent's exit.
 
 use super::{Check, CheckResult};
-use lvs_shared::config::daemon::MinFree;
+use lvs_shared::config::check::MinFree;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

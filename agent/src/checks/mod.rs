@@ -16,7 +16,7 @@ pub mod tcp;
 pub mod xrootd;
 
 use crate::health::Health;
-use lvs_shared::config::daemon::{CheckKind, CheckSpec};
+use lvs_shared::config::check::{CheckKind, CheckSpec};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;

@@ -7,7 +7,7 @@
 //! reasons, and the expiry of the certificates its `certificate` checks watch.
 
 use crate::health::{AdminState, CheckStatus, Load, NodeState, Snapshot, VipView};
-use lvs_shared::config::daemon::CheckKind;
+use lvs_shared::config::check::CheckKind;
 use lvs_shared::config::NodeConfig;
 use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, SocketAddr};

@@ -6,6 +6,7 @@
 
 pub mod acme;
 pub mod bfd;
+pub mod check;
 pub mod daemon;
 pub mod redirect;
 
@@ -51,7 +52,7 @@ struct RawConfig {
     #[serde(default)]
     daemon: daemon::RawDaemon,
     #[serde(default)]
-    check: Vec<daemon::RawCheck>,
+    check: Vec<check::RawCheck>,
     #[serde(default)]
     report: daemon::RawReport,
     #[serde(default)]
