@@ -4,7 +4,8 @@
 # with a 100 ms GridFTP check and `[bfd]` at 50 ms x 3. In one run: GridFTP killed until the
 # node leaves rotation, for the config `director-config --pool --bfd` prints (BFD_CHECK
 # beside HTTP_GET), HTTP_GET alone (delay_loop 1), MISC_CHECK and the seeds' TCP_CHECK (the
-# baseline); then the idle cost of the 50 ms session (packets/s, agent CPU with and without).
+# baseline); the agent itself SIGKILLed (BFD config and HTTP_GET alone); then the idle cost of
+# the 50 ms session (packets/s, agent CPU with and without).
 # Usage (root, workspace root): tests/bench/bfd.sh
 #   RUNS=3          kills per checker
 #   IDLE_SECS=30    length of each idle measurement

@@ -3,13 +3,15 @@
 //! the qemu guest's keepalived, for the config `lvs-node director-config --pool --bfd`
 //! prints (BFD_CHECK beside HTTP_GET) against HTTP_GET alone (delay_loop 1), MISC_CHECK
 //! through `lvs-node probe` and the seeds' TCP_CHECK (the baseline), all in one run against
-//! the same node; then the idle cost of a 50 ms session: BFD packets per second (nftables
+//! the same node; the agent itself SIGKILLed, for the BFD config and HTTP_GET alone; then
+//! the idle cost of a 50 ms session: BFD packets per second (nftables
 //! counters in the node's namespace) and the agent's CPU with and without `[bfd]`.
 //!
 //! The agent checks GridFTP every 100 ms. In the guest, `lvs-lab-ipvs-watch` reads
 //! /proc/net/ip_vs every 10 ms and copies it to the 9p share when it changes; the host reads
-//! that copy every 10 ms, so a figure is the detection time plus at most ~20 ms of polling. Run by tests/bench/bfd.sh (as root); `RUNS=N` kills per
-//! checker, `IDLE_SECS=N` the idle measurement.
+//! that copy every 10 ms, so a figure is the detection time plus at most ~20 ms of polling. Run by
+//! tests/bench/bfd.sh (as root); `RUNS=N` kills per checker, `IDLE_SECS=N` the idle
+//! measurement.
 
 use lab::bench::{self, HTTP_PORT};
 use lab::dr::{IpvsLab, CLIENT_IP, DIRECTOR_IP};
@@ -86,6 +88,23 @@ impl Bench {
         let out = bench::seconds_until(t0, bound, || !self.in_rotation());
         let rs = &self.lab.reals[0];
         self.gridftp = gridftp::start(&rs.ns, rs.ip, "rs0.lab", &self.work.join("gridftp.log"));
+        out
+    }
+
+    /// SIGKILLs the agent (it sends nothing more: no AdminDown), returns the seconds until
+    /// the node left rotation (None: not within `bound`), then starts a new agent.
+    fn one_agent_kill(&mut self, bound: Duration) -> Option<f64> {
+        let ok = wait_for(Duration::from_secs(60), || self.in_rotation().then_some(()));
+        assert!(
+            ok.is_some(),
+            "the node did not come into rotation before the run"
+        );
+        bench::random_pause(Duration::from_millis(1500));
+        let t0 = Instant::now();
+        self.lab.reals[0].ns.kill(self.agent);
+        self.agent = 0;
+        let out = bench::seconds_until(t0, bound, || !self.in_rotation());
+        self.start_agent(true);
         out
     }
 
@@ -211,6 +230,29 @@ fn main() {
         let line = format!(
             "BFD vs the seeds' TCP_CHECK (means): {:.0}x faster",
             tcp / bfd
+        );
+        println!("{line}");
+        rows.push(line);
+    }
+
+    // The agent itself SIGKILLed: nothing announces it, so BFD_CHECK waits out the
+    // detection time (3 x 50 ms) and HTTP_GET its next failed connection.
+    for (name, bound, conf) in &scenarios[..2] {
+        b.lab.director.stop_keepalived().unwrap();
+        b.lab
+            .director
+            .load_keepalived(conf)
+            .unwrap_or_else(|e| panic!("{e:#}"));
+        let mut killed = Vec::new();
+        for _ in 0..runs {
+            match b.one_agent_kill(Duration::from_secs(*bound)) {
+                Some(t) => killed.push(t),
+                None => println!("  {name}: killed agent not detected within {bound} s"),
+            }
+        }
+        let line = format!(
+            "| agent SIGKILLed: {name} | {} |",
+            bench::stats(&killed, "ms")
         );
         println!("{line}");
         rows.push(line);
