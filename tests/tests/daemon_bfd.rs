@@ -3,8 +3,8 @@
 //! configured director, or from the director's address with TTL 254 as if routed) change
 //! nothing. The same packet sent from the director with TTL 255 does take the session down,
 //! so the forgery checks are shown to matter. The agent's own packets carry TTL 255 and
-//! DSCP CS6 on the wire. The forger is a small UDP sender run in a
-//! namespace (python3, from tests/setup.sh).
+//! DSCP CS6 on the wire. The forger is a small UDP sender run in a namespace (python3, from
+//! tests/setup.sh).
 
 mod daemon_util;
 
