@@ -108,6 +108,31 @@ impl Bench {
         out
     }
 
+    /// Loads `conf` into a fresh keepalived and times `kill` `runs` times (bound: `bound_s`
+    /// seconds each); a run that was not detected is reported and left out.
+    fn measure(
+        &mut self,
+        conf: &str,
+        runs: usize,
+        bound_s: u64,
+        what: &str,
+        kill: fn(&mut Bench, Duration) -> Option<f64>,
+    ) -> Vec<f64> {
+        self.lab.director.stop_keepalived().unwrap();
+        self.lab
+            .director
+            .load_keepalived(conf)
+            .unwrap_or_else(|e| panic!("{e:#}"));
+        let mut times = Vec::new();
+        for _ in 0..runs {
+            match kill(self, Duration::from_secs(bound_s)) {
+                Some(t) => times.push(t),
+                None => println!("  {what}: not detected within {bound_s} s"),
+            }
+        }
+        times
+    }
+
     /// The agent's CPU time in seconds (utime + stime from /proc/PID/stat).
     fn agent_cpu(&self) -> f64 {
         let s = std::fs::read_to_string(format!("/proc/{}/stat", self.agent)).unwrap();
@@ -209,18 +234,13 @@ fn main() {
     let mut rows = Vec::new();
     let mut means = Vec::new();
     for (name, bound, conf) in &scenarios {
-        b.lab.director.stop_keepalived().unwrap();
-        b.lab
-            .director
-            .load_keepalived(conf)
-            .unwrap_or_else(|e| panic!("{e:#}"));
-        let mut killed = Vec::new();
-        for _ in 0..runs {
-            match b.one_run(Duration::from_secs(*bound)) {
-                Some(t) => killed.push(t),
-                None => println!("  {name}: killed GridFTP not detected within {bound} s"),
-            }
-        }
+        let killed = b.measure(
+            conf,
+            runs,
+            *bound,
+            &format!("{name}: killed GridFTP"),
+            Bench::one_run,
+        );
         let line = format!("| {name} | {} |", bench::stats(&killed, "ms"));
         println!("{line}");
         rows.push(line);
@@ -238,18 +258,8 @@ fn main() {
     // The agent itself SIGKILLed: nothing announces it, so BFD_CHECK waits out the
     // detection time (3 x 50 ms) and HTTP_GET its next failed connection.
     for (name, bound, conf) in &scenarios[..2] {
-        b.lab.director.stop_keepalived().unwrap();
-        b.lab
-            .director
-            .load_keepalived(conf)
-            .unwrap_or_else(|e| panic!("{e:#}"));
-        let mut killed = Vec::new();
-        for _ in 0..runs {
-            match b.one_agent_kill(Duration::from_secs(*bound)) {
-                Some(t) => killed.push(t),
-                None => println!("  {name}: killed agent not detected within {bound} s"),
-            }
-        }
+        let what = format!("{name}: killed agent");
+        let killed = b.measure(conf, runs, *bound, &what, Bench::one_agent_kill);
         let line = format!(
             "| agent SIGKILLed: {name} | {} |",
             bench::stats(&killed, "ms")
