@@ -73,15 +73,21 @@ impl Bench {
         assert!(ok.is_some(), "the agent did not come up");
     }
 
-    /// Kills GridFTP, returns the seconds until the node left rotation (None: not within
-    /// `bound`), then restarts GridFTP.
-    fn one_run(&mut self, bound: Duration) -> Option<f64> {
+    /// Waits until the node is in rotation, then a random pause, so that a kill lands at a
+    /// random phase of the checkers.
+    fn before_a_kill(&self) {
         let ok = wait_for(Duration::from_secs(60), || self.in_rotation().then_some(()));
         assert!(
             ok.is_some(),
             "the node did not come into rotation before the run"
         );
         bench::random_pause(Duration::from_millis(1500));
+    }
+
+    /// Kills GridFTP, returns the seconds until the node left rotation (None: not within
+    /// `bound`), then restarts GridFTP.
+    fn one_run(&mut self, bound: Duration) -> Option<f64> {
+        self.before_a_kill();
         let rs = &self.lab.reals[0];
         let t0 = Instant::now();
         rs.ns.kill(self.gridftp);
@@ -94,12 +100,7 @@ impl Bench {
     /// SIGKILLs the agent (it sends nothing more: no AdminDown), returns the seconds until
     /// the node left rotation (None: not within `bound`), then starts a new agent.
     fn one_agent_kill(&mut self, bound: Duration) -> Option<f64> {
-        let ok = wait_for(Duration::from_secs(60), || self.in_rotation().then_some(()));
-        assert!(
-            ok.is_some(),
-            "the node did not come into rotation before the run"
-        );
-        bench::random_pause(Duration::from_millis(1500));
+        self.before_a_kill();
         let t0 = Instant::now();
         self.lab.reals[0].ns.kill(self.agent);
         self.agent = 0;
