@@ -112,16 +112,19 @@ fn bfd_check_follows_gridftp_drain_and_agent_kill_on_the_real_director() {
         Duration::from_secs(60),
         &weight(100),
     );
-    let up = wait_for(Duration::from_secs(30), || {
-        (bfd_state(&lab, 0) == Some(3)).then_some(())
-    });
-    assert!(
-        up.is_some(),
-        "the agent's BFD session did not come Up ({:?})\nkeepalived log:\n{}\nagent log:\n{}",
-        bfd_state(&lab, 0),
-        tail(&d.keepalived_log(), 30),
-        tail(&std::fs::read_to_string(&agent_log).unwrap_or_default(), 15)
-    );
+    let wait_bfd_up = |which: &str, log: &std::path::Path| {
+        let up = wait_for(Duration::from_secs(30), || {
+            (bfd_state(&lab, 0) == Some(3)).then_some(())
+        });
+        assert!(
+            up.is_some(),
+            "the {which} agent's BFD session did not come Up ({:?})\nkeepalived log:\n{}\nagent log:\n{}",
+            bfd_state(&lab, 0),
+            tail(&d.keepalived_log(), 30),
+            tail(&std::fs::read_to_string(log).unwrap_or_default(), 15)
+        );
+    };
+    wait_bfd_up("first", &agent_log);
     let bfd_ups = |log: &str| log.matches("is UP").count();
     // keepalived's BFD_CHECK taking the node out: "BFD check of [NAME] RS(...) is DOWN".
     let bfd_downs = || {
@@ -287,19 +290,14 @@ fn bfd_check_follows_gridftp_drain_and_agent_kill_on_the_real_director() {
 
     // Last, as it ends with the session torn down and rebuilt by a packet from outside the
     // agent: a fresh agent, Up again.
-    let _agent = start_agent(rs, &cfg, &sub.join("agent3.log"), HTTP_PORT);
+    let agent3_log = sub.join("agent3.log");
+    let _agent = start_agent(rs, &cfg, &agent3_log, HTTP_PORT);
     wait(
         "weight 100 before the forged packets",
         Duration::from_secs(30),
         &weight(100),
     );
-    let up = wait_for(Duration::from_secs(30), || {
-        (bfd_state(&lab, 0) == Some(3)).then_some(())
-    });
-    assert!(
-        up.is_some(),
-        "the third agent's BFD session did not come Up"
-    );
+    wait_bfd_up("third", &agent3_log);
     // Past keepalived's own switch to the fast rate (its Poll Sequence after Up), so what
     // follows starts from a settled session.
     std::thread::sleep(Duration::from_secs(3));
