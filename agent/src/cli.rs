@@ -7,12 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-pub const EXIT_OK: u8 = 0;
-pub const EXIT_FAIL: u8 = 1;
-pub const EXIT_USAGE: u8 = 2;
-pub const EXIT_DRIFT: u8 = 3;
-/// `run` gave up on the first convergence (see `[daemon] start_timeout`).
-pub const EXIT_NOT_CONVERGED: u8 = 4;
+pub use crate::util::exit::*;
 
 #[derive(Parser, Debug)]
 #[command(

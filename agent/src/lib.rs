@@ -1,22 +1,20 @@
-//! The node agent as a library: the binary is a thin CLI over these modules.
+//! The node agent as a library: the binary is a thin CLI over these modules. The layers, from
+//! the bottom up, and what may import what, are in docs/architecture.md; a test
+//! (tests/tests/architecture.rs) reads the `use` lines and holds the code to them.
 
-pub mod acme_responder;
-pub mod bfd;
-pub mod checks;
-pub mod cli;
-pub mod commands;
-pub mod control;
-pub mod daemon;
+// Bottom: helpers and wire types.
+pub mod util;
+pub mod wire;
+// Mechanisms.
 pub mod dataplane;
-pub mod director_config;
-pub mod director_pool;
-pub mod doctor;
-pub mod firewalld;
+pub mod director;
+pub mod edge;
 pub mod health;
-pub mod logging;
-pub mod nagios;
 pub mod pool;
-pub mod probe;
-pub mod redirect;
 pub mod report;
-pub mod sockdiag;
+pub mod site;
+// The daemon (`run`) puts the planes together.
+pub mod daemon;
+// Top: arguments and verbs.
+pub mod cli;
+pub mod cmd;

@@ -1,7 +1,7 @@
 //! `lvs-node`: the LVS direct-routing real-server agent.
 
 use clap::Parser;
-use lvs_node::cli::{Cli, Command};
+use lvs_node::cli::Cli;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -14,12 +14,12 @@ fn main() -> ExitCode {
                 let first = msg.lines().next().unwrap_or("bad usage");
                 println!("LVS-NODE UNKNOWN - {}", first.trim_start_matches("error: "));
                 eprint!("{msg}");
-                return ExitCode::from(lvs_node::nagios::State::Unknown.code());
+                return ExitCode::from(lvs_node::site::nagios::State::Unknown.code());
             }
             e.exit()
         }
     };
-    lvs_node::logging::init(cli.verbose, cli.quiet);
+    lvs_node::util::logging::init(cli.verbose, cli.quiet);
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -30,30 +30,6 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let code = rt.block_on(dispatch(cli));
+    let code = rt.block_on(lvs_node::cmd::dispatch(cli));
     ExitCode::from(code)
-}
-
-async fn dispatch(cli: Cli) -> u8 {
-    let config = cli.config.clone();
-    match cli.command {
-        Command::Up(a) => lvs_node::commands::up(&config, a.dry_run).await,
-        Command::Down(a) => lvs_node::commands::down(&config, a.dry_run).await,
-        Command::Status(a) => lvs_node::commands::status(&config, a.json).await,
-        Command::Run => lvs_node::daemon::run(&config).await,
-        Command::Drain(a) => lvs_node::control::drain_command(&config, a).await,
-        Command::Resume => lvs_node::control::resume_command(&config).await,
-        Command::Probe(a) => lvs_node::probe::run(a).await,
-        Command::DirectorConfig(a) if !a.pool.urls.is_empty() => {
-            lvs_node::director_pool::run(a).await
-        }
-        Command::DirectorConfig(a) => lvs_node::director_config::run(&config, a),
-        Command::Pool(lvs_node::cli::PoolCommand::Status(a)) => {
-            lvs_node::pool::cmd::status(&config, a).await
-        }
-        Command::ServeChallenges(a) => lvs_node::acme_responder::standalone(a).await,
-        Command::Doctor(a) => lvs_node::doctor::run(&config, a).await,
-        Command::Nagios(a) => lvs_node::nagios::run(&config, a).await,
-        Command::FirewalldService(a) => lvs_node::firewalld::service_command(&config, a),
-    }
 }

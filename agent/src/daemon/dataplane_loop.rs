@@ -4,7 +4,7 @@
 //! `arptables`) that block: a hung tool must never stall `/health`, the agent-check, the
 //! control socket or the watchdog on the main runtime.
 
-use crate::checks::dataplane;
+use crate::health::checks::dataplane;
 use crate::health::{Health, DATAPLANE};
 use futures::StreamExt;
 use lvs_shared::config::NodeConfig;
@@ -163,7 +163,7 @@ impl DataplaneLoop {
                         self.health.count_repair(took);
                         let vips: Vec<IpAddr> = self.cfg.vips.iter().map(|v| v.address).collect();
                         // One entry per VIP, so the journal can be searched by VIP=.
-                        for (vip, steps) in crate::logging::steps_by_vip(&o.applied, &vips) {
+                        for (vip, steps) in crate::util::logging::steps_by_vip(&o.applied, &vips) {
                             match vip {
                                 Some(vip) => {
                                     tracing::warn!(trigger, %vip, ?steps, ms, "repaired the data plane")

@@ -11,9 +11,10 @@
 
 mod dataplane_loop;
 
-use crate::checks;
+use crate::health::checks;
 use crate::health::Health;
-use crate::report::{self, Gate, Limits};
+use crate::report;
+use crate::util::gate::{self, Gate, Limits};
 use dataplane_loop::{dataplane_stale, DataplaneLoop, DataplaneThread};
 use lvs_shared::config::check::CheckSpec;
 use lvs_shared::config::daemon::OnStop;
@@ -50,7 +51,7 @@ pub async fn run(config: &Path) -> u8 {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
-            return crate::cli::EXIT_USAGE;
+            return crate::util::exit::EXIT_USAGE;
         }
     };
     // Signal handlers first: once a listener answers, a SIGTERM must already mean a clean
@@ -59,13 +60,13 @@ pub async fn run(config: &Path) -> u8 {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: cannot install signal handlers: {e}");
-            return crate::cli::EXIT_FAIL;
+            return crate::util::exit::EXIT_FAIL;
         }
     };
     // A second agent on this host must stop here, before it converges or binds anything.
-    if let Err(e) = crate::control::clear_stale(&cfg.daemon.control_socket) {
+    if let Err(e) = crate::report::control::clear_stale(&cfg.daemon.control_socket) {
         eprintln!("error: daemon.control_socket: {e}");
-        return crate::cli::EXIT_FAIL;
+        return crate::util::exit::EXIT_FAIL;
     }
     let mut signals = signals;
     match Daemon::start(cfg, &mut signals).await {
@@ -73,15 +74,15 @@ pub async fn run(config: &Path) -> u8 {
         Err(StartError::NotConverged(e)) => {
             tracing::error!("{e}");
             eprintln!("error: {e}");
-            crate::cli::EXIT_NOT_CONVERGED
+            crate::util::exit::EXIT_NOT_CONVERGED
         }
         Err(StartError::Stopped(why)) => {
             tracing::info!("{why} before the first convergence: stopping");
-            crate::cli::EXIT_OK
+            crate::util::exit::EXIT_OK
         }
         Err(StartError::Other(e)) => {
             eprintln!("error: {e}");
-            crate::cli::EXIT_FAIL
+            crate::util::exit::EXIT_FAIL
         }
     }
 }
@@ -145,7 +146,7 @@ async fn next_listener<K: PartialEq>(
         match old {
             Some(s) => socks.push(s.clone()),
             None => socks.push(Arc::new(
-                report::gate::bind(*a).map_err(|e| format!("cannot listen on {what} {a}: {e}"))?,
+                gate::bind(*a).map_err(|e| format!("cannot listen on {what} {a}: {e}"))?,
             )),
         }
     }
@@ -177,7 +178,7 @@ struct Daemon {
     pool: Option<Task<lvs_shared::config::daemon::Pool>>,
     pool_tx: watch::Sender<Arc<crate::pool::PoolView>>,
     /// The BFD speaker (`[bfd]`), one session per director.
-    bfd: Option<crate::bfd::Speaker>,
+    bfd: Option<crate::report::bfd::Speaker>,
     /// The last hour of every node, recorded by the poller, shown by `/pool`.
     pool_history: crate::pool::history::SharedHistory,
     /// None once stopping: no repair may race the final `down`.
@@ -188,7 +189,7 @@ struct Daemon {
 impl Daemon {
     async fn start(cfg: NodeConfig, signals: &mut Signals) -> Result<Daemon, StartError> {
         let cfg = Arc::new(cfg);
-        let admin = crate::control::load_admin(&cfg.state_dir);
+        let admin = crate::report::control::load_admin(&cfg.state_dir);
         if admin.admin != crate::health::Admin::Ready {
             tracing::warn!(admin = admin.admin.as_str(), reason = ?admin.reason, "starting with a persisted admin state; `lvs-node resume` to put the node back");
         }
@@ -314,7 +315,7 @@ impl Daemon {
             // Same path, new state_dir: the socket is rebound in place below.
             Some(None)
         } else {
-            Some(Some(crate::control::bind(&ck.0).map_err(|e| {
+            Some(Some(crate::report::control::bind(&ck.0).map_err(|e| {
                 format!("cannot create the control socket {}: {e}", ck.0.display())
             })?))
         };
@@ -324,16 +325,16 @@ impl Daemon {
         {
             None
         } else {
-            let view = Arc::new(crate::redirect::pool_view::FromPool(
+            let view = Arc::new(crate::edge::redirect::pool_view::FromPool(
                 self.pool_tx.subscribe(),
             ));
-            Some(crate::redirect::prepare(&cfg.redirects, view)?)
+            Some(crate::edge::redirect::prepare(&cfg.redirects, view)?)
         };
 
         // The BFD receive socket is bound anew only when the source address changes.
         let bfd_bound = match (&self.bfd, &cfg.bfd) {
             (Some(s), Some(b)) if s.key.source == b.source => None,
-            (_, Some(b)) => Some(crate::bfd::bind(b)?),
+            (_, Some(b)) => Some(crate::report::bfd::bind(b)?),
             _ => None,
         };
 
@@ -377,10 +378,12 @@ impl Daemon {
 
         let health = &self.health;
         let cfg_rx = self.cfg_tx.subscribe();
-        let feed = report::http::PoolFeed {
-            view: self.pool_tx.subscribe(),
-            history: self.pool_history.clone(),
-        };
+        let feed: Arc<dyn report::http::PoolPage> = Arc::new(PoolPageOn {
+            feed: crate::pool::page::Feed {
+                view: self.pool_tx.subscribe(),
+                history: self.pool_history.clone(),
+            },
+        });
         let start_report = |k: ReportKey, socks: Vec<Arc<TcpListener>>, http: bool| {
             let gate = Gate::new(k.1.clone());
             let serves: Vec<_> = socks
@@ -426,7 +429,7 @@ impl Daemon {
                 self.acme = Some(Listening {
                     task: Task {
                         handle: tokio::spawn(async move {
-                            if let Err(e) = crate::acme_responder::serve_bound(root, bound).await {
+                            if let Err(e) = crate::edge::acme::serve_bound(root, bound).await {
                                 tracing::error!("ACME HTTP-01 responder stopped: {e}");
                             }
                         }),
@@ -454,7 +457,7 @@ impl Daemon {
             }
         }
         if let Some(prepared) = redirect {
-            self.redirect = crate::redirect::spawn(prepared)
+            self.redirect = crate::edge::redirect::spawn(prepared)
                 .into_iter()
                 .map(|handle| Task {
                     key: cfg.redirects.clone(),
@@ -474,7 +477,7 @@ impl Daemon {
                     old.stop().await;
                 }
                 tracing::info!(source = %b.source, directors = ?b.directors, "speaking BFD to the directors");
-                self.bfd = Some(crate::bfd::Speaker::spawn(
+                self.bfd = Some(crate::report::bfd::Speaker::spawn(
                     b.clone(),
                     bound,
                     self.health.subscribe_state(),
@@ -492,7 +495,7 @@ impl Daemon {
             self.control = None;
             let l = match bound {
                 Some(l) => l,
-                None => match crate::control::bind(&ck.0) {
+                None => match crate::report::control::bind(&ck.0) {
                     Ok(l) => l,
                     Err(e) => {
                         tracing::error!("cannot create the control socket {}: {e}", ck.0.display());
@@ -501,7 +504,11 @@ impl Daemon {
                 },
             };
             self.control = Some(Task {
-                handle: tokio::spawn(crate::control::serve(l, self.health.clone(), ck.1.clone())),
+                handle: tokio::spawn(crate::report::control::serve(
+                    l,
+                    self.health.clone(),
+                    ck.1.clone(),
+                )),
                 key: ck,
             });
         }
@@ -587,12 +594,12 @@ impl Daemon {
             tracing::info!("{why}: on_stop = \"down\": removing the VIPs");
             if let Err(e) = crate::dataplane::teardown(&self.cfg).await {
                 tracing::error!("down failed: {e}");
-                return crate::cli::EXIT_FAIL;
+                return crate::util::exit::EXIT_FAIL;
             }
         } else {
             tracing::info!("{why}: leaving the VIPs in place (on_stop = \"keep\")");
         }
-        crate::cli::EXIT_OK
+        crate::util::exit::EXIT_OK
     }
 }
 
@@ -639,9 +646,9 @@ async fn load_loop(health: Arc<Health>, cfg_rx: watch::Receiver<Arc<NodeConfig>>
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tick.tick().await;
-        let eps = crate::sockdiag::vip_endpoints(&cfg_rx.borrow());
+        let eps = crate::health::sockdiag::vip_endpoints(&cfg_rx.borrow());
         let sessions =
-            tokio::task::spawn_blocking(move || crate::sockdiag::count_established(&eps))
+            tokio::task::spawn_blocking(move || crate::health::sockdiag::count_established(&eps))
                 .await
                 .ok()
                 .and_then(|r| r.ok())
@@ -651,5 +658,25 @@ async fn load_loop(health: Arc<Health>, cfg_rx: watch::Receiver<Arc<NodeConfig>>
             .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
             .unwrap_or(0.0);
         health.set_load(sessions, load1);
+    }
+}
+
+/// `/pool` rendered away from the report task: the page can be megabytes for a large pool.
+struct PoolPageOn {
+    feed: crate::pool::page::Feed,
+}
+
+impl report::http::PoolPage for PoolPageOn {
+    fn render(
+        &self,
+        snap: Arc<crate::health::Snapshot>,
+        cfg: Arc<NodeConfig>,
+    ) -> futures::future::BoxFuture<'static, String> {
+        let feed = self.feed.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || crate::pool::page::assemble(&snap, &cfg, &feed))
+                .await
+                .unwrap_or_default()
+        })
     }
 }

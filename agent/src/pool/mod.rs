@@ -13,11 +13,11 @@
 //! unreachable at once (its last good answer is dropped), and a consumer that reads a view
 //! older than `max_age` (the poller stalled) sees every peer as stale, hence down.
 
-pub mod cmd;
 pub mod history;
+pub mod page;
 
 use crate::health::{Admin, Health, NodeState};
-use crate::report::status::StatusDoc;
+use crate::wire::status::StatusDoc;
 use lvs_shared::config::daemon::Pool;
 use lvs_shared::config::NodeConfig;
 use lvs_shared::http::{self, reqwest, ClientOptions};
@@ -206,7 +206,7 @@ pub async fn poll_once(
                     return PeerView {
                         url: p.clone(),
                         is_self: true,
-                        status: Some(StatusDoc::build(&h.snapshot(), c)),
+                        status: Some(crate::health::status::build(&h.snapshot(), c)),
                         error: None,
                         fetched_at: SystemTime::now(),
                     };
@@ -246,7 +246,7 @@ pub fn members(cfg: &NodeConfig) -> Vec<String> {
 /// change of a peer's state.
 pub async fn run(
     pool: Pool,
-    cfg: crate::report::http::ConfigRx,
+    cfg: crate::util::ConfigRx,
     health: Arc<Health>,
     tx: watch::Sender<Arc<PoolView>>,
     history: history::SharedHistory,

@@ -1,8 +1,8 @@
 //! HAProxy agent-check responder: on connect, write one line (`up ready 75%`, `drain`,
 //! `maint`, `down ready #gridftp: connection refused`) and close. Nothing is read.
 
-use super::Gate;
 use crate::health::Health;
+use crate::util::gate::Gate;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;

@@ -7,9 +7,11 @@
 //! the admin's drain reason), so only addresses in `report.allow` get it; so does `/pool`,
 //! the HTML page of every node's /status (see `pool_page`).
 
-use super::gate::{ConnLimits, Gate, Role};
-use crate::health::Health;
+use crate::health::{Health, Snapshot};
+use crate::util::gate::{self, ConnLimits, Gate, Role};
+use crate::util::ConfigRx;
 use bytes::Bytes;
+use futures::future::BoxFuture;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_TYPE};
@@ -19,10 +21,6 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
-
-/// The running config, for the parts of /status that come from it (addresses, VIPs).
-pub type ConfigRx = watch::Receiver<Arc<NodeConfig>>;
 
 /// Directors send one request per check; nobody needs to hold a slot for longer.
 pub const LIMITS: ConnLimits = ConnLimits {
@@ -31,12 +29,11 @@ pub const LIMITS: ConnLimits = ConnLimits {
     lifetime: Duration::from_secs(60),
 };
 
-/// What `/pool` shows: the pool poller's latest round and its history. Both outlive poller
-/// restarts; without `[pool] peers` the view stays empty and the page shows this node only.
-#[derive(Clone)]
-pub struct PoolFeed {
-    pub view: crate::pool::PoolRx,
-    pub history: crate::pool::history::SharedHistory,
+/// Renders `/pool`. The pool plane implements it: a page (up to 10 MB for 256 peers) is
+/// rendered on the pool's threads, never on the director plane's, and this endpoint only
+/// waits for the bytes.
+pub trait PoolPage: Send + Sync {
+    fn render(&self, snap: Arc<Snapshot>, cfg: Arc<NodeConfig>) -> BoxFuture<'static, String>;
 }
 
 pub async fn serve(
@@ -44,7 +41,7 @@ pub async fn serve(
     health: Arc<Health>,
     gate: Gate,
     cfg: ConfigRx,
-    pool: PoolFeed,
+    pool: Arc<dyn PoolPage>,
 ) {
     loop {
         let (stream, permit) = gate.accept(&listener).await;
@@ -57,9 +54,9 @@ pub async fn serve(
                 let h = health.clone();
                 let c = cfg.borrow().clone();
                 let p = pool.clone();
-                async move { Ok::<_, Infallible>(respond(&req, &h, role, &c, &p)) }
+                async move { Ok::<_, Infallible>(respond(&req, &h, role, c, &*p).await) }
             });
-            super::gate::serve_http(stream, LIMITS, svc).await;
+            gate::serve_http(stream, LIMITS, svc).await;
             drop(permit);
         });
     }
@@ -75,23 +72,23 @@ fn text(status: StatusCode, ctype: &'static str, body: Bytes) -> Response<Full<B
     r
 }
 
-pub fn respond(
+pub async fn respond(
     req: &Request<Incoming>,
     health: &Health,
     role: Role,
-    cfg: &NodeConfig,
-    pool: &PoolFeed,
+    cfg: Arc<NodeConfig>,
+    pool: &dyn PoolPage,
 ) -> Response<Full<Bytes>> {
-    route(req.method(), req.uri().path(), health, role, cfg, pool)
+    route(req.method(), req.uri().path(), health, role, cfg, pool).await
 }
 
-pub fn route(
+pub async fn route(
     method: &Method,
     path: &str,
     health: &Health,
     role: Role,
-    cfg: &NodeConfig,
-    pool: &PoolFeed,
+    cfg: Arc<NodeConfig>,
+    pool: &dyn PoolPage,
 ) -> Response<Full<Bytes>> {
     if method != Method::GET && method != Method::HEAD {
         let mut r = text(
@@ -121,7 +118,7 @@ pub fn route(
             ),
         ),
         "/status" => {
-            let doc = super::status::StatusDoc::build(&snap, cfg);
+            let doc = crate::health::status::build(&snap, &cfg);
             let body = serde_json::to_vec_pretty(&doc).unwrap_or_default();
             text(StatusCode::OK, "application/json", body.into())
         }
@@ -133,7 +130,7 @@ pub fn route(
             ),
         ),
         "/pool" => {
-            let body = pool_page(&snap, cfg, pool);
+            let body = pool.render(snap, cfg).await;
             text(StatusCode::OK, "text/html; charset=utf-8", body.into())
         }
         // prometheus-client writes OpenMetrics (`info` type, `# EOF`): served as
@@ -149,46 +146,4 @@ pub fn route(
             Bytes::from_static(b"not found: GET /health, /status, /pool, /metrics\n"),
         ),
     }
-}
-
-/// The `/pool` page from the poller's latest round; without a poller (no `[pool] peers`),
-/// this node alone.
-fn pool_page(snap: &crate::health::Snapshot, cfg: &NodeConfig, pool: &PoolFeed) -> String {
-    let now = std::time::SystemTime::now();
-    let polled = pool.view.borrow().clone();
-    let own;
-    let mut view: &crate::pool::PoolView = &polled;
-    let note = if cfg.daemon.pool.peers.is_empty() {
-        own = crate::pool::PoolView {
-            peers: vec![crate::pool::PeerView {
-                url: crate::pool::self_url(cfg).unwrap_or_default(),
-                is_self: true,
-                status: Some(super::status::StatusDoc::build(snap, cfg)),
-                error: None,
-                fetched_at: now,
-            }],
-            max_age: Duration::from_secs(1),
-        };
-        view = &own;
-        Some("No [pool] peers in this node's config: only this node is shown. List every node's report endpoint in [pool] peers.")
-    } else if view.peers.is_empty() {
-        Some("The first poll of the pool has not finished yet.")
-    } else {
-        None
-    };
-    let me = super::status::node_info(cfg).hostname;
-    // Reload about as often as the pool is polled, not faster than every 5 s.
-    let refresh = cfg
-        .daemon
-        .pool
-        .interval
-        .clamp(Duration::from_secs(5), Duration::from_secs(60));
-    // A copy, so the poller's next `record` never waits for a page being rendered (up to
-    // 10 MB for 256 peers); the copy is bounded by the history's own limits.
-    let history = pool
-        .history
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
-    super::pool_page::render(view, &history, &me, refresh, note, now)
 }

@@ -135,7 +135,7 @@ pub fn render(s: &Snapshot) -> String {
     );
 
     let redirects = Family::<Labels, Counter>::default();
-    for ((listen, target, status), n) in crate::redirect::counts() {
+    for ((listen, target, status), n) in crate::edge::redirect::counts() {
         redirects
             .get_or_create(&vec![
                 ("listen", listen),
@@ -151,7 +151,7 @@ pub fn render(s: &Snapshot) -> String {
     );
 
     let bfd_state = Family::<Labels, Gauge>::default();
-    for (dir, st) in crate::bfd::states() {
+    for (dir, st) in crate::report::bfd::states() {
         bfd_state
             .get_or_create(&vec![("director", dir.to_string())])
             .set(st as i64);
@@ -162,7 +162,7 @@ pub fn render(s: &Snapshot) -> String {
         bfd_state,
     );
     let bfd_tr = Family::<Labels, Counter>::default();
-    for ((dir, to, cause), n) in crate::bfd::transitions() {
+    for ((dir, to, cause), n) in crate::report::bfd::transitions() {
         bfd_tr
             .get_or_create(&vec![
                 ("director", dir.to_string()),
@@ -177,7 +177,7 @@ pub fn render(s: &Snapshot) -> String {
         bfd_tr,
     );
     let bfd_rej = Family::<Labels, Counter>::default();
-    for (reason, n) in crate::bfd::rejected() {
+    for (reason, n) in crate::report::bfd::rejected() {
         bfd_rej
             .get_or_create(&vec![("reason", reason.to_string())])
             .inc_by(n);

@@ -84,7 +84,7 @@ pub async fn serve(listener: TcpListener, spec: Arc<Spec>) {
         let (stream, _peer) = match listener.accept().await {
             Ok(x) => x,
             Err(e) => {
-                crate::report::gate::accept_pause(&e).await;
+                crate::util::gate::accept_pause(&e).await;
                 continue;
             }
         };
@@ -193,14 +193,6 @@ pub fn answer<B>(spec: &Spec, req: &Request<B>) -> Response<Full<Bytes>> {
     r
 }
 
-/// This node's name as redirect targets give it by default.
-pub fn node_fqdn() -> String {
-    nix::unistd::gethostname()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .unwrap_or_else(|| "localhost".into())
-}
-
 /// Listeners bound and ready to serve, not yet running.
 pub type Prepared = Vec<(TcpListener, Arc<Spec>)>;
 
@@ -209,7 +201,7 @@ pub type Prepared = Vec<(TcpListener, Arc<Spec>)>;
 /// view `choose = "pool"` listeners pick from. The sockets use SO_REUSEPORT, so a new
 /// listener binds while the one it replaces still runs.
 pub fn prepare(cfg: &[Redirect], pool: Arc<dyn choose::PoolView>) -> Result<Prepared, String> {
-    let fqdn = node_fqdn();
+    let fqdn = crate::util::host::node_fqdn();
     let mut bound = Vec::new();
     for (i, r) in cfg.iter().enumerate() {
         let tls = match &r.tls {

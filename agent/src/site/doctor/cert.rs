@@ -4,7 +4,7 @@
 
 use super::gridftp::GridftpSettings;
 use super::{Finding, Paths, DEFAULT_CERTS};
-use crate::checks::certificate;
+use crate::health::checks::certificate;
 use lvs_shared::config::NodeConfig;
 use std::path::PathBuf;
 

@@ -1,8 +1,9 @@
 //! `lvs-node pool status`: one line per node of the pool, read from every node's /status
 //! with the same client and parser as the poller of `lvs-node run`.
 
-use super::{client, members, poll_once, PeerState, PeerView};
-use crate::cli::{PoolStatusArgs, EXIT_FAIL, EXIT_OK, EXIT_USAGE};
+use crate::cli::PoolStatusArgs;
+use crate::pool::{client, members, poll_once, PeerState, PeerView};
+use crate::util::exit::{EXIT_FAIL, EXIT_OK, EXIT_USAGE};
 use lvs_shared::config::daemon::parse_peer;
 use lvs_shared::config::NodeConfig;
 use std::path::Path;

@@ -47,7 +47,7 @@ async fn exchange(addr: SocketAddr, send: &[u8]) -> (Reply, Option<IpAddr>) {
     let r = tokio::time::timeout(TIMEOUT, async {
         let mut s = TcpStream::connect(addr)
             .await
-            .map_err(|e| crate::checks::io_reason(&e))?;
+            .map_err(|e| crate::health::checks::io_reason(&e))?;
         let local = s.local_addr().ok().map(|a| a.ip());
         if !send.is_empty() {
             // The agent may have closed already (not allowed): read what there is.
@@ -67,7 +67,7 @@ async fn exchange(addr: SocketAddr, send: &[u8]) -> (Reply, Option<IpAddr>) {
                 Err(e) if buf.is_empty() && e.kind() == std::io::ErrorKind::ConnectionReset => {
                     break
                 }
-                Err(e) => return Err(crate::checks::io_reason(&e)),
+                Err(e) => return Err(crate::health::checks::io_reason(&e)),
             }
         }
         Ok::<_, String>((String::from_utf8_lossy(&buf).into_owned(), local))

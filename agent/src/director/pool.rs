@@ -8,10 +8,7 @@
 //!
 //! keepalived's parser is line-oriented: every keyword is written on its own line.
 
-use crate::cli::{DirectorConfigArgs, EXIT_FAIL, EXIT_OK, EXIT_USAGE};
-use crate::pool;
-use crate::report::status::StatusDoc;
-use lvs_shared::config::daemon::parse_peer;
+use crate::wire::status::StatusDoc;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::net::{IpAddr, SocketAddr};
@@ -43,93 +40,6 @@ impl Node {
                 if vip.is_ipv4() { "IPv4" } else { "IPv6" }
             )
         })
-    }
-}
-
-pub async fn run(args: DirectorConfigArgs) -> u8 {
-    let p = &args.pool;
-    let mut urls = Vec::new();
-    for u in &p.urls {
-        match parse_peer(u) {
-            Ok(b) if !urls.contains(&b) => urls.push(b),
-            Ok(_) => {}
-            Err(e) => {
-                eprintln!("error: --pool: {e}; write a node's report endpoint, e.g. --pool http://192.0.2.11:8080");
-                return EXIT_USAGE;
-            }
-        }
-    }
-    if args.haproxy && p.bfd {
-        eprintln!("error: --bfd: HAProxy has no BFD checker; use it with the keepalived output (drop --haproxy)");
-        return EXIT_USAGE;
-    }
-    let data_ports = match p.gridftp_data_ports.as_deref().map(parse_range).transpose() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: --gridftp-data-ports: {e}");
-            return EXIT_USAGE;
-        }
-    };
-    let client = match pool::client(p.timeout) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_FAIL;
-        }
-    };
-    let views = pool::poll_once(&client, &urls, p.timeout, None).await;
-    let mut nodes = Vec::new();
-    let mut missing = Vec::new();
-    for v in views {
-        match v.status {
-            Some(s) => nodes.push(Node {
-                url: v.url,
-                status: s,
-            }),
-            None => missing.push((v.url, v.error.unwrap_or_default())),
-        }
-    }
-    if !missing.is_empty() {
-        for (u, e) in &missing {
-            eprintln!(
-                "{}: node {u} did not answer: {e}",
-                if p.allow_missing { "warning" } else { "error" }
-            );
-        }
-        if !p.allow_missing {
-            eprintln!("no configuration printed: fix the node(s) above, or pass --allow-missing to leave them out");
-            return EXIT_FAIL;
-        }
-    }
-    if nodes.is_empty() {
-        eprintln!("error: no node answered");
-        return EXIT_FAIL;
-    }
-    let opts = Options {
-        haproxy: args.haproxy,
-        misc_check: args.misc_check,
-        probe_path: args.probe_path.clone(),
-        delay_loop: p.delay_loop,
-        persistence: p.persistence,
-        data_ports,
-        fwmark: p.fwmark,
-        bfd_source: p.bfd_source.filter(|_| p.bfd),
-        missing: missing.iter().map(|(u, _)| u.clone()).collect(),
-    };
-    let out = if args.haproxy {
-        haproxy(&nodes, &opts)
-    } else {
-        keepalived(&nodes, &opts)
-    };
-    match out {
-        Ok(s) => {
-            print!("{s}");
-            EXIT_OK
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            EXIT_FAIL
-        }
     }
 }
 
@@ -540,12 +450,12 @@ mod tests {
         status.node.report_http = Some(format!("{v4}:8080").parse().unwrap());
         status.node.base_weight = 100;
         status.node.services = vec![
-            crate::report::status::Service {
+            crate::wire::status::Service {
                 vip: "192.0.2.100".parse().unwrap(),
                 hostname: None,
                 ports: vec![2811],
             },
-            crate::report::status::Service {
+            crate::wire::status::Service {
                 vip: "2001:db8::100".parse().unwrap(),
                 hostname: None,
                 ports: vec![2811],
@@ -587,7 +497,7 @@ mod tests {
         };
         let e = keepalived(std::slice::from_ref(&a), &opts).unwrap_err();
         assert!(e.contains("has no [bfd]"), "{e}");
-        a.status.node.bfd = Some(crate::report::status::BfdInfo {
+        a.status.node.bfd = Some(crate::wire::status::BfdInfo {
             source: "192.0.2.11".parse().unwrap(),
             directors: vec!["192.0.2.3".parse().unwrap()],
             min_tx_ms: 50.0,

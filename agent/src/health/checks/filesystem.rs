@@ -36,7 +36,7 @@ impl Check for Filesystem {
         let busy = self.busy.clone();
         // Blocking syscalls; a hung NFS mount stalls only this thread, and the runner's
         // timeout still reports the check as failed.
-        super::off_runtime(move || {
+        crate::util::blocking::off_runtime(move || {
             let r = probe(&path, min_free, writable);
             busy.store(false, Ordering::Release);
             r

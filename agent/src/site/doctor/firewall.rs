@@ -18,7 +18,7 @@ pub const FIREWALLD: &str = "firewalld";
 /// `firewalld` and `gridftp.firewall`. With firewalld running its answer is authoritative:
 /// the nftables reading cannot follow firewalld's per-zone jumps.
 pub fn findings(cfg: &NodeConfig, gf: &GridftpSettings) -> Vec<Finding> {
-    match crate::firewalld::running() {
+    match crate::site::firewalld::running() {
         None => vec![
             finding(gf),
             Finding::ok(
@@ -47,7 +47,7 @@ pub fn findings(cfg: &NodeConfig, gf: &GridftpSettings) -> Vec<Finding> {
 }
 
 fn firewalld_finding(cfg: &NodeConfig, gf: &GridftpSettings) -> Finding {
-    use crate::firewalld as fw;
+    use crate::site::firewalld as fw;
     let zone = match fw::zone_for(&cfg.interface) {
         Ok(z) => z,
         Err(e) => {
@@ -116,7 +116,7 @@ fn firewalld_finding(cfg: &NodeConfig, gf: &GridftpSettings) -> Finding {
 }
 
 fn data_range_missing(gf: &GridftpSettings) -> bool {
-    crate::firewalld::data_range(gf).is_none()
+    crate::site::firewalld::data_range(gf).is_none()
 }
 
 /// One table holding a closing input chain, and the TCP ports its accept rules open.

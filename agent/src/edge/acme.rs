@@ -6,9 +6,8 @@
 //! token-shaped names only (no path tricks), resolved below the webroot without following
 //! any symlink (a symlinked `.well-known` or `acme-challenge` in a shared webroot must not
 //! expose the node's files), regular files only, small bounded replies, and the report
-//! listeners' connection limits: per-source cap, idle timeout and lifetime ([`crate::report::gate`]).
+//! listeners' connection limits: per-source cap, idle timeout and lifetime ([`crate::util::gate`]).
 
-use crate::cli::ServeChallengesArgs;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -21,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
-use crate::report::gate::{ConnLimits, Gate, Limits};
+use crate::util::gate::{ConnLimits, Gate, Limits};
 
 const PREFIX: &str = "/.well-known/acme-challenge/";
 /// A key authorization is token + '.' + 43-char thumbprint; 4 KiB is plenty.
@@ -60,7 +59,7 @@ pub async fn bind_all(listeners: &[SocketAddr]) -> std::io::Result<Vec<TcpListen
     }
     let mut bound = Vec::new();
     for a in listeners {
-        let l = crate::report::gate::bind(*a).map_err(|e| {
+        let l = crate::util::gate::bind(*a).map_err(|e| {
             std::io::Error::new(
                 e.kind(),
                 format!("cannot listen on {a}: {e} (is the address local, e.g. the VIP on lo?)"),
@@ -100,7 +99,7 @@ async fn accept_loop(l: Arc<TcpListener>, root: Arc<PathBuf>, gate: Gate) -> std
                 let root = root.clone();
                 async move { Ok::<_, Infallible>(respond(&root, &req).await) }
             });
-            crate::report::gate::serve_http(stream, CONN, svc).await;
+            crate::util::gate::serve_http(stream, CONN, svc).await;
             drop(permit);
         });
     }
@@ -137,7 +136,7 @@ async fn respond(root: &Path, req: &Request<Incoming>) -> Response<Full<Bytes>> 
     }
     let (root, token) = (root.to_path_buf(), token.to_string());
     // A hung NFS webroot stalls one thread, not the runtime nor the agent's exit.
-    match crate::checks::off_runtime(move || read_token(&root, &token)).await {
+    match crate::util::blocking::off_runtime(move || read_token(&root, &token)).await {
         Ok(Some(body)) => reply(StatusCode::OK, body, head),
         _ => not_found(head),
     }
@@ -209,30 +208,6 @@ fn open_per_component(
         cur = Some(next);
     }
     cur.ok_or(nix::errno::Errno::EINVAL)
-}
-
-/// `lvs-node serve-challenges --webroot DIR --listen ADDR...`
-pub async fn standalone(args: ServeChallengesArgs) -> u8 {
-    if !args.webroot.is_dir() {
-        eprintln!(
-            "error: --webroot {}: not a directory\n  fix: pass the shared webroot that `lvs-cert acme --webroot` writes to",
-            args.webroot.display()
-        );
-        return crate::cli::EXIT_USAGE;
-    }
-    let addrs: Vec<String> = args.listen.iter().map(|a| a.to_string()).collect();
-    eprintln!(
-        "serving {}/.well-known/acme-challenge/ on {}",
-        args.webroot.display(),
-        addrs.join(", ")
-    );
-    match serve(args.webroot, args.listen).await {
-        Ok(()) => crate::cli::EXIT_OK,
-        Err(e) => {
-            eprintln!("error: {e}");
-            crate::cli::EXIT_FAIL
-        }
-    }
 }
 
 #[cfg(test)]

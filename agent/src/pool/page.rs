@@ -9,8 +9,11 @@
 //! reloads it. Its size is bounded by the peer list (at most 256), the history (at most
 //! [`MAX_SAMPLES`](crate::pool::history::MAX_SAMPLES) per node) and the clipping below.
 
-use crate::pool::history::{History, Sample, WINDOW};
-use crate::pool::{PeerState, PeerView, PoolView};
+use super::history::{History, Sample, SharedHistory, WINDOW};
+use super::{PeerState, PeerView, PoolRx, PoolView};
+use crate::health::Snapshot;
+use crate::util::time::utc;
+use lvs_shared::config::NodeConfig;
 use std::fmt::Write;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -109,7 +112,7 @@ pub fn render(
         n = view.peers.len(),
         s = esc(&summary.join(", ")),
         me = esc(me),
-        t = crate::nagios::utc(unix(now)),
+        t = utc(unix(now)),
     );
     if let Some(n) = note {
         let _ = writeln!(o, "<p class=\"warn\">{}</p>", esc(n));
@@ -164,11 +167,7 @@ fn row(o: &mut String, p: &PeerView, max_age: Duration, samples: &[Sample], now:
         let _ = write!(o, "<div class=\"muted\">{}</div>", text(r));
     }
     if d.admin.since > 0 && d.admin.admin != crate::health::Admin::Ready {
-        let _ = write!(
-            o,
-            "<div class=\"muted\">since {}</div>",
-            crate::nagios::utc(d.admin.since)
-        );
+        let _ = write!(o, "<div class=\"muted\">since {}</div>", utc(d.admin.since));
     }
     o.push_str("</td>");
     let _ = write!(
@@ -215,7 +214,7 @@ fn row(o: &mut String, p: &PeerView, max_age: Duration, samples: &[Sample], now:
                     o,
                     "<div class=\"{class}\" title=\"{}\">{days} d left<div class=\"muted nw\">until {}</div></div>",
                     text(&c.path),
-                    crate::nagios::utc(na.max(0) as u64)
+                    utc(na.max(0) as u64)
                         .get(..10)
                         .unwrap_or_default()
                 );
@@ -345,12 +344,62 @@ fn graph(samples: &[Sample], base: u32, now: SystemTime) -> String {
     o
 }
 
+/// What `/pool` shows: the pool poller's latest round and its history. Both outlive poller
+/// restarts; without `[pool] peers` the view stays empty and the page shows this node only.
+#[derive(Clone)]
+pub struct Feed {
+    pub view: PoolRx,
+    pub history: SharedHistory,
+}
+
+/// The `/pool` page from the poller's latest round; without a poller (no `[pool] peers`),
+/// this node alone.
+pub fn assemble(snap: &Snapshot, cfg: &NodeConfig, pool: &Feed) -> String {
+    let now = std::time::SystemTime::now();
+    let polled = pool.view.borrow().clone();
+    let own;
+    let mut view: &super::PoolView = &polled;
+    let note = if cfg.daemon.pool.peers.is_empty() {
+        own = super::PoolView {
+            peers: vec![super::PeerView {
+                url: super::self_url(cfg).unwrap_or_default(),
+                is_self: true,
+                status: Some(crate::health::status::build(snap, cfg)),
+                error: None,
+                fetched_at: now,
+            }],
+            max_age: Duration::from_secs(1),
+        };
+        view = &own;
+        Some("No [pool] peers in this node's config: only this node is shown. List every node's report endpoint in [pool] peers.")
+    } else if view.peers.is_empty() {
+        Some("The first poll of the pool has not finished yet.")
+    } else {
+        None
+    };
+    let me = crate::health::status::node_info(cfg).hostname;
+    // Reload about as often as the pool is polled, not faster than every 5 s.
+    let refresh = cfg
+        .daemon
+        .pool
+        .interval
+        .clamp(Duration::from_secs(5), Duration::from_secs(60));
+    // A copy, so the poller's next `record` never waits for a page being rendered (up to
+    // 10 MB for 256 peers); the copy is bounded by the history's own limits.
+    let history = pool
+        .history
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    render(view, &history, &me, refresh, note, now)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::health::{Admin, AdminState, Load, NodeState};
     use crate::pool::history::STEP;
-    use crate::report::status::{CertExpiry, FailingCheck, StatusDoc};
+    use crate::wire::status::{CertExpiry, FailingCheck, StatusDoc};
 
     fn doc(state: NodeState, admin: Admin, weight: u32) -> StatusDoc {
         let mut d = StatusDoc::sample(state, admin, weight);

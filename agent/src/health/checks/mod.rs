@@ -166,22 +166,6 @@ async fn run_loop<C: Check>(spec: CheckSpec, check: Arc<C>, health: Arc<Health>)
     }
 }
 
-/// Runs blocking work (file system calls that may hang on a dead mount) on a detached
-/// thread: unlike `spawn_blocking`, a thread stuck in the kernel never delays the runtime's
-/// shutdown, so SIGTERM still ends the agent.
-pub(crate) async fn off_runtime<T: Send + 'static>(
-    f: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, String> {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    std::thread::Builder::new()
-        .name("probe".into())
-        .spawn(move || {
-            let _ = tx.send(f());
-        })
-        .map_err(|e| format!("cannot start a probe thread: {e}"))?;
-    rx.await.map_err(|_| "probe thread died".to_string())
-}
-
 /// Resolves `host:port` (names allowed) to the first address.
 pub(crate) async fn resolve(target: &str) -> Result<std::net::SocketAddr, String> {
     tokio::net::lookup_host(target)

@@ -16,9 +16,8 @@
 //!   apart, so a repair the agent is making at that moment is not reported.
 //! - certificate expiry against `--cert-warn`/`--cert-crit` days.
 
-use crate::checks::certificate;
-use crate::cli::NagiosArgs;
-use crate::doctor::{self, gridftp::GridftpSettings};
+use crate::health::checks::certificate;
+use crate::site::doctor::{self, gridftp::GridftpSettings};
 use lvs_shared::config::check::CheckKind;
 use lvs_shared::config::NodeConfig;
 use serde::Deserialize;
@@ -81,7 +80,7 @@ pub struct Part {
 }
 
 impl Part {
-    fn new(state: State, text: impl Into<String>) -> Part {
+    pub fn new(state: State, text: impl Into<String>) -> Part {
         Part {
             state,
             text: text.into(),
@@ -128,16 +127,20 @@ fn one_line(s: &str) -> String {
         .collect()
 }
 
-pub async fn run(config: &Path, args: NagiosArgs) -> u8 {
-    let (state, out) = match check(config, &args).await {
-        Ok(parts) => render(&parts),
-        Err(e) => render(&[Part::new(State::Unknown, e)]),
-    };
-    print!("{out}");
-    state.code()
+/// What the plugin is asked to check (`lvs-node nagios` flags).
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub cert_warn: u32,
+    pub cert_crit: u32,
+    /// Certificates to check; empty: the config's `certificate` checks, else GridFTP's.
+    pub cert: Vec<PathBuf>,
+    /// The agent's report endpoint; None: `[report] http`.
+    pub agent: Option<String>,
+    pub timeout: Duration,
 }
 
-async fn check(config: &Path, args: &NagiosArgs) -> Result<Vec<Part>, String> {
+/// Every part of the plugin's answer, or why none could be given (UNKNOWN).
+pub async fn check(config: &Path, args: &Options) -> Result<Vec<Part>, String> {
     if args.cert_crit > args.cert_warn {
         return Err(format!(
             "--cert-crit {} is more than --cert-warn {}: the critical threshold must be the \
@@ -199,7 +202,7 @@ pub struct CheckView {
     pub detail: String,
 }
 
-fn agent_url(cfg: &NodeConfig, args: &NagiosArgs) -> Option<String> {
+fn agent_url(cfg: &NodeConfig, args: &Options) -> Option<String> {
     let base = match &args.agent {
         Some(u) => u.trim_end_matches('/').to_string(),
         None => format!("http://{}", cfg.daemon.report.http?),
@@ -211,7 +214,7 @@ fn agent_url(cfg: &NodeConfig, args: &NagiosArgs) -> Option<String> {
     })
 }
 
-async fn agent_part(cfg: &NodeConfig, args: &NagiosArgs) -> Part {
+async fn agent_part(cfg: &NodeConfig, args: &Options) -> Part {
     let Some(url) = agent_url(cfg, args) else {
         return Part::new(
             State::Unknown,
@@ -262,7 +265,10 @@ async fn agent_part(cfg: &NodeConfig, args: &NagiosArgs) -> Part {
     // Dead agent, or a live one whose report endpoint refuses us? The control socket tells.
     let alive = tokio::time::timeout(
         Duration::from_secs(2),
-        crate::control::request(&cfg.daemon.control_socket, &crate::control::Request::Status),
+        crate::report::control::request(
+            &cfg.daemon.control_socket,
+            &crate::report::control::Request::Status,
+        ),
     )
     .await;
     if let Ok(Ok(r)) = alive {
@@ -301,7 +307,7 @@ pub fn judge_agent(s: &AgentStatus, took: Duration) -> Part {
         .map(|r| format!(": {r}"))
         .unwrap_or_default();
     let since = if s.admin.since > 0 {
-        format!(" since {}", utc(s.admin.since))
+        format!(" since {}", crate::util::time::utc(s.admin.since))
     } else {
         String::new()
     };
@@ -349,27 +355,6 @@ pub fn judge_agent(s: &AgentStatus, took: Duration) -> Part {
     p.perf
         .push(format!("agent_time={:.3}s;;;0", took.as_secs_f64()));
     p
-}
-
-pub(crate) fn utc(secs: u64) -> String {
-    // Civil date from days since the epoch (Howard Hinnant's algorithm), to avoid a date
-    // crate for one timestamp.
-    let days = (secs / 86400) as i64;
-    let rem = secs % 86400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
-        rem / 3600,
-        rem % 3600 / 60
-    )
 }
 
 // ---------------------------------------------------------------------------------------
@@ -422,7 +407,7 @@ pub fn judge_dataplane(s: &crate::dataplane::Status) -> Part {
 
 /// The certificates to check: `--cert`, else the config's `certificate` checks, else the
 /// GridFTP host certificate as `lvs-node doctor` finds it.
-fn cert_paths(cfg: &NodeConfig, args: &NagiosArgs) -> Vec<PathBuf> {
+fn cert_paths(cfg: &NodeConfig, args: &Options) -> Vec<PathBuf> {
     if !args.cert.is_empty() {
         return args.cert.clone();
     }
@@ -437,7 +422,7 @@ fn cert_paths(cfg: &NodeConfig, args: &NagiosArgs) -> Vec<PathBuf> {
     if !v.is_empty() {
         return v;
     }
-    let paths = doctor::Paths::from_args(&crate::cli::DoctorArgs::default());
+    let paths = doctor::Paths::host();
     let gf = GridftpSettings::load(&paths.gridftp_conf, paths.sysconfig.as_deref());
     if let Some(s) = gf.x509_user_cert() {
         return vec![PathBuf::from(&s.value)];
@@ -450,7 +435,7 @@ fn cert_paths(cfg: &NodeConfig, args: &NagiosArgs) -> Vec<PathBuf> {
         .collect()
 }
 
-fn cert_part(cfg: &NodeConfig, args: &NagiosArgs) -> Part {
+fn cert_part(cfg: &NodeConfig, args: &Options) -> Part {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)

@@ -15,7 +15,7 @@ pub mod hostname;
 pub mod report;
 pub mod sysctl;
 
-use crate::cli::{DoctorArgs, EXIT_FAIL, EXIT_OK, EXIT_USAGE};
+use crate::util::exit::{EXIT_FAIL, EXIT_OK};
 use lvs_shared::config::NodeConfig;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -150,21 +150,26 @@ pub const DEFAULT_CERTS: [&str; 2] = [
 ];
 
 impl Paths {
-    pub fn from_args(a: &DoctorArgs) -> Paths {
-        let gridftp_conf = if a.gridftp_conf.is_empty() {
+    /// The files named (`--gridftp-conf`, `--sysconfig`, `--cert`), else the usual places.
+    pub fn new(gridftp_conf: &[PathBuf], sysconfig: Option<&Path>, cert: Option<&Path>) -> Paths {
+        let gridftp_conf = if gridftp_conf.is_empty() {
             gridftp::default_files(Path::new(GRIDFTP_CONF), Path::new(GRIDFTP_CONF_DIR))
         } else {
-            a.gridftp_conf.clone()
+            gridftp_conf.to_vec()
         };
-        let sysconfig = a
-            .sysconfig
-            .clone()
+        let sysconfig = sysconfig
+            .map(Path::to_path_buf)
             .or_else(|| SYSCONFIG.iter().map(PathBuf::from).find(|p| p.is_file()));
         Paths {
             gridftp_conf,
             sysconfig,
-            cert: a.cert.clone(),
+            cert: cert.map(Path::to_path_buf),
         }
+    }
+
+    /// The usual places only.
+    pub fn host() -> Paths {
+        Paths::new(&[], None, None)
     }
 }
 
@@ -181,37 +186,6 @@ pub async fn diagnose(cfg: &NodeConfig, paths: &Paths) -> Vec<Finding> {
     out.extend(cert::findings(cfg, paths, &gf));
     out.extend(report::findings(cfg).await);
     out
-}
-
-pub async fn run(config: &Path, args: DoctorArgs) -> u8 {
-    let cfg = match NodeConfig::load(config) {
-        Ok(c) => c,
-        Err(e) => {
-            if args.json {
-                let v = serde_json::json!({
-                    "error": e.to_string(),
-                    "summary": {"exit_code": EXIT_USAGE},
-                });
-                println!("{}", serde_json::to_string_pretty(&v).expect("json"));
-            }
-            eprintln!("error: {e}");
-            return EXIT_USAGE;
-        }
-    };
-    let paths = Paths::from_args(&args);
-    let findings = diagnose(&cfg, &paths).await;
-    let summary = summarize(&findings);
-    if args.json {
-        let v = serde_json::json!({
-            "config": cfg.file,
-            "findings": findings,
-            "summary": summary,
-        });
-        println!("{}", serde_json::to_string_pretty(&v).expect("json"));
-    } else {
-        print!("{}", render(&findings, &summary));
-    }
-    summary.exit_code
 }
 
 /// Human output: one line per finding, then the indented detail and fix.

@@ -11,10 +11,8 @@
 //! need to the service file, the `--add-port` fix and the reading of the zone, so a UDP port
 //! is never taken as open because the same number is open for TCP.
 
-use crate::cli::{DoctorArgs, FirewalldServiceArgs, EXIT_OK, EXIT_USAGE};
-use crate::doctor::gridftp::{parse_range, GridftpSettings};
+use crate::site::doctor::gridftp::{parse_range, GridftpSettings};
 use lvs_shared::config::NodeConfig;
-use std::path::Path;
 use std::process::Command;
 
 pub const GRIDFTP_SERVICE: &str = "lvs-node-gridftp";
@@ -153,7 +151,7 @@ pub fn report_ports(cfg: &NodeConfig) -> Vec<u16> {
 /// control packets there. The node's own packets (from 49152-65535 to each director's
 /// 3784) are outgoing, which firewalld does not filter, so nothing else is opened here.
 pub fn bfd_port(cfg: &NodeConfig) -> Option<u16> {
-    cfg.bfd.as_ref().map(|_| crate::bfd::io::PORT)
+    cfg.bfd.as_ref().map(|_| crate::report::bfd::io::PORT)
 }
 
 /// The report service: the `[report]` TCP ports and, with `[bfd]`, UDP 3784.
@@ -168,65 +166,6 @@ pub fn report_xml(tcp: &[u16], bfd: Option<u16>) -> String {
          server only. Written by lvs-node.",
         &ports,
     )
-}
-
-/// `lvs-node firewalld-service gridftp|report`: prints the XML for this node.
-pub fn service_command(config: &Path, a: FirewalldServiceArgs) -> u8 {
-    let cfg = match NodeConfig::load(config) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_USAGE;
-        }
-    };
-    let xml = if a.service == "gridftp" {
-        let range = match &a.port_range {
-            Some(s) => match parse_range(&s.replace('-', ",")) {
-                Ok(r) => r,
-                Err(e) => {
-                    eprintln!("error: --port-range {e}; write it as LOW-HIGH, e.g. 50000-51000");
-                    return EXIT_USAGE;
-                }
-            },
-            None => {
-                let d = DoctorArgs {
-                    gridftp_conf: a.gridftp_conf.clone(),
-                    sysconfig: a.sysconfig.clone(),
-                    ..DoctorArgs::default()
-                };
-                let paths = crate::doctor::Paths::from_args(&d);
-                let gf = GridftpSettings::load(&paths.gridftp_conf, paths.sysconfig.as_deref());
-                match data_range(&gf) {
-                    Some(r) => r,
-                    None => {
-                        eprintln!(
-                            "note: no GridFTP data port range found (read {}): using {}-{}; \
-                             set GLOBUS_TCP_PORT_RANGE or pass --port-range",
-                            gf.files_text(),
-                            DEFAULT_DATA_RANGE.0,
-                            DEFAULT_DATA_RANGE.1
-                        );
-                        DEFAULT_DATA_RANGE
-                    }
-                }
-            }
-        };
-        gridftp_xml(&control_ports(&cfg), range)
-    } else {
-        let ports = report_ports(&cfg);
-        let bfd = bfd_port(&cfg);
-        if ports.is_empty() && bfd.is_none() {
-            eprintln!(
-                "error: {}: no [report] http or agent_check and no [bfd]: nothing to open; \
-                 set [report] http (docs/daemon.md) or leave the report service out",
-                cfg.file.display()
-            );
-            return EXIT_USAGE;
-        }
-        report_xml(&ports, bfd)
-    };
-    print!("{xml}");
-    EXIT_OK
 }
 
 // ---------------------------------------------------------------------------------------
@@ -365,7 +304,7 @@ pub fn missing<'a>(needs: &'a [Need], open: &[Ports]) -> Vec<&'a Need> {
                 .filter(|(p, _)| *p == n.proto)
                 .map(|&(_, r)| r)
                 .collect();
-            !crate::doctor::firewall::covered(&same, n.ports.0, n.ports.1)
+            !crate::site::doctor::firewall::covered(&same, n.ports.0, n.ports.1)
         })
         .collect()
 }
@@ -445,11 +384,11 @@ mod packaged {
     #[test]
     fn packaged_services_match_the_generator() {
         assert_eq!(
-            include_str!("../../packaging/firewalld/lvs-node-gridftp.xml"),
+            include_str!("../../../packaging/firewalld/lvs-node-gridftp.xml"),
             gridftp_xml(&[GRIDFTP_PORT], DEFAULT_DATA_RANGE)
         );
         assert_eq!(
-            include_str!("../../packaging/firewalld/lvs-node-report.xml"),
+            include_str!("../../../packaging/firewalld/lvs-node-report.xml"),
             report_xml(&[8080, 8081], None)
         );
     }

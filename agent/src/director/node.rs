@@ -2,33 +2,22 @@
 //! `real_server` (HTTP_GET on /health, or MISC_CHECK with misc_dynamic via `lvs-node
 //! probe`), or HAProxy `server` lines with agent-check.
 
-use crate::cli::DirectorConfigArgs;
 use lvs_shared::config::NodeConfig;
 use std::fmt::Write;
 use std::net::IpAddr;
-use std::path::Path;
 
-pub fn run(config: &Path, args: DirectorConfigArgs) -> u8 {
-    let cfg = match NodeConfig::load(config) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return crate::cli::EXIT_USAGE;
-        }
-    };
-    match render(&cfg, &args) {
-        Ok(s) => {
-            print!("{s}");
-            crate::cli::EXIT_OK
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            crate::cli::EXIT_USAGE
-        }
-    }
+/// Which snippet [`render`] writes.
+#[derive(Debug, Clone)]
+pub struct Style {
+    /// HAProxy `server` lines with agent-check (else keepalived).
+    pub haproxy: bool,
+    /// keepalived MISC_CHECK through `lvs-node probe` (else HTTP_GET).
+    pub misc_check: bool,
+    /// The lvs-node binary on the director, for MISC_CHECK's misc_path.
+    pub probe_path: String,
 }
 
-pub fn render(cfg: &NodeConfig, args: &DirectorConfigArgs) -> Result<String, String> {
+pub fn render(cfg: &NodeConfig, args: &Style) -> Result<String, String> {
     let rep = &cfg.daemon.report;
     let real = cfg
         .real_ip
@@ -38,7 +27,7 @@ pub fn render(cfg: &NodeConfig, args: &DirectorConfigArgs) -> Result<String, Str
     let weight = cfg.daemon.weight.base;
     // Each VIP is served from the node's address of the VIP's family: an IPv6 VIP needs the
     // node's IPv6 real address (real_ip, [report] http, or the interface's global address).
-    let info = crate::report::status::node_info(cfg);
+    let info = crate::health::status::node_info(cfg);
     let real_for = |vip: IpAddr| -> Result<IpAddr, String> {
         let a = if vip.is_ipv4() {
             info.real_ip
@@ -107,8 +96,8 @@ pub fn render(cfg: &NodeConfig, args: &DirectorConfigArgs) -> Result<String, Str
                 "# inside: virtual_server {} {p} {{ lb_kind DR ... }}",
                 v.address
             );
-            crate::director_pool::real_server(&mut o, "", addr, Some(*p), weight, |o, ind| {
-                crate::director_pool::checker(
+            crate::director::pool::real_server(&mut o, "", addr, Some(*p), weight, |o, ind| {
+                crate::director::pool::checker(
                     o,
                     ind,
                     http,
@@ -132,6 +121,7 @@ fn host(ip: IpAddr) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     fn cfg() -> NodeConfig {
         NodeConfig::parse(
@@ -141,13 +131,11 @@ mod tests {
         .unwrap()
     }
 
-    fn args(haproxy: bool, misc: bool) -> DirectorConfigArgs {
-        DirectorConfigArgs {
-            keepalived: !haproxy,
+    fn args(haproxy: bool, misc: bool) -> Style {
+        Style {
             haproxy,
             misc_check: misc,
             probe_path: "/usr/bin/lvs-node".into(),
-            pool: Default::default(),
         }
     }
 

@@ -2,8 +2,8 @@
 //! `down` refuses while the agent keeps the data plane converged: the agent would put
 //! everything back within milliseconds, so the admin stops it first.
 
-use crate::cli::{EXIT_DRIFT, EXIT_FAIL, EXIT_OK, EXIT_USAGE};
 use crate::dataplane::{self, Failure, Mode};
+use crate::util::exit::{EXIT_DRIFT, EXIT_FAIL, EXIT_OK, EXIT_USAGE};
 use lvs_shared::config::NodeConfig;
 use std::path::Path;
 
@@ -76,7 +76,7 @@ async fn apply(config: &Path, mode: Mode, dry_run: bool) -> u8 {
 /// now would be repaired at once. Nothing is changed; the admin gets the command to run.
 fn refuse_while_agent_runs(cfg: &NodeConfig) -> Option<u8> {
     let sock = &cfg.daemon.control_socket;
-    if !cfg.daemon.manage_dataplane || !crate::control::agent_listening(sock) {
+    if !cfg.daemon.manage_dataplane || !crate::report::control::agent_listening(sock) {
         return None;
     }
     let on_stop = match cfg.daemon.on_stop {

@@ -1,0 +1,125 @@
+//! `lvs-node director-config`: this node's keepalived or HAProxy snippet, or with `--pool`,
+//! one configuration for the whole pool from every node's `/status`.
+
+use crate::cli::DirectorConfigArgs;
+use crate::director::node::{render, Style};
+use crate::director::pool::{haproxy, keepalived, parse_range, Node, Options};
+use crate::pool;
+use crate::util::exit::{EXIT_FAIL, EXIT_OK, EXIT_USAGE};
+use lvs_shared::config::daemon::parse_peer;
+use lvs_shared::config::NodeConfig;
+use std::path::Path;
+
+/// This node's snippet (without `--pool`).
+pub fn node(config: &Path, args: DirectorConfigArgs) -> u8 {
+    let cfg = match NodeConfig::load(config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let style = Style {
+        haproxy: args.haproxy,
+        misc_check: args.misc_check,
+        probe_path: args.probe_path.clone(),
+    };
+    match render(&cfg, &style) {
+        Ok(s) => {
+            print!("{s}");
+            EXIT_OK
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            EXIT_USAGE
+        }
+    }
+}
+
+/// The whole pool's configuration (`--pool URL...`).
+pub async fn pool(args: DirectorConfigArgs) -> u8 {
+    let p = &args.pool;
+    let mut urls = Vec::new();
+    for u in &p.urls {
+        match parse_peer(u) {
+            Ok(b) if !urls.contains(&b) => urls.push(b),
+            Ok(_) => {}
+            Err(e) => {
+                eprintln!("error: --pool: {e}; write a node's report endpoint, e.g. --pool http://192.0.2.11:8080");
+                return EXIT_USAGE;
+            }
+        }
+    }
+    if args.haproxy && p.bfd {
+        eprintln!("error: --bfd: HAProxy has no BFD checker; use it with the keepalived output (drop --haproxy)");
+        return EXIT_USAGE;
+    }
+    let data_ports = match p.gridftp_data_ports.as_deref().map(parse_range).transpose() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: --gridftp-data-ports: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let client = match pool::client(p.timeout) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_FAIL;
+        }
+    };
+    let views = pool::poll_once(&client, &urls, p.timeout, None).await;
+    let mut nodes = Vec::new();
+    let mut missing = Vec::new();
+    for v in views {
+        match v.status {
+            Some(s) => nodes.push(Node {
+                url: v.url,
+                status: s,
+            }),
+            None => missing.push((v.url, v.error.unwrap_or_default())),
+        }
+    }
+    if !missing.is_empty() {
+        for (u, e) in &missing {
+            eprintln!(
+                "{}: node {u} did not answer: {e}",
+                if p.allow_missing { "warning" } else { "error" }
+            );
+        }
+        if !p.allow_missing {
+            eprintln!("no configuration printed: fix the node(s) above, or pass --allow-missing to leave them out");
+            return EXIT_FAIL;
+        }
+    }
+    if nodes.is_empty() {
+        eprintln!("error: no node answered");
+        return EXIT_FAIL;
+    }
+    let opts = Options {
+        haproxy: args.haproxy,
+        misc_check: args.misc_check,
+        probe_path: args.probe_path.clone(),
+        delay_loop: p.delay_loop,
+        persistence: p.persistence,
+        data_ports,
+        fwmark: p.fwmark,
+        bfd_source: p.bfd_source.filter(|_| p.bfd),
+        missing: missing.iter().map(|(u, _)| u.clone()).collect(),
+    };
+    let out = if args.haproxy {
+        haproxy(&nodes, &opts)
+    } else {
+        keepalived(&nodes, &opts)
+    };
+    match out {
+        Ok(s) => {
+            print!("{s}");
+            EXIT_OK
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            EXIT_FAIL
+        }
+    }
+}
