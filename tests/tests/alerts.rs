@@ -136,11 +136,15 @@ fn agent_metrics() -> String {
         },
     );
     h.record(DATAPLANE, Ok("ok".into()), std::time::Duration::ZERO);
-    lvs_node::report::metrics::record_certificate(
-        Path::new("/etc/grid-security/hostcert.pem"),
-        Some(1_800_000_000),
+    h.set_certificate(
+        "hostcert",
+        "/etc/grid-security/hostcert.pem",
+        Ok(1_800_000_000),
     );
-    lvs_node::report::metrics::render(&h.snapshot())
+    let mut m = lvs_node::report::metrics::Metrics::default();
+    m.public()
+        .register_collector(Box::new(lvs_node::health::metrics::HealthCollector(h)));
+    m.render(lvs_node::util::gate::Role::Public)
 }
 
 #[test]
@@ -176,7 +180,7 @@ fn rules_use_exported_and_documented_metrics() {
     // The new timestamps carry what was recorded.
     assert!(agent.contains("\nlvs_realserver_admin_state_change_timestamp_seconds 1795392000\n"));
     assert!(agent.contains(
-        "\nlvs_realserver_certificate_expiry_timestamp_seconds{path=\"/etc/grid-security/hostcert.pem\"} 1800000000\n"
+        "\nlvs_realserver_certificate_expiry_timestamp_seconds{check=\"hostcert\"} 1800000000\n"
     ));
 }
 
@@ -351,7 +355,7 @@ fn prometheus_scrapes_the_agent_and_evaluates_the_rules() {
         .iter()
         .find(|x| x["labels"]["alertname"] == "LvsNodeCertificateExpiringSoon")
         .unwrap();
-    assert_eq!(cert_alert["labels"]["path"], cert.display().to_string());
+    assert_eq!(cert_alert["labels"]["check"], "hostcert");
     assert_eq!(cert_alert["labels"]["job"], "gridftp-pool");
     // One node, down: the pool is below its minimum too (after its 2 minutes: pending now).
     assert!(

@@ -181,6 +181,10 @@ struct Daemon {
     bfd: Option<crate::report::bfd::Speaker>,
     /// The last hour of every node, recorded by the poller, shown by `/pool`.
     pool_history: crate::pool::history::SharedHistory,
+    /// `/metrics`: every component's metrics, registered once at start.
+    metrics: Arc<report::metrics::Metrics>,
+    /// The redirect listeners' answer counts, which outlive their restarts.
+    redirect_counts: crate::edge::redirect::Counts,
     /// None once stopping: no repair may race the final `down`.
     dataplane: Option<DataplaneThread>,
     _load: Task<()>,
@@ -221,7 +225,19 @@ impl Daemon {
             key: (),
             handle: tokio::spawn(load_loop(health.clone(), cfg_rx)),
         };
+        let mut metrics = report::metrics::Metrics::default();
+        metrics
+            .public()
+            .register_collector(Box::new(crate::health::metrics::HealthCollector(
+                health.clone(),
+            )));
+        metrics
+            .directors()
+            .register_collector(Box::new(report::bfd::BfdCollector));
+        let redirect_counts = crate::edge::redirect::Counts::register(metrics.directors());
         let mut d = Daemon {
+            metrics: Arc::new(metrics),
+            redirect_counts,
             cfg: cfg.clone(),
             health,
             checks: HashMap::new(),
@@ -328,7 +344,11 @@ impl Daemon {
             let view = Arc::new(crate::edge::redirect::pool_view::FromPool(
                 self.pool_tx.subscribe(),
             ));
-            Some(crate::edge::redirect::prepare(&cfg.redirects, view)?)
+            Some(crate::edge::redirect::prepare(
+                &cfg.redirects,
+                view,
+                &self.redirect_counts,
+            )?)
         };
 
         // The BFD receive socket is bound anew only when the source address changes.
@@ -384,6 +404,7 @@ impl Daemon {
                 history: self.pool_history.clone(),
             },
         });
+        let metrics = self.metrics.clone();
         let start_report = |k: ReportKey, socks: Vec<Arc<TcpListener>>, http: bool| {
             let gate = Gate::new(k.1.clone());
             let serves: Vec<_> = socks
@@ -391,9 +412,10 @@ impl Daemon {
                 .map(|l| {
                     let (l, health, gate) = (l.clone(), health.clone(), gate.clone());
                     let (cfg_rx, feed) = (cfg_rx.clone(), feed.clone());
+                    let metrics = metrics.clone();
                     async move {
                         if http {
-                            report::http::serve(l, health, gate, cfg_rx, feed).await
+                            report::http::serve(l, health, gate, cfg_rx, feed, metrics).await
                         } else {
                             report::agent_check::serve(l, health, gate).await
                         }

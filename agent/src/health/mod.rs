@@ -8,6 +8,7 @@
 //! so staleness shows without any new result.
 
 pub mod checks;
+pub mod metrics;
 pub mod sockdiag;
 pub mod status;
 
@@ -46,6 +47,8 @@ pub struct Snapshot {
     /// Why the last SIGHUP was refused (the previous config stays in force); None after a
     /// good reload.
     pub reload_error: Option<String>,
+    /// The watched certificates, as their checks last read them.
+    pub certificates: Vec<CertFact>,
     pub version: &'static str,
     /// Pre-rendered `/health` body and agent-check line (the hot paths copy bytes only).
     #[serde(skip)]
@@ -70,6 +73,19 @@ struct Inner {
     repairs_total: u64,
     last_repair_ms: Option<f64>,
     reload_error: Option<String>,
+    /// What the `certificate` checks last read, by check name.
+    certificates: Vec<CertFact>,
+}
+
+/// One watched certificate as its `certificate` check last read it: `/status`, `/metrics`
+/// and the pool read this, never the file (a hung mount must not reach them).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CertFact {
+    pub check: String,
+    pub path: String,
+    /// notAfter, unix seconds; None when the last read failed (see `error`).
+    pub not_after: Option<i64>,
+    pub error: Option<String>,
 }
 
 /// Shared, cheap-to-read health state.
@@ -95,6 +111,7 @@ impl Health {
             repairs_total: 0,
             last_repair_ms: None,
             reload_error: None,
+            certificates: Vec::new(),
         };
         let snap = Arc::new(compute(&inner));
         let state_tx = tokio::sync::watch::channel(snap.state).0;
@@ -156,6 +173,8 @@ impl Health {
                 c.stale_after_ms = stale.as_millis() as u64;
                 next.push(c);
             }
+            g.certificates
+                .retain(|f| next.iter().any(|c| c.name == f.check));
             g.checks = next;
         });
     }
@@ -201,6 +220,23 @@ impl Health {
                 }
             }
         });
+    }
+
+    /// Records what the `certificate` check `check` read from `path`: notAfter, or why
+    /// it could not be read.
+    pub fn set_certificate(&self, check: &str, path: &str, read: Result<i64, String>) {
+        let fact = CertFact {
+            check: check.to_string(),
+            path: path.to_string(),
+            not_after: read.as_ref().ok().copied(),
+            error: read.err(),
+        };
+        self.update(
+            |g| match g.certificates.iter_mut().find(|f| f.check == check) {
+                Some(f) => *f = fact,
+                None => g.certificates.push(fact),
+            },
+        );
     }
 
     pub fn set_dataplane(&self, vips: Vec<VipView>, arp_suppressed: bool) {
@@ -314,6 +350,7 @@ fn compute_at(g: &Inner, now: u64) -> Snapshot {
         repairs_total: g.repairs_total,
         last_repair_ms: g.last_repair_ms,
         reload_error: g.reload_error.clone(),
+        certificates: g.certificates.clone(),
         version: env!("CARGO_PKG_VERSION"),
         health_line: health_line.into(),
         agent_line: agent_line.into(),

@@ -6,12 +6,11 @@ use super::Snapshot;
 use crate::wire::status::{
     BfdInfo, CertExpiry, FailingCheck, NodeInfo, RedirectTarget, Service, StatusDoc,
 };
-use lvs_shared::config::check::CheckKind;
 use lvs_shared::config::NodeConfig;
 use std::net::IpAddr;
 
-/// The document for this node now. Reads the watched certificates (small files, read
-/// only when /status is asked for).
+/// The document for this node now, from the snapshot and the config only: no file is read
+/// here (the `certificate` checks keep what they read in the snapshot).
 pub fn build(snap: &Snapshot, cfg: &NodeConfig) -> StatusDoc {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -42,7 +41,7 @@ pub fn build(snap: &Snapshot, cfg: &NodeConfig) -> StatusDoc {
                 reason: c.detail.clone(),
             })
             .collect(),
-        certificates: certificates(cfg, now),
+        certificates: certificates(snap, now),
     }
 }
 
@@ -123,34 +122,15 @@ fn global_ipv6(interface: &str, vips: &[IpAddr]) -> Option<IpAddr> {
     None
 }
 
-fn certificates(cfg: &NodeConfig, now: i64) -> Vec<CertExpiry> {
-    cfg.daemon
-        .checks
+fn certificates(snap: &Snapshot, now: i64) -> Vec<CertExpiry> {
+    snap.certificates
         .iter()
-        .filter_map(|c| match &c.kind {
-            CheckKind::Certificate { cert, .. } => Some((c.name.clone(), cert.clone())),
-            _ => None,
-        })
-        .map(|(check, path)| {
-            let parsed = std::fs::read(&path)
-                .map_err(|e| format!("cannot read {}: {e}", path.display()))
-                .and_then(|d| super::checks::certificate::parse(&d));
-            match parsed {
-                Ok(info) => CertExpiry {
-                    check,
-                    path: path.display().to_string(),
-                    not_after: Some(info.not_after),
-                    days_left: Some((info.not_after - now).div_euclid(86400)),
-                    error: None,
-                },
-                Err(e) => CertExpiry {
-                    check,
-                    path: path.display().to_string(),
-                    not_after: None,
-                    days_left: None,
-                    error: Some(e),
-                },
-            }
+        .map(|f| CertExpiry {
+            check: f.check.clone(),
+            path: f.path.clone(),
+            not_after: f.not_after,
+            days_left: f.not_after.map(|t| (t - now).div_euclid(86400)),
+            error: f.error.clone(),
         })
         .collect()
 }

@@ -2,11 +2,13 @@
 //! (JSON), `/metrics` (Prometheus). Read-only; hyper bounds the request head; the gate bounds
 //! connections and times out slow and idle clients.
 //!
-//! `/health` and `/metrics` are public (states, numbers and configured names only).
+//! `/health` and `/metrics` are public (states, numbers and configured names only; the
+//! metrics that name other hosts are for the addresses in `report.allow`).
 //! `/status` carries free text (check output such as a GridFTP banner or a plugin's line,
 //! the admin's drain reason), so only addresses in `report.allow` get it; so does `/pool`,
 //! the HTML page of every node's /status (see `pool_page`).
 
+use super::metrics::Metrics;
 use crate::health::{Health, Snapshot};
 use crate::util::gate::{self, ConnLimits, Gate, Role};
 use crate::util::ConfigRx;
@@ -42,6 +44,7 @@ pub async fn serve(
     gate: Gate,
     cfg: ConfigRx,
     pool: Arc<dyn PoolPage>,
+    metrics: Arc<Metrics>,
 ) {
     loop {
         let (stream, permit) = gate.accept(&listener).await;
@@ -49,12 +52,13 @@ pub async fn serve(
         let role = permit.role;
         let cfg = cfg.clone();
         let pool = pool.clone();
+        let metrics = metrics.clone();
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req| {
                 let h = health.clone();
                 let c = cfg.borrow().clone();
-                let p = pool.clone();
-                async move { Ok::<_, Infallible>(respond(&req, &h, role, c, &*p).await) }
+                let (p, m) = (pool.clone(), metrics.clone());
+                async move { Ok::<_, Infallible>(respond(&req, &h, role, c, &*p, &m).await) }
             });
             gate::serve_http(stream, LIMITS, svc).await;
             drop(permit);
@@ -78,8 +82,18 @@ pub async fn respond(
     role: Role,
     cfg: Arc<NodeConfig>,
     pool: &dyn PoolPage,
+    metrics: &Metrics,
 ) -> Response<Full<Bytes>> {
-    route(req.method(), req.uri().path(), health, role, cfg, pool).await
+    route(
+        req.method(),
+        req.uri().path(),
+        health,
+        role,
+        cfg,
+        pool,
+        metrics,
+    )
+    .await
 }
 
 pub async fn route(
@@ -89,6 +103,7 @@ pub async fn route(
     role: Role,
     cfg: Arc<NodeConfig>,
     pool: &dyn PoolPage,
+    metrics: &Metrics,
 ) -> Response<Full<Bytes>> {
     if method != Method::GET && method != Method::HEAD {
         let mut r = text(
@@ -138,7 +153,7 @@ pub async fn route(
         "/metrics" => text(
             StatusCode::OK,
             super::metrics::CONTENT_TYPE,
-            super::metrics::render(&snap).into(),
+            metrics.render(role).into(),
         ),
         _ => text(
             StatusCode::NOT_FOUND,

@@ -20,11 +20,13 @@ use hyper::header::{HeaderValue, CACHE_CONTROL, CONNECTION, CONTENT_TYPE, LOCATI
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use lvs_shared::config::redirect::Redirect;
-use std::collections::BTreeMap;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::os::fd::AsFd;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket};
@@ -40,19 +42,33 @@ const DRAIN_TIME: Duration = Duration::from_secs(1);
 /// Seconds a client should wait before retrying when no node may take the request.
 const RETRY_AFTER_SECS: &str = "5";
 
-/// Answers counted by listener, target ("-" for none) and status, for `/metrics`.
-static COUNTS: Mutex<BTreeMap<(String, String, u16), u64>> = Mutex::new(BTreeMap::new());
+/// Answers counted by listener, target ("-" for none) and status, for `/metrics`. One
+/// family for every listener, registered once when the daemon starts; targets are the
+/// validated ones a node may send clients to, so the label set stays bounded by the pool.
+#[derive(Clone, Debug, Default)]
+pub struct Counts(Family<Vec<(&'static str, String)>, Counter>);
 
-fn count(listen: SocketAddr, target: &str, status: u16) {
-    let mut m = COUNTS.lock().unwrap_or_else(|p| p.into_inner());
-    *m.entry((listen.to_string(), target.to_string(), status))
-        .or_insert(0) += 1;
-}
+impl Counts {
+    /// Registers the family into `reg` (the directors' part: targets name other hosts).
+    pub fn register(reg: &mut Registry) -> Counts {
+        let c = Counts::default();
+        reg.register(
+            "redirects",
+            "Requests answered by the [[redirect]] listeners, by target (\"-\" when none could take it) and status",
+            c.0.clone(),
+        );
+        c
+    }
 
-/// Every (listener, target, status) with its count since start.
-pub fn counts() -> Vec<((String, String, u16), u64)> {
-    let m = COUNTS.lock().unwrap_or_else(|p| p.into_inner());
-    m.iter().map(|(k, v)| (k.clone(), *v)).collect()
+    fn count(&self, listen: SocketAddr, target: &str, status: u16) {
+        self.0
+            .get_or_create(&vec![
+                ("listen", listen.to_string()),
+                ("target", target.to_string()),
+                ("status", status.to_string()),
+            ])
+            .inc();
+    }
 }
 
 /// Binds the listener. IP_FREEBIND lets it bind a VIP that the data plane has not put in
@@ -76,6 +92,7 @@ pub struct Spec {
     pub cfg: Redirect,
     pub chooser: Chooser,
     pub tls: Option<tokio_rustls::TlsAcceptor>,
+    pub counts: Counts,
 }
 
 pub async fn serve(listener: TcpListener, spec: Arc<Spec>) {
@@ -160,7 +177,7 @@ pub fn answer<B>(spec: &Spec, req: &Request<B>) -> Response<Full<Bytes>> {
             let status =
                 StatusCode::from_u16(spec.cfg.status).unwrap_or(StatusCode::TEMPORARY_REDIRECT);
             let location = format!("{base}{pq}");
-            count(listen, &base, status.as_u16());
+            spec.counts.count(listen, &base, status.as_u16());
             let mut r = Response::new(Full::new(Bytes::new()));
             *r.status_mut() = status;
             match HeaderValue::from_str(&location) {
@@ -174,7 +191,7 @@ pub fn answer<B>(spec: &Spec, req: &Request<B>) -> Response<Full<Bytes>> {
             r
         }
         None => {
-            count(listen, "-", 503);
+            spec.counts.count(listen, "-", 503);
             let mut r = Response::new(Full::new(Bytes::from_static(
                 b"no node of the pool can take this request now; retry later\n",
             )));
@@ -200,7 +217,11 @@ pub type Prepared = Vec<(TcpListener, Arc<Spec>)>;
 /// yet: a reload that cannot bind or load one keeps the running listeners. `pool` is the
 /// view `choose = "pool"` listeners pick from. The sockets use SO_REUSEPORT, so a new
 /// listener binds while the one it replaces still runs.
-pub fn prepare(cfg: &[Redirect], pool: Arc<dyn choose::PoolView>) -> Result<Prepared, String> {
+pub fn prepare(
+    cfg: &[Redirect],
+    pool: Arc<dyn choose::PoolView>,
+    counts: &Counts,
+) -> Result<Prepared, String> {
     let fqdn = crate::util::host::node_fqdn();
     let mut bound = Vec::new();
     for (i, r) in cfg.iter().enumerate() {
@@ -224,6 +245,7 @@ pub fn prepare(cfg: &[Redirect], pool: Arc<dyn choose::PoolView>) -> Result<Prep
                 cfg: r.clone(),
                 chooser,
                 tls,
+                counts: counts.clone(),
             }),
         ));
     }
@@ -257,6 +279,7 @@ mod tests {
             },
             chooser,
             tls: None,
+            counts: Counts::default(),
         }
     }
 

@@ -2,26 +2,60 @@
 //! `min_days`, and its names cover every VIP hostname (clients connect by that name).
 
 use super::{Check, CheckResult};
+use crate::health::Health;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use x509_parser::extensions::GeneralName;
 use x509_parser::pem::Pem;
 
+/// A certificate file is a few KB; a chain with intermediates well under this.
+pub const FILE_LIMIT: u64 = 1024 * 1024;
+
 pub struct Certificate {
+    /// The check's name: what it read is recorded under it in the health state.
+    pub name: String,
     pub path: PathBuf,
     pub min_days: u32,
     pub hostnames: Vec<String>,
+    pub health: Arc<Health>,
+    /// A read is still blocked in the kernel (a hung mount): no second thread is started
+    /// for it, so a dead mount costs one thread, not one per interval.
+    pub reading: Arc<AtomicBool>,
+}
+
+impl Certificate {
+    /// The file's bytes, read on a thread of its own (the runner's timeout bounds the
+    /// wait; the thread may stay blocked in `open(2)` on a dead mount).
+    async fn read(&self) -> Result<Vec<u8>, String> {
+        if self.reading.swap(true, Ordering::AcqRel) {
+            return Err(format!(
+                "the previous read of {} has not returned (hung mount?)",
+                self.path.display()
+            ));
+        }
+        let (path, busy) = (self.path.clone(), self.reading.clone());
+        crate::util::blocking::off_runtime(move || {
+            let r = crate::util::fs::read_regular(&path, FILE_LIMIT);
+            busy.store(false, Ordering::Release);
+            r
+        })
+        .await?
+    }
+
+    fn record(&self, r: Result<i64, String>) {
+        let path = self.path.display().to_string();
+        self.health.set_certificate(&self.name, &path, r);
+    }
 }
 
 impl Check for Certificate {
     async fn run(&self) -> CheckResult {
-        let data = tokio::fs::read(&self.path).await.map_err(|e| {
-            crate::report::metrics::record_certificate(&self.path, None);
-            format!("cannot read {}: {e}", self.path.display())
-        })?;
-        crate::report::metrics::record_certificate(
-            &self.path,
-            parse(&data).ok().map(|i| i.not_after),
-        );
+        let data = self
+            .read()
+            .await
+            .inspect_err(|e| self.record(Err(e.clone())))?;
+        self.record(parse(&data).map(|i| i.not_after));
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)

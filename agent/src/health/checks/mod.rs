@@ -85,15 +85,21 @@ pub fn spawn(spec: CheckSpec, health: Arc<Health>) -> tokio::task::JoinHandle<()
             cert,
             min_days,
             hostnames,
-        } => start(
-            spec,
-            certificate::Certificate {
-                path: cert,
-                min_days,
-                hostnames,
-            },
-            health,
-        ),
+        } => {
+            let name = spec.name.clone();
+            start(
+                spec,
+                certificate::Certificate {
+                    name,
+                    path: cert,
+                    min_days,
+                    hostnames,
+                    health: health.clone(),
+                    reading: Default::default(),
+                },
+                health,
+            )
+        }
         CheckKind::Xrootd { target } => start(spec, xrootd::Xrootd { target }, health),
     }
 }

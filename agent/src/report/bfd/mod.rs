@@ -61,6 +61,62 @@ pub fn rejected() -> Vec<(&'static str, u64)> {
     figures(|f| f.rejected.iter().map(|(k, v)| (*k, *v)).collect())
 }
 
+/// The sessions' figures for `/metrics`, registered into the directors' part (the labels
+/// name the directors). Reads this module's own figures at each scrape.
+#[derive(Debug)]
+pub struct BfdCollector;
+
+impl prometheus_client::collector::Collector for BfdCollector {
+    fn encode(&self, mut enc: prometheus_client::encoding::DescriptorEncoder) -> std::fmt::Result {
+        use prometheus_client::encoding::EncodeMetric;
+        use prometheus_client::metrics::{counter::Counter, family::Family, gauge::Gauge};
+        type Labels = Vec<(&'static str, String)>;
+        let state = Family::<Labels, Gauge>::default();
+        let tr = Family::<Labels, Counter>::default();
+        let rej = Family::<Labels, Counter>::default();
+        figures(|f| {
+            for (dir, st) in &f.state {
+                state
+                    .get_or_create(&vec![("director", dir.to_string())])
+                    .set(*st as i64);
+            }
+            for ((dir, to, cause), n) in &f.transitions {
+                tr.get_or_create(&vec![
+                    ("director", dir.to_string()),
+                    ("to", to.as_str().to_string()),
+                    ("cause", cause.as_str().to_string()),
+                ])
+                .inc_by(*n);
+            }
+            for (reason, n) in &f.rejected {
+                rej.get_or_create(&vec![("reason", reason.to_string())])
+                    .inc_by(*n);
+            }
+        });
+        let m = enc.encode_descriptor(
+            "bfd_session_state",
+            "State of the BFD session to each director: 0 admin_down, 1 down, 2 init, 3 up",
+            None,
+            state.metric_type(),
+        )?;
+        state.encode(m)?;
+        let m = enc.encode_descriptor(
+            "bfd_transitions",
+            "BFD session state changes, by director, new state and cause",
+            None,
+            tr.metric_type(),
+        )?;
+        tr.encode(m)?;
+        let m = enc.encode_descriptor(
+            "bfd_rejected_packets",
+            "Received BFD packets dropped: unknown_source, ttl, invalid, discriminator",
+            None,
+            rej.metric_type(),
+        )?;
+        rej.encode(m)
+    }
+}
+
 fn reject(reason: &'static str) {
     figures(|f| *f.rejected.entry(reason).or_insert(0) += 1);
 }
