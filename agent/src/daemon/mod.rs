@@ -7,9 +7,12 @@
 //! refusal shows in the log, `/status` (`reload_error`) and `/metrics`.
 //! The data plane loop (`dataplane_loop`) runs on a thread of its own, because it runs
 //! external tools (`nft`, `arptables`) that block: a hung tool must never stall `/health`,
-//! the agent-check, the control socket or the watchdog.
+//! the agent-check, the control socket or the watchdog. BFD, the edge (listeners on the VIP)
+//! and the pool run on planes of their own (`planes`), so nothing a client or a peer sends
+//! is handled on the director plane's thread.
 
 mod dataplane_loop;
+pub mod planes;
 
 use crate::health::checks;
 use crate::health::Health;
@@ -19,6 +22,7 @@ use dataplane_loop::{dataplane_stale, DataplaneLoop, DataplaneThread};
 use lvs_shared::config::check::CheckSpec;
 use lvs_shared::config::daemon::OnStop;
 use lvs_shared::config::NodeConfig;
+use planes::Planes;
 use rtnetlink::MulticastGroup;
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -124,11 +128,12 @@ enum Next<K> {
 
 /// Binds what `want` needs that is not bound yet, next to the running listener. Fails
 /// without changing anything.
-async fn next_listener<K: PartialEq>(
+fn next_listener<K: PartialEq>(
     cur: Option<&Listening<K>>,
     want: Option<K>,
     addrs: &[std::net::SocketAddr],
     what: &str,
+    bind: &dyn Fn(std::net::SocketAddr) -> std::io::Result<TcpListener>,
 ) -> Result<Next<K>, String> {
     if cur.map(|c| &c.task.key) == want.as_ref() {
         return Ok(Next::Keep);
@@ -146,7 +151,7 @@ async fn next_listener<K: PartialEq>(
         match old {
             Some(s) => socks.push(s.clone()),
             None => socks.push(Arc::new(
-                gate::bind(*a).map_err(|e| format!("cannot listen on {what} {a}: {e}"))?,
+                bind(*a).map_err(|e| format!("cannot listen on {what} {a}: {e}"))?,
             )),
         }
     }
@@ -181,6 +186,8 @@ struct Daemon {
     bfd: Option<crate::report::bfd::Speaker>,
     /// The last hour of every node, recorded by the poller, shown by `/pool`.
     pool_history: crate::pool::history::SharedHistory,
+    /// The BFD, edge and pool planes, each on threads of its own (see `planes`).
+    planes: Planes,
     /// `/metrics`: every component's metrics, registered once at start.
     metrics: Arc<report::metrics::Metrics>,
     /// The redirect listeners' answer counts, which outlive their restarts.
@@ -235,7 +242,10 @@ impl Daemon {
             .directors()
             .register_collector(Box::new(report::bfd::BfdCollector));
         let redirect_counts = crate::edge::redirect::Counts::register(metrics.directors());
+        let planes =
+            Planes::start().map_err(|e| format!("cannot start the agent's threads: {e}"))?;
         let mut d = Daemon {
+            planes,
             metrics: Arc::new(metrics),
             redirect_counts,
             cfg: cfg.clone(),
@@ -297,16 +307,16 @@ impl Daemon {
             key(http_addrs.clone()),
             &http_addrs,
             "report.http",
-        )
-        .await?;
+            &gate::bind,
+        )?;
         let agent_addrs = addrs(rep.agent_check, rep.agent_check6);
         let agent = next_listener(
             self.agent.as_ref(),
             key(agent_addrs.clone()),
             &agent_addrs,
             "report.agent_check",
-        )
-        .await?;
+            &gate::bind,
+        )?;
         let acme_key = match &cfg.acme {
             Some(a) => {
                 let vips: Vec<IpAddr> = cfg.vips.iter().map(|v| v.address).collect();
@@ -323,7 +333,11 @@ impl Daemon {
             k => k,
         };
         let acme_addrs = acme_key.as_ref().map(|k| k.1.clone()).unwrap_or_default();
-        let acme = next_listener(self.acme.as_ref(), acme_key, &acme_addrs, "acme").await?;
+        // The responder faces every client on the VIP: its sockets belong to the edge.
+        let edge = &self.planes.edge;
+        let acme = next_listener(self.acme.as_ref(), acme_key, &acme_addrs, "acme", &|a| {
+            edge.enter(|| gate::bind(a))
+        })?;
         let ck = (d.control_socket.clone(), cfg.state_dir.clone());
         let control = if self.control.as_ref().map(|t| &t.key) == Some(&ck) {
             None
@@ -354,7 +368,7 @@ impl Daemon {
         // The BFD receive socket is bound anew only when the source address changes.
         let bfd_bound = match (&self.bfd, &cfg.bfd) {
             (Some(s), Some(b)) if s.key.source == b.source => None,
-            (_, Some(b)) => Some(crate::report::bfd::bind(b)?),
+            (_, Some(b)) => Some(self.planes.bfd.enter(|| crate::report::bfd::bind(b))?),
             _ => None,
         };
 
@@ -399,6 +413,7 @@ impl Daemon {
         let health = &self.health;
         let cfg_rx = self.cfg_tx.subscribe();
         let feed: Arc<dyn report::http::PoolPage> = Arc::new(PoolPageOn {
+            pool: self.planes.pool.handle().clone(),
             feed: crate::pool::page::Feed {
                 view: self.pool_tx.subscribe(),
                 history: self.pool_history.clone(),
@@ -450,7 +465,7 @@ impl Daemon {
                 let bound = socks.clone();
                 self.acme = Some(Listening {
                     task: Task {
-                        handle: tokio::spawn(async move {
+                        handle: self.planes.edge.handle().spawn(async move {
                             if let Err(e) = crate::edge::acme::serve_bound(root, bound).await {
                                 tracing::error!("ACME HTTP-01 responder stopped: {e}");
                             }
@@ -467,7 +482,7 @@ impl Daemon {
             if let Some(k) = pk {
                 tracing::info!(peers = k.peers.len(), interval = %lvs_shared::duration::format(k.interval), "polling the pool");
                 self.pool = Some(Task {
-                    handle: tokio::spawn(crate::pool::run(
+                    handle: self.planes.pool.handle().spawn(crate::pool::run(
                         k.clone(),
                         self.cfg_tx.subscribe(),
                         self.health.clone(),
@@ -479,7 +494,10 @@ impl Daemon {
             }
         }
         if let Some(prepared) = redirect {
-            self.redirect = crate::edge::redirect::spawn(prepared)
+            self.redirect = self
+                .planes
+                .edge
+                .enter(|| crate::edge::redirect::spawn(prepared))
                 .into_iter()
                 .map(|handle| Task {
                     key: cfg.redirects.clone(),
@@ -499,11 +517,12 @@ impl Daemon {
                     old.stop().await;
                 }
                 tracing::info!(source = %b.source, directors = ?b.directors, "speaking BFD to the directors");
-                self.bfd = Some(crate::report::bfd::Speaker::spawn(
-                    b.clone(),
-                    bound,
-                    self.health.subscribe_state(),
-                ));
+                let node = self.health.subscribe_state();
+                self.bfd = Some(
+                    self.planes
+                        .bfd
+                        .enter(|| crate::report::bfd::Speaker::spawn(b.clone(), bound, node)),
+                );
             }
             (Some(b), None) => {
                 if let Some(s) = self.bfd.as_mut() {
@@ -683,8 +702,10 @@ async fn load_loop(health: Arc<Health>, cfg_rx: watch::Receiver<Arc<NodeConfig>>
     }
 }
 
-/// `/pool` rendered away from the report task: the page can be megabytes for a large pool.
+/// `/pool` rendered on the pool plane: the page can be megabytes for a large pool, and the
+/// director plane only waits for the bytes.
 struct PoolPageOn {
+    pool: tokio::runtime::Handle,
     feed: crate::pool::page::Feed,
 }
 
@@ -695,8 +716,9 @@ impl report::http::PoolPage for PoolPageOn {
         cfg: Arc<NodeConfig>,
     ) -> futures::future::BoxFuture<'static, String> {
         let feed = self.feed.clone();
+        let pool = self.pool.clone();
         Box::pin(async move {
-            tokio::task::spawn_blocking(move || crate::pool::page::assemble(&snap, &cfg, &feed))
+            pool.spawn_blocking(move || crate::pool::page::assemble(&snap, &cfg, &feed))
                 .await
                 .unwrap_or_default()
         })
