@@ -2,7 +2,8 @@
 //! worst severity.
 
 use crate::cli::DoctorArgs;
-use crate::site::doctor::{diagnose, render, summarize, Paths};
+use crate::site::doctor::{diagnose, render, summarize};
+use crate::site::gridftp_conf::Paths;
 use crate::util::exit::EXIT_USAGE;
 use lvs_shared::config::NodeConfig;
 use std::path::Path;

@@ -1,11 +1,11 @@
 //! `lvs-node firewalld-service gridftp|report`: the firewalld service XML for this node.
 
 use crate::cli::FirewalldServiceArgs;
-use crate::site::doctor::gridftp::{parse_range, GridftpSettings};
-use crate::site::doctor::Paths;
 use crate::site::firewalld::{
     bfd_port, control_ports, data_range, gridftp_xml, report_ports, report_xml, DEFAULT_DATA_RANGE,
 };
+use crate::site::gridftp_conf::Paths;
+use crate::site::gridftp_conf::{parse_range, GridftpSettings};
 use crate::util::exit::{EXIT_OK, EXIT_USAGE};
 use lvs_shared::config::NodeConfig;
 use std::path::Path;

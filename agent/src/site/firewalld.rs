@@ -11,7 +11,7 @@
 //! need to the service file, the `--add-port` fix and the reading of the zone, so a UDP port
 //! is never taken as open because the same number is open for TCP.
 
-use crate::site::doctor::gridftp::{parse_range, GridftpSettings};
+use crate::site::gridftp_conf::{parse_range, GridftpSettings};
 use lvs_shared::config::NodeConfig;
 use std::process::Command;
 

@@ -3,4 +3,5 @@
 
 pub mod doctor;
 pub mod firewalld;
+pub mod gridftp_conf;
 pub mod nagios;

@@ -17,7 +17,7 @@
 //! - certificate expiry against `--cert-warn`/`--cert-crit` days.
 
 use crate::health::checks::certificate;
-use crate::site::doctor::{self, gridftp::GridftpSettings};
+use crate::site::gridftp_conf::{self, GridftpSettings};
 use lvs_shared::config::check::CheckKind;
 use lvs_shared::config::NodeConfig;
 use serde::Deserialize;
@@ -422,12 +422,12 @@ fn cert_paths(cfg: &NodeConfig, args: &Options) -> Vec<PathBuf> {
     if !v.is_empty() {
         return v;
     }
-    let paths = doctor::Paths::host();
+    let paths = gridftp_conf::Paths::host();
     let gf = GridftpSettings::load(&paths.gridftp_conf, paths.sysconfig.as_deref());
     if let Some(s) = gf.x509_user_cert() {
         return vec![PathBuf::from(&s.value)];
     }
-    doctor::DEFAULT_CERTS
+    gridftp_conf::DEFAULT_CERTS
         .iter()
         .map(PathBuf::from)
         .find(|p| p.exists())

@@ -2,9 +2,10 @@
 //! hostname (clients connect by that name and check it), and must not be about to expire.
 //! Parsing and name matching are the daemon's certificate check (`checks::certificate`).
 
-use super::gridftp::GridftpSettings;
-use super::{Finding, Paths, DEFAULT_CERTS};
+use super::Finding;
 use crate::health::checks::certificate;
+use crate::site::gridftp_conf::GridftpSettings;
+use crate::site::gridftp_conf::{Paths, DEFAULT_CERTS};
 use lvs_shared::config::NodeConfig;
 use std::path::PathBuf;
 

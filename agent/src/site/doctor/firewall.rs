@@ -7,9 +7,9 @@
 //! accepted? iptables-nft rules show up in `nft list ruleset` too. Only `tcp dport` accept
 //! rules are counted; rules for `lo` are not.
 
-use super::gridftp::{parse_range, GridftpSettings};
 use super::Finding;
 use crate::dataplane::arp::{find_tool, run_tool};
+use crate::site::gridftp_conf::{parse_range, GridftpSettings};
 use lvs_shared::config::NodeConfig;
 
 pub const ID: &str = "gridftp.firewall";

@@ -2,8 +2,8 @@
 //! system hostname) must resolve to a real address. Debian's installer maps the hostname to
 //! 127.0.1.1 in /etc/hosts; GridFTP then advertises a loopback address or refuses to start.
 
-use super::gridftp::{resolve, GridftpSettings};
 use super::Finding;
+use crate::site::gridftp_conf::{resolve, GridftpSettings};
 
 pub const ID: &str = "hostname.loopback";
 

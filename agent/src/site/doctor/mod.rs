@@ -15,10 +15,10 @@ pub mod hostname;
 pub mod report;
 pub mod sysctl;
 
+use crate::site::gridftp_conf::{GridftpSettings, Paths};
 use crate::util::exit::{EXIT_FAIL, EXIT_OK};
 use lvs_shared::config::NodeConfig;
 use serde::Serialize;
-use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -127,59 +127,13 @@ pub fn summarize(findings: &[Finding]) -> Summary {
     s
 }
 
-/// Where the GridFTP side of the host keeps its files (overridable for tests).
-#[derive(Debug, Clone)]
-pub struct Paths {
-    /// GridFTP config files in load order (later ones win).
-    pub gridftp_conf: Vec<PathBuf>,
-    /// The service's environment file, if one exists.
-    pub sysconfig: Option<PathBuf>,
-    /// An explicit host certificate (else X509_USER_CERT, else the defaults).
-    pub cert: Option<PathBuf>,
-}
-
-pub const GRIDFTP_CONF: &str = "/etc/gridftp.conf";
-pub const GRIDFTP_CONF_DIR: &str = "/etc/gridftp.d";
-pub const SYSCONFIG: [&str; 2] = [
-    "/etc/sysconfig/globus-gridftp-server",
-    "/etc/default/globus-gridftp-server",
-];
-pub const DEFAULT_CERTS: [&str; 2] = [
-    "/etc/grid-security/gridftp/gridftp-hostcert.pem",
-    "/etc/grid-security/hostcert.pem",
-];
-
-impl Paths {
-    /// The files named (`--gridftp-conf`, `--sysconfig`, `--cert`), else the usual places.
-    pub fn new(gridftp_conf: &[PathBuf], sysconfig: Option<&Path>, cert: Option<&Path>) -> Paths {
-        let gridftp_conf = if gridftp_conf.is_empty() {
-            gridftp::default_files(Path::new(GRIDFTP_CONF), Path::new(GRIDFTP_CONF_DIR))
-        } else {
-            gridftp_conf.to_vec()
-        };
-        let sysconfig = sysconfig
-            .map(Path::to_path_buf)
-            .or_else(|| SYSCONFIG.iter().map(PathBuf::from).find(|p| p.is_file()));
-        Paths {
-            gridftp_conf,
-            sysconfig,
-            cert: cert.map(Path::to_path_buf),
-        }
-    }
-
-    /// The usual places only.
-    pub fn host() -> Paths {
-        Paths::new(&[], None, None)
-    }
-}
-
 /// Runs every check in order. Never fails: problems are findings.
 pub async fn diagnose(cfg: &NodeConfig, paths: &Paths) -> Vec<Finding> {
     let mut out = Vec::new();
     let status = crate::dataplane::observe(cfg).await;
     out.push(dataplane::finding(cfg, &status));
     out.extend(sysctl::findings(cfg, status.as_ref().ok()));
-    let gf = gridftp::GridftpSettings::load(&paths.gridftp_conf, paths.sysconfig.as_deref());
+    let gf = GridftpSettings::load(&paths.gridftp_conf, paths.sysconfig.as_deref());
     out.extend(gridftp::findings(cfg, &gf));
     out.extend(firewall::findings(cfg, &gf));
     out.push(hostname::finding(&gf));
