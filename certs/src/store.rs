@@ -3,10 +3,15 @@
 //!
 //! Layout: `DIR/certs/<label>/<notBefore>-<serial>/{fullchain.pem,privkey.pem}`; a new
 //! directory is filled under a temporary name and renamed into place in one step.
+//!
+//! Other nodes' root writes here too ([`crate::sharedfs`]): `certs/` and `certs/<label>/`
+//! are opened without following a symlink (a symlinked one is refused, naming it), the
+//! temporary directory is made by this run under a fresh random name, and the files are
+//! read without following symlinks, bounded in size.
 
+use crate::sharedfs::{self, Dir};
 use crate::verify::{self, CertInfo};
 use anyhow::{Context, Result};
-use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 /// `DIR/renewal.json`: the pool's names, and nothing else (see `cmd::renew`).
@@ -19,14 +24,6 @@ pub struct SharedNames {
 pub const CHAIN: &str = "fullchain.pem";
 pub const KEY: &str = "privkey.pem";
 
-fn mkdir_private(p: &Path) -> Result<()> {
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(p)
-        .with_context(|| format!("creating {}", p.display()))
-}
-
 /// Publishes a verified certificate and key; returns the new directory.
 pub fn publish(
     shared: &Path,
@@ -35,30 +32,49 @@ pub fn publish(
     key: &str,
     leaf: &CertInfo,
 ) -> Result<PathBuf> {
-    let base = shared.join("certs").join(label);
-    mkdir_private(&base)?;
-    let tmp = base.join(format!(
-        ".tmp-{}-{}",
-        std::process::id(),
-        leaf.serial.replace(':', "")
-    ));
-    mkdir_private(&tmp)?;
+    std::fs::create_dir_all(shared).with_context(|| format!("creating {}", shared.display()))?;
+    let base = Dir::open(shared)
+        .and_then(|d| d.sub_create("certs", 0o700))
+        .and_then(|d| d.sub_create(label, 0o700))
+        .context("refusing to publish")?;
+    let (tmp_name, tmp) = base.mkdir_unique(".tmp-", 0o700)?;
+    let dst_name = format!("{}-{}", leaf.not_before, leaf.serial.replace(':', ""));
     let res = (|| -> Result<PathBuf> {
-        lvs_shared::atomic::write(&tmp.join(KEY), key.as_bytes(), 0o600)?;
-        lvs_shared::atomic::write(&tmp.join(CHAIN), chain.as_bytes(), 0o644)?;
-        let dst = base.join(format!(
-            "{}-{}",
-            leaf.not_before,
-            leaf.serial.replace(':', "")
-        ));
-        std::fs::rename(&tmp, &dst).with_context(|| format!("renaming into {}", dst.display()))?;
-        std::fs::File::open(&base)?.sync_all()?;
-        Ok(dst)
+        tmp.write_atomic(KEY, key.as_bytes(), 0o600)?;
+        tmp.write_atomic(CHAIN, chain.as_bytes(), 0o644)?;
+        // rename(2) onto an existing non-empty directory fails, onto a symlink fails
+        // (ENOTDIR): nothing is ever published into a directory this run did not make.
+        base.rename(&tmp_name, &dst_name)?;
+        base.sync()?;
+        Ok(base.path().join(&dst_name))
     })();
     if res.is_err() {
-        let _ = std::fs::remove_dir_all(&tmp);
+        let _ = tmp.remove(KEY);
+        let _ = tmp.remove(CHAIN);
+        let _ = base.remove_dir(&tmp_name);
     }
     res
+}
+
+/// `DIR/certs/<label>` when it and `DIR/certs` are real directories; a symlink planted in
+/// their place is not searched (publishing there fails, naming it).
+pub fn label_dir(shared: &Path, label: &str) -> Option<PathBuf> {
+    let certs = shared.join("certs");
+    let dir = certs.join(label);
+    for p in [&certs, &dir] {
+        match std::fs::symlink_metadata(p) {
+            Ok(m) if m.file_type().is_dir() => {}
+            Ok(_) => {
+                tracing::warn!(
+                    "{} is not a directory (a symlink?); not searched for certificates",
+                    p.display()
+                );
+                return None;
+            }
+            Err(_) => return None,
+        }
+    }
+    Some(dir)
 }
 
 /// A certificate found under a directory, verified.
@@ -73,7 +89,7 @@ pub struct Found {
 /// Directories below `root` (up to 3 levels, `root` included) that hold a chain and key.
 /// Accepts our layout and certbot's `live/NAME/` layout.
 fn candidates(root: &Path, depth: u32, out: &mut Vec<PathBuf>) {
-    let has = |c: &str| root.join(c).is_file();
+    let has = |c: &str| sharedfs::is_plain_file(&root.join(c));
     if (has(CHAIN) || has("cert.pem")) && has(KEY) {
         out.push(root.to_path_buf());
     }
@@ -101,16 +117,20 @@ pub fn newest_valid(root: &Path, names: &[String], trust: &verify::Trust) -> Opt
     candidates(root, 3, &mut dirs);
     let mut best: Option<Found> = None;
     for d in dirs {
-        let chain_p = if d.join(CHAIN).is_file() {
+        let chain_p = if sharedfs::is_plain_file(&d.join(CHAIN)) {
             d.join(CHAIN)
         } else {
             d.join("cert.pem")
         };
-        let (Ok(chain), Ok(key)) = (
-            std::fs::read_to_string(&chain_p),
-            std::fs::read_to_string(d.join(KEY)),
-        ) else {
-            continue;
+        let (chain, key) = match (
+            sharedfs::read_text(&chain_p, sharedfs::MAX_PEM),
+            sharedfs::read_text(&d.join(KEY), sharedfs::MAX_PEM),
+        ) {
+            (Ok(c), Ok(k)) => (c, k),
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::info!("skipping {}: {e}", d.display());
+                continue;
+            }
         };
         let checked = verify::check_pair(chain.as_bytes(), &key, names)
             .and_then(|l| verify::check_trust(chain.as_bytes(), names, trust).map(|_| l));
