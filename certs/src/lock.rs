@@ -23,9 +23,9 @@
 //! record bounded in size. Anything but a regular file at the lock path is an error naming
 //! it (a waiter must not take over, nor wait behind, a file no holder made).
 
+use crate::sharedfs::{self, Dir};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
-use crate::sharedfs::{self, Dir};
 use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::{FileExt, MetadataExt};
@@ -307,7 +307,9 @@ impl Lock {
     /// than --lock-stale). Called before anything is published.
     pub fn ensure_held(&self) -> Result<()> {
         let mine = self.mine();
-        let now = sharedfs::open_regular(&self.path, MAX_LOCK).map(|(_, m)| m).ok();
+        let now = sharedfs::open_regular(&self.path, MAX_LOCK)
+            .map(|(_, m)| m)
+            .ok();
         let held = match (mine, now) {
             (Some(a), Some(b)) => a.dev == b.dev() && a.ino == b.ino(),
             _ => false,

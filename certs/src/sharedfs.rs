@@ -23,7 +23,7 @@
 //! and may be symlinks (e.g. into an automount); only what lies below them is distrusted.
 
 use nix::errno::Errno;
-use nix::fcntl::{OFlag, AtFlags};
+use nix::fcntl::{AtFlags, OFlag};
 use nix::sys::stat::{Mode, SFlag};
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -96,8 +96,7 @@ fn nix_err(path: &Path, e: Errno) -> io::Error {
 
 /// Only plain names are looked up under a directory: no `/`, no `..`.
 fn check_name(dir: &Path, name: &str) -> io::Result<()> {
-    if name.is_empty() || name == "." || name == ".." || name.contains('/') || name.contains('\0')
-    {
+    if name.is_empty() || name == "." || name == ".." || name.contains('/') || name.contains('\0') {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             format!("{}: `{name}` is not a plain file name", dir.display()),
@@ -271,11 +270,7 @@ impl Dir {
         nix::fcntl::openat(
             self.fd.as_fd(),
             name,
-            OFlag::O_RDWR
-                | OFlag::O_CREAT
-                | OFlag::O_EXCL
-                | OFlag::O_NOFOLLOW
-                | OFlag::O_CLOEXEC,
+            OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
             Mode::from_bits_truncate(mode),
         )
         .map(File::from)
@@ -347,8 +342,12 @@ impl Dir {
     /// Unlinks the file `name` (a symlink there is removed, not followed).
     pub fn remove(&self, name: &str) -> io::Result<()> {
         check_name(&self.path, name)?;
-        nix::unistd::unlinkat(self.fd.as_fd(), name, nix::unistd::UnlinkatFlags::NoRemoveDir)
-            .map_err(|e| nix_err(&self.at(name), e))
+        nix::unistd::unlinkat(
+            self.fd.as_fd(),
+            name,
+            nix::unistd::UnlinkatFlags::NoRemoveDir,
+        )
+        .map_err(|e| nix_err(&self.at(name), e))
     }
 
     /// Removes the empty directory `name`.
@@ -362,7 +361,9 @@ impl Dir {
     pub fn is_file(&self, name: &str) -> bool {
         check_name(&self.path, name).is_ok()
             && nix::sys::stat::fstatat(self.fd.as_fd(), name, AtFlags::AT_SYMLINK_NOFOLLOW)
-                .is_ok_and(|s| SFlag::from_bits_truncate(s.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFREG)
+                .is_ok_and(|s| {
+                    SFlag::from_bits_truncate(s.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFREG
+                })
     }
 
     pub fn sync(&self) -> io::Result<()> {
@@ -391,7 +392,10 @@ mod tests {
         std::fs::write(p.join("ok"), b"hello").unwrap();
         assert_eq!(read_bounded(&p.join("ok"), 5).unwrap(), b"hello");
         let e = read_bounded(&p.join("ok"), 4).unwrap_err().to_string();
-        assert!(e.contains("larger than 4 bytes") && e.contains("/ok"), "{e}");
+        assert!(
+            e.contains("larger than 4 bytes") && e.contains("/ok"),
+            "{e}"
+        );
         std::os::unix::fs::symlink(p.join("ok"), p.join("link")).unwrap();
         let e = read_bounded(&p.join("link"), 99).unwrap_err().to_string();
         assert!(e.contains("symbolic link") && e.contains("/link"), "{e}");

@@ -34,18 +34,16 @@ pub fn prepare(webroot: &Path) -> Result<Dir> {
         });
     let d = match res {
         Ok(d) => d,
-        Err(e) => {
-            return Err(usage(
-                &what,
-                format!("cannot write {}: {e}", dir.display()),
-                crate::error::writable_fix(
-                    &e,
-                    webroot,
-                    "make the webroot writable by this user (root on the node that runs lvs-cert), \
+        Err(e) => return Err(usage(
+            &what,
+            format!("cannot write {}: {e}", dir.display()),
+            crate::error::writable_fix(
+                &e,
+                webroot,
+                "make the webroot writable by this user (root on the node that runs lvs-cert), \
                      or pass the right directory",
-                ),
-            ))
-        }
+            ),
+        )),
     };
     Ok(d)
 }
