@@ -147,20 +147,12 @@ fn read_all(path: &Path, f: File, len: u64, max: u64) -> io::Result<Vec<u8>> {
     Ok(buf)
 }
 
-fn read_flags() -> i32 {
-    libc_flags(OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC)
-}
-
-fn libc_flags(f: OFlag) -> i32 {
-    f.bits()
-}
-
 /// Opens the file at `path` for reading: the last component must not be a symlink, the
 /// open never blocks (FIFO), and it must be a regular file of at most `max` bytes.
 pub fn open_regular(path: &Path, max: u64) -> io::Result<(File, std::fs::Metadata)> {
     let f = std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(read_flags())
+        .custom_flags((OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC).bits())
         .open(path)
         .map_err(|e| err_at(path, e))?;
     let m = check_regular(path, &f, max)?;
@@ -200,7 +192,7 @@ impl Dir {
     pub fn open(path: &Path) -> io::Result<Dir> {
         let f = std::fs::OpenOptions::new()
             .read(true)
-            .custom_flags(libc_flags(OFlag::O_DIRECTORY | OFlag::O_CLOEXEC))
+            .custom_flags((OFlag::O_DIRECTORY | OFlag::O_CLOEXEC).bits())
             .open(path)
             .map_err(|e| err_at(path, e))?;
         Ok(Dir {
@@ -298,22 +290,17 @@ impl Dir {
         let (tmp, mut f) = self.create_unique(".lvs-cert-tmp-", mode)?;
         let res = (|| {
             // O_CREAT's mode is masked by the umask; set it exactly, before any byte.
-            f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode))?;
-            f.write_all(data)?;
-            f.sync_all()?;
+            f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode))
+                .and_then(|_| f.write_all(data))
+                .and_then(|_| f.sync_all())
+                .map_err(|e| err_at(&self.at(&tmp), e))?;
             self.rename(&tmp, name)?;
             self.sync()
         })();
         if res.is_err() {
             let _ = self.remove(&tmp);
         }
-        res.map_err(|e| {
-            if e.to_string().contains(&*self.path.to_string_lossy()) {
-                e
-            } else {
-                err_at(&self.at(name), e)
-            }
-        })
+        res
     }
 
     /// Reads `name` under this directory with the rules of [`read_bounded`].
