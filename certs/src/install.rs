@@ -363,7 +363,7 @@ pub fn from_dir(
     names: &[String],
     trust: &verify::Trust,
 ) -> Option<crate::store::Found> {
-    crate::store::newest_valid(dir, names, trust)
+    crate::store::newest_valid(dir, crate::store::Links::WithinRoot, names, trust)
 }
 
 #[cfg(test)]

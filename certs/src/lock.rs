@@ -199,8 +199,6 @@ pub async fn acquire(dir: &Path, stale: Duration, wait: Duration) -> Result<Lock
     loop {
         match Dir::open(dir).and_then(|d| d.create_named(LOCK_FILE, 0o644)) {
             Ok(f) => {
-                // O_CREAT's mode is masked by the umask; the lock is readable by waiters.
-                f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
                 let t = now();
                 let mut rec = Record {
                     host: host(),

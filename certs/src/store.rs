@@ -86,10 +86,27 @@ pub struct Found {
     pub leaf: CertInfo,
 }
 
+/// How symlinks to files below the searched directory are taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Links {
+    /// Never followed: the pool's shared directory, which lvs-cert itself fills with
+    /// plain files.
+    Refuse,
+    /// Followed when they resolve inside the searched directory: `install --from` an
+    /// admin's directory in certbot's layout (`live/NAME/*.pem` -> `../../archive/...`).
+    WithinRoot,
+}
+
 /// Directories below `root` (up to 3 levels, `root` included) that hold a chain and key.
-/// Accepts our layout and certbot's `live/NAME/` layout.
-fn candidates(root: &Path, depth: u32, out: &mut Vec<PathBuf>) {
-    let has = |c: &str| sharedfs::is_plain_file(&root.join(c));
+/// Accepts our layout and certbot's `live/NAME/` layout. Only real directories are
+/// entered (the entry's type, not its target's).
+fn candidates(root: &Path, links: Links, depth: u32, out: &mut Vec<PathBuf>) {
+    let has = |c: &str| {
+        let p = root.join(c);
+        sharedfs::is_plain_file(&p)
+            || (links == Links::WithinRoot
+                && std::fs::symlink_metadata(&p).is_ok_and(|m| m.file_type().is_symlink()))
+    };
     if (has(CHAIN) || has("cert.pem")) && has(KEY) {
         out.push(root.to_path_buf());
     }
@@ -103,7 +120,7 @@ fn candidates(root: &Path, depth: u32, out: &mut Vec<PathBuf>) {
                 continue; // half-published temp dirs
             }
             if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                candidates(&e.path(), depth - 1, out);
+                candidates(&e.path(), links, depth - 1, out);
             }
         }
     }
@@ -112,19 +129,45 @@ fn candidates(root: &Path, depth: u32, out: &mut Vec<PathBuf>) {
 /// The newest (latest notBefore) certificate under `root` that verifies, chains to
 /// `trust` and covers `names` with `names[0]` as its CN. Broken or untrusted candidates
 /// (e.g. a pair planted by another writer of the share) are skipped with a note.
-pub fn newest_valid(root: &Path, names: &[String], trust: &verify::Trust) -> Option<Found> {
+/// A PEM file of a candidate: no symlink (or, with [`Links::WithinRoot`], one that
+/// resolves inside `root`), no FIFO, at most [`sharedfs::MAX_PEM`].
+fn read_pem(root: &Path, links: Links, p: &Path) -> std::io::Result<String> {
+    let link = std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink());
+    if links == Links::WithinRoot && link {
+        let target = std::fs::canonicalize(p)?;
+        if !target.starts_with(std::fs::canonicalize(root)?) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "{}: a symbolic link out of {}, refused",
+                    p.display(),
+                    root.display()
+                ),
+            ));
+        }
+        return sharedfs::read_text(&target, sharedfs::MAX_PEM);
+    }
+    sharedfs::read_text(p, sharedfs::MAX_PEM)
+}
+
+pub fn newest_valid(
+    root: &Path,
+    links: Links,
+    names: &[String],
+    trust: &verify::Trust,
+) -> Option<Found> {
     let mut dirs = Vec::new();
-    candidates(root, 3, &mut dirs);
+    candidates(root, links, 3, &mut dirs);
     let mut best: Option<Found> = None;
     for d in dirs {
-        let chain_p = if sharedfs::is_plain_file(&d.join(CHAIN)) {
+        let chain_p = if std::fs::symlink_metadata(d.join(CHAIN)).is_ok() {
             d.join(CHAIN)
         } else {
             d.join("cert.pem")
         };
         let (chain, key) = match (
-            sharedfs::read_text(&chain_p, sharedfs::MAX_PEM),
-            sharedfs::read_text(&d.join(KEY), sharedfs::MAX_PEM),
+            read_pem(root, links, &chain_p),
+            read_pem(root, links, &d.join(KEY)),
         ) {
             (Ok(c), Ok(k)) => (c, k),
             (Err(e), _) | (_, Err(e)) => {
@@ -177,6 +220,46 @@ mod tests {
     use super::*;
     use crate::verify::tests::{ca_signed, self_signed};
 
+    /// certbot's layout (links into `archive/`) is read with `WithinRoot` only, and a link
+    /// that leaves the searched directory is refused even then.
+    #[test]
+    fn symlinks_are_followed_only_within_the_root_and_only_when_asked() {
+        let d = tempfile::tempdir().unwrap();
+        let names = vec!["ftp.example".to_string()];
+        let (ca, c, k) = ca_signed(&["ftp.example"], verify::now() - 3600);
+        let trust = verify::Trust::Roots {
+            file: "unit-test-roots.pem".into(),
+            certs: verify::pem_certs(ca.as_bytes()),
+        };
+        let root = d.path().join("letsencrypt");
+        let outside = d.path().join("outside");
+        for dir in [
+            root.join("archive/ftp"),
+            root.join("live/ftp"),
+            outside.clone(),
+        ] {
+            std::fs::create_dir_all(dir).unwrap();
+        }
+        let link = |to: &Path, at: &str| {
+            let at = root.join("live/ftp").join(at);
+            let _ = std::fs::remove_file(&at);
+            std::os::unix::fs::symlink(to, at).unwrap();
+        };
+        // Links out of the root: refused.
+        std::fs::write(outside.join("fullchain1.pem"), &c).unwrap();
+        std::fs::write(outside.join("privkey1.pem"), &k).unwrap();
+        link(&outside.join("fullchain1.pem"), CHAIN);
+        link(&outside.join("privkey1.pem"), KEY);
+        assert!(newest_valid(&root, Links::WithinRoot, &names, &trust).is_none());
+        // certbot's own links, inside it: read with WithinRoot, never with Refuse.
+        std::fs::write(root.join("archive/ftp/fullchain1.pem"), &c).unwrap();
+        std::fs::write(root.join("archive/ftp/privkey1.pem"), &k).unwrap();
+        link(Path::new("../../archive/ftp/fullchain1.pem"), CHAIN);
+        link(Path::new("../../archive/ftp/privkey1.pem"), KEY);
+        assert!(newest_valid(&root, Links::WithinRoot, &names, &trust).is_some());
+        assert!(newest_valid(&root, Links::Refuse, &names, &trust).is_none());
+    }
+
     #[test]
     fn newest_valid_wins_and_broken_ones_are_skipped() {
         let d = tempfile::tempdir().unwrap();
@@ -206,9 +289,11 @@ mod tests {
         let (c, k) = self_signed(&["ftp.example", "n1.example"], now - 60, 90);
         let leaf = verify::check_pair(c.as_bytes(), &k, &names).unwrap();
         publish(d.path(), "ftp.example", &c, &k, &leaf).unwrap();
-        let f = newest_valid(d.path(), &names, &trust).unwrap();
+        let f = newest_valid(d.path(), Links::Refuse, &names, &trust).unwrap();
         assert_eq!(f.leaf.serial, serials[1]);
         // Wrong CN: nothing.
-        assert!(newest_valid(d.path(), &["n1.example".to_string()], &trust).is_none());
+        assert!(
+            newest_valid(d.path(), Links::Refuse, &["n1.example".to_string()], &trust).is_none()
+        );
     }
 }

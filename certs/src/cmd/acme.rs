@@ -13,7 +13,7 @@ use std::time::SystemTime;
 
 fn published(p: &Plan, s: &CertSpec) -> Option<store::Found> {
     let dir = store::label_dir(&p.shared, &s.label)?;
-    store::newest_valid(&dir, &s.names, &p.trust)
+    store::newest_valid(&dir, store::Links::Refuse, &s.names, &p.trust)
 }
 
 pub async fn run(a: &AcmeArgs) -> Result<()> {
