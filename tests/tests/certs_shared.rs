@@ -216,10 +216,17 @@ fn a_fifo_or_a_huge_sparse_file_as_the_shared_record_is_refused_naming_it() {
     let f = std::fs::File::create(&record).unwrap();
     f.set_len(1 << 40).unwrap();
     drop(f);
+    let t = Instant::now();
     let (pid, log_p) = s.spawn(&renew, "sparse");
     let code = s.finish(pid, Duration::from_secs(15));
     let out = log(&log_p);
     assert_eq!(code, Some(2), "{out}");
+    // Refused by its size: nothing read (reading 1 TiB of holes would take many minutes).
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "{:?}: {out}",
+        t.elapsed()
+    );
     assert!(
         out.contains(&record.display().to_string()) && out.contains("larger than 65536 bytes"),
         "{out}"
