@@ -469,7 +469,7 @@ pub async fn issue(
     acct: &Account,
     p: &Plan,
     s: &CertSpec,
-    chdir: &Path,
+    chdir: &crate::sharedfs::Dir,
     prev: Option<&verify::CertInfo>,
 ) -> Result<(String, String, verify::CertInfo)> {
     let ids: Vec<Identifier> = s.names.iter().map(|n| Identifier::Dns(n.clone())).collect();
@@ -535,7 +535,7 @@ pub async fn issue(
         }
     }
 
-    let mut tokens = webroot::Tokens::new(chdir.to_path_buf());
+    let mut tokens = webroot::Tokens::new(chdir.clone());
     for c in &challenges {
         tokens.add(&c.token, &c.key_auth)?;
     }

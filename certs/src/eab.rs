@@ -4,8 +4,10 @@
 //! is bound from then on, so a later run (and `renew`) needs no EAB.
 //!
 //! The key comes from `--eab-kid`/`--eab-hmac-key`, or from `--eab-file`, which keeps it off
-//! the command line (and out of `ps`) and is refused when group or others can read it, like
-//! a private key. The file is TOML:
+//! the command line (and out of `ps`) and is refused unless it belongs to the user running
+//! `lvs-cert` and neither group nor others can read it, like a private key (a file another
+//! user owns can be rewritten or re-opened to others by that user, whatever its mode now).
+//! The file is TOML:
 //!
 //! ```toml
 //! kid = "the key ID"
@@ -18,7 +20,7 @@ use crate::cli::AcmeArgs;
 use crate::error::usage;
 use anyhow::Result;
 use base64::Engine;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// The flags to name when a CA wants a binding and none was given.
@@ -143,8 +145,8 @@ fn decode(key: &str, what: &str) -> Result<Vec<u8>> {
     Ok(raw)
 }
 
-/// Reads `--eab-file`: root-only (no group or other permission bits), TOML with exactly
-/// `kid` and `hmac_key`.
+/// Reads `--eab-file`: owned by the user running lvs-cert (root under the shipped unit),
+/// no group or other permission bits, TOML with exactly `kid` and `hmac_key`.
 pub fn load_file(p: &Path) -> Result<Eab> {
     let what = format!("--eab-file {}", p.display());
     let meta = std::fs::metadata(p).map_err(|e| {
@@ -155,6 +157,31 @@ pub fn load_file(p: &Path) -> Result<Eab> {
         )
     })?;
     let mode = meta.permissions().mode() & 0o777;
+    let me = nix::unistd::geteuid();
+    if meta.uid() != me.as_raw() {
+        let name = |uid: u32| {
+            nix::unistd::User::from_uid(uid.into())
+                .ok()
+                .flatten()
+                .map(|u| u.name)
+                .unwrap_or_else(|| uid.to_string())
+        };
+        return Err(usage(
+            &what,
+            format!(
+                "belongs to {} (uid {}), not to {} who runs lvs-cert; it holds a secret key \
+                 that its owner can change or show to others",
+                name(meta.uid()),
+                meta.uid(),
+                name(me.as_raw())
+            ),
+            format!(
+                "chown {} {p} && chmod 600 {p}",
+                name(me.as_raw()),
+                p = p.display()
+            ),
+        ));
+    }
     if mode & 0o077 != 0 {
         return Err(usage(
             &what,

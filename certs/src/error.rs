@@ -47,7 +47,10 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
 /// The fix for a directory this process cannot write. A read-only file system under
 /// systemd is most likely the renew unit's ProtectSystem=strict: name the drop-in.
 pub fn writable_fix(e: &std::io::Error, dir: &std::path::Path, otherwise: &str) -> String {
-    if e.raw_os_error() == Some(nix::libc::EROFS) {
+    // The kind too: errors from `sharedfs` name the file and keep the kind, not the errno.
+    if e.raw_os_error() == Some(nix::libc::EROFS)
+        || e.kind() == std::io::ErrorKind::ReadOnlyFilesystem
+    {
         format!(
             "{} is read-only for this process. Under systemd (lvs-cert-renew.service has \
              ProtectSystem=strict) allow it with `systemctl edit lvs-cert-renew.service`:\n    \

@@ -4,6 +4,14 @@
 //! generation directory that a single rename switches (see [`install_steps`]), so readers
 //! never see one pair's certificate with the other's key; cert 0644, key 0400, and the
 //! owner and group of the files they replace are kept (xrootd reads its key as xrootd).
+//!
+//! The shipped `lvs-cert-renew.service` runs as root with CAP_CHOWN only, so a key that
+//! belongs to another user with mode 0400 (XRootD's `xrootd:xrootd`) cannot be read back.
+//! It need not be: when both paths are our links into the same generation, that
+//! generation was written by this code in one step after the pair was verified, in a
+//! directory only root writes, so the certificate there stands for the pair (see
+//! [`Target::current`] and [`pair_is_installed`]). The unit gets no CAP_DAC_READ_SEARCH,
+//! which would let it read every file on the host.
 
 use crate::verify;
 use anyhow::{bail, Context, Result};
@@ -35,11 +43,38 @@ impl Target {
         }
     }
 
-    /// The installed certificate if it verifies against its key and covers `names`.
+    /// The installed certificate if it verifies against its key and covers `names`. A key
+    /// this process may not read (another user's 0400 key, under the unit without
+    /// CAP_DAC_READ_SEARCH) counts as matching when both paths are our links into one
+    /// generation (written together, after the pair was verified).
     pub fn current(&self, names: &[String]) -> Option<verify::CertInfo> {
         let chain = std::fs::read(&self.cert).ok()?;
-        let key = std::fs::read_to_string(&self.key).ok()?;
-        verify::check_pair(&chain, &key, names).ok()
+        match std::fs::read_to_string(&self.key) {
+            Ok(key) => verify::check_pair(&chain, &key, names).ok(),
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied && self.linked() => {
+                verify::check_cert(&chain, names).ok()
+            }
+            Err(_) => None,
+        }
+    }
+
+    /// Both paths are our links into the current generation.
+    fn linked(&self) -> bool {
+        is_our_link(self, &self.cert, GEN_CERT) && is_our_link(self, &self.key, GEN_KEY)
+    }
+}
+
+/// Whether `chain` and `key` are what the two paths hold now. The key is compared when it
+/// can be read; when it may not be (PermissionDenied) and both paths are our links into
+/// one generation, the certificate decides: that generation holds the pair it was written
+/// with (see the module comment).
+fn pair_is_installed(t: &Target, chain: &str, key: &str) -> bool {
+    if std::fs::read_to_string(&t.cert).ok().as_deref() != Some(chain) {
+        return false;
+    }
+    match std::fs::read_to_string(&t.key) {
+        Ok(k) => k == key,
+        Err(e) => e.kind() == std::io::ErrorKind::PermissionDenied && t.linked(),
     }
 }
 
@@ -204,9 +239,7 @@ fn install_steps(
         .context(
             "refusing to install: the new certificate fails verification (the live one is untouched)",
         )?;
-    if std::fs::read_to_string(&t.cert).ok().as_deref() == Some(chain)
-        && std::fs::read_to_string(&t.key).ok().as_deref() == Some(key)
-    {
+    if pair_is_installed(t, chain, key) {
         return Ok(Outcome::Unchanged);
     }
     for p in [&t.cert, &t.key] {
@@ -330,7 +363,7 @@ pub fn from_dir(
     names: &[String],
     trust: &verify::Trust,
 ) -> Option<crate::store::Found> {
-    crate::store::newest_valid(dir, names, trust)
+    crate::store::newest_valid(dir, crate::store::Links::WithinRoot, names, trust)
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ pub mod install;
 pub mod lock;
 pub mod names;
 pub mod selfcheck;
+pub mod sharedfs;
 pub mod store;
 pub mod verify;
 pub mod webroot;

@@ -15,12 +15,20 @@
 //!   that lost its lock only writes its own, unlinked inode; and [`Lock::ensure_held`] lets
 //!   the holder check that the file at the lock path is still its inode before it
 //!   publishes anything.
+//!
+//! The shared directory is written by every node's root, so the files here go through
+//! [`crate::sharedfs`]: the lock and the breaker are created `O_EXCL|O_NOFOLLOW`, the file
+//! a waiter writes to read the server's clock gets a fresh random name every time, and the
+//! lock is examined and read without following a symlink or blocking on a FIFO, with its
+//! record bounded in size. Anything but a regular file at the lock path is an error naming
+//! it (a waiter must not take over, nor wait behind, a file no holder made).
 
+use crate::sharedfs::{self, Dir};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
-use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+use std::fs::File;
+use std::io::Write;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -42,7 +50,6 @@ struct Record {
 pub struct Lock {
     dir: PathBuf,
     path: PathBuf,
-    token: String,
     stale: Duration,
     file: Arc<File>,
     heartbeat: tokio::task::JoinHandle<()>,
@@ -67,9 +74,11 @@ fn encode(r: &Record) -> Vec<u8> {
     b
 }
 
+/// Bound on what is read at the lock path (the record is [`RECORD`] bytes).
+const MAX_LOCK: u64 = 4096;
+
 fn read_record(path: &Path) -> Option<Record> {
-    let mut s = String::new();
-    File::open(path).ok()?.read_to_string(&mut s).ok()?;
+    let s = sharedfs::read_text(path, MAX_LOCK).ok()?;
     serde_json::from_str(s.trim()).ok()
 }
 
@@ -90,46 +99,40 @@ fn seen(m: &std::fs::Metadata) -> Seen {
 }
 
 /// Opening the file (not just stat) makes an NFS client revalidate its attributes
-/// (close-to-open consistency), so the mtime is the server's current one.
+/// (close-to-open consistency), so the mtime is the server's current one. The open never
+/// follows a symlink nor blocks on a FIFO, and only a regular file is a lock.
 fn examine(path: &Path) -> std::io::Result<Seen> {
-    Ok(seen(&File::open(path)?.metadata()?))
+    Ok(seen(&sharedfs::open_regular(path, MAX_LOCK)?.1))
 }
 
-/// The file server's "now": the mtime of a file we write in the shared directory.
-fn server_now(dir: &Path, token: &str) -> Result<SystemTime> {
-    let p = dir.join(format!(".lvs-cert-clock-{token}"));
+/// The file server's "now": the mtime of a file we create in the shared directory, under
+/// a fresh random name each time (a name seen once is never opened again).
+fn server_now(dir: &Path) -> Result<SystemTime> {
+    let d = Dir::open(dir)?;
+    let (name, mut f) = d
+        .create_unique(".lvs-cert-clock-", 0o600)
+        .context("creating a file to read the file server's clock")?;
     let res = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&p)?;
         f.write_all(b"t")?;
         f.sync_all()?;
         f.metadata()?.modified()
     })();
-    let _ = std::fs::remove_file(&p);
-    res.with_context(|| format!("writing {} to read the file server's clock", p.display()))
+    let _ = d.remove(&name);
+    res.with_context(|| {
+        format!(
+            "writing {} to read the file server's clock",
+            dir.join(&name).display()
+        )
+    })
 }
 
 /// Runs `f` holding the breaker: a second O_EXCL file that only lock removals take, so
 /// that judging a lock stale and unlinking it happen with no other removal in between.
 /// It is held for microseconds; one left by a process that died in that window is itself
 /// removed once it is older than `stale`. None: another node holds it right now.
-fn with_breaker<T>(
-    dir: &Path,
-    token: &str,
-    stale: Duration,
-    f: impl FnOnce() -> T,
-) -> Result<Option<T>> {
+fn with_breaker<T>(dir: &Path, stale: Duration, f: impl FnOnce() -> T) -> Result<Option<T>> {
     let b = dir.join(BREAKER);
-    match OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o644)
-        .open(&b)
-    {
+    match Dir::open(dir).and_then(|d| d.create_named(BREAKER, 0o644)) {
         Ok(_) => {
             let r = f();
             let _ = std::fs::remove_file(&b);
@@ -137,34 +140,28 @@ fn with_breaker<T>(
         }
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             if let Ok(s) = examine(&b) {
-                if age(dir, token, s)? > stale {
+                if age(dir, s)? > stale {
                     tracing::warn!("removing the stale lock breaker {}", b.display());
                     let _ = std::fs::remove_file(&b);
                 }
             }
             Ok(None)
         }
-        Err(e) => Err(e).with_context(|| format!("creating {}", b.display())),
+        Err(e) => Err(e).context("creating the lock breaker"),
     }
 }
 
 /// How long ago the file server last wrote the file seen as `s`.
-fn age(dir: &Path, token: &str, s: Seen) -> Result<Duration> {
-    let server = server_now(dir, token)?;
+fn age(dir: &Path, s: Seen) -> Result<Duration> {
+    let server = server_now(dir)?;
     let written = SystemTime::UNIX_EPOCH + Duration::new(s.mtime.0.max(0) as u64, s.mtime.1 as u32);
     Ok(server.duration_since(written).unwrap_or_default())
 }
 
 /// Removes the lock at `path` if it is still the very file `judged` (same inode, not
 /// written since). True when this call removed it.
-fn remove_if_same(
-    dir: &Path,
-    path: &Path,
-    judged: Seen,
-    token: &str,
-    stale: Duration,
-) -> Result<bool> {
-    let r = with_breaker(dir, token, stale, || {
+fn remove_if_same(dir: &Path, path: &Path, judged: Seen, stale: Duration) -> Result<bool> {
+    let r = with_breaker(dir, stale, || {
         if examine(path).ok() == Some(judged) {
             std::fs::remove_file(path).is_ok()
         } else {
@@ -178,10 +175,12 @@ fn remove_if_same(
 /// server's clock) before its holder counts as dead; `wait` is how long we queue behind a
 /// live holder.
 pub async fn acquire(dir: &Path, stale: Duration, wait: Duration) -> Result<Lock> {
-    let probe = std::fs::create_dir_all(dir).and_then(|_| {
-        let p = dir.join(format!(".lvs-cert-probe-{}", unique()));
-        std::fs::write(&p, b"").and_then(|_| std::fs::remove_file(&p))
-    });
+    let probe = std::fs::create_dir_all(dir)
+        .and_then(|_| Dir::open(dir))
+        .and_then(|d| {
+            let (name, _) = d.create_unique(".lvs-cert-probe-", 0o600)?;
+            d.remove(&name)
+        });
     if let Err(e) = probe {
         return Err(crate::error::usage(
             format!("shared directory {}", dir.display()),
@@ -198,12 +197,7 @@ pub async fn acquire(dir: &Path, stale: Duration, wait: Duration) -> Result<Lock
     let deadline = Instant::now() + wait;
     let mut said = false;
     loop {
-        match OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o644)
-            .open(&path)
-        {
+        match Dir::open(dir).and_then(|d| d.create_named(LOCK_FILE, 0o644)) {
             Ok(f) => {
                 let t = now();
                 let mut rec = Record {
@@ -230,7 +224,6 @@ pub async fn acquire(dir: &Path, stale: Duration, wait: Duration) -> Result<Lock
                 return Ok(Lock {
                     dir: dir.to_path_buf(),
                     path,
-                    token,
                     stale,
                     file: f,
                     heartbeat,
@@ -240,14 +233,19 @@ pub async fn acquire(dir: &Path, stale: Duration, wait: Duration) -> Result<Lock
                 let judged = match examine(&path) {
                     Ok(s) => s,
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                    Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+                    Err(e) => {
+                        return Err(e).context(
+                            "examining the pool lock (another writer of the shared directory \
+                             put something there that no lvs-cert made)",
+                        )
+                    }
                 };
-                let age = age(dir, &token, judged)?;
+                let age = age(dir, judged)?;
                 if age > stale {
                     let who = read_record(&path)
                         .map(|r| format!("{} pid {}", r.host, r.pid))
                         .unwrap_or_else(|| "unknown".into());
-                    if remove_if_same(dir, &path, judged, &token, stale)? {
+                    if remove_if_same(dir, &path, judged, stale)? {
                         tracing::warn!(
                             "took over the stale lock {} of {who} (not written for {}s by the file server's clock)",
                             path.display(),
@@ -274,9 +272,7 @@ pub async fn acquire(dir: &Path, stale: Duration, wait: Duration) -> Result<Lock
                 }
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
-            Err(e) => {
-                return Err(e).with_context(|| format!("creating the lock {}", path.display()))
-            }
+            Err(e) => return Err(e).context("creating the pool lock"),
         }
     }
 }
@@ -309,7 +305,9 @@ impl Lock {
     /// than --lock-stale). Called before anything is published.
     pub fn ensure_held(&self) -> Result<()> {
         let mine = self.mine();
-        let now = File::open(&self.path).and_then(|f| f.metadata()).ok();
+        let now = sharedfs::open_regular(&self.path, MAX_LOCK)
+            .map(|(_, m)| m)
+            .ok();
         let held = match (mine, now) {
             (Some(a), Some(b)) => a.dev == b.dev() && a.ino == b.ino(),
             _ => false,
@@ -335,7 +333,7 @@ impl Drop for Lock {
         // to turn stale.
         let Some(mine) = self.mine() else { return };
         for _ in 0..100 {
-            match with_breaker(&self.dir, &self.token, self.stale, || {
+            match with_breaker(&self.dir, self.stale, || {
                 if examine(&self.path).is_ok_and(|s| s.dev == mine.dev && s.ino == mine.ino) {
                     let _ = std::fs::remove_file(&self.path);
                 }

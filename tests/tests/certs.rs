@@ -854,3 +854,159 @@ fn eab_issues_with_the_right_key_and_refuses_a_wrong_one_and_none() {
     assert_eq!(s.orders(), 2);
     assert_ne!(serial(&s, "cl"), first);
 }
+
+/// Another node's root plants `certs/<label>` as a symlink to a directory of its choice:
+/// the certificate and key are never published there (the run fails naming it), and once
+/// the symlink is gone the same run publishes as usual.
+#[test]
+fn publication_never_goes_through_a_symlinked_label_directory() {
+    let s = Site::new("symlbl", 2, PebbleOpts::default());
+    let victim = s.p("victim");
+    std::fs::create_dir_all(&victim).unwrap();
+    std::fs::create_dir_all(s.p("shared/certs")).unwrap();
+    let label = s.p(&format!("shared/certs/{VIP_HOST}"));
+    std::os::unix::fs::symlink(&victim, &label).unwrap();
+    let o = s.cert(&s.lab.client.ns, "cl", "");
+    let planted: Vec<_> = std::fs::read_dir(&victim).unwrap().flatten().collect();
+    assert!(
+        planted.is_empty(),
+        "published through the symlink into {}: {:?}\n{}",
+        victim.display(),
+        planted.iter().map(|e| e.file_name()).collect::<Vec<_>>(),
+        text(&o)
+    );
+    assert_ne!(o.status.code(), Some(0), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(&label.display().to_string()) && err.contains("symbolic link"),
+        "{}",
+        text(&o)
+    );
+    assert!(!s.p("cl/hostcert.pem").exists(), "{}", text(&o));
+    // The symlink removed: the next run publishes into a directory of its own.
+    std::fs::remove_file(&label).unwrap();
+    let o = s.cert(&s.lab.client.ns, "cl", "");
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(std::fs::symlink_metadata(&label).unwrap().is_dir());
+    assert!(std::fs::read_dir(&victim).unwrap().next().is_none());
+}
+
+/// The `setpriv` options that give a process what `lvs-cert-renew.service` gives
+/// `lvs-cert renew`: read from the shipped unit, so the test follows it. Fails loudly on a
+/// unit setting it does not know how to reproduce.
+fn renew_unit_setpriv() -> String {
+    let unit =
+        std::fs::read_to_string(lab::units::repo().join("systemd/lvs-cert-renew.service")).unwrap();
+    let mut bounding = Vec::new();
+    let mut ambient = Vec::new();
+    let mut nnp = false;
+    let mut bits = Vec::new();
+    for l in unit.lines() {
+        let Some((k, v)) = l.split_once('=') else {
+            continue;
+        };
+        let caps = |v: &str| -> Vec<String> {
+            v.split_whitespace()
+                .map(|c| format!("+{}", c.trim_start_matches("CAP_").to_lowercase()))
+                .collect()
+        };
+        match k.trim() {
+            "CapabilityBoundingSet" => bounding.extend(caps(v)),
+            "AmbientCapabilities" => ambient.extend(caps(v)),
+            "NoNewPrivileges" => nnp = v.trim() == "yes",
+            "SecureBits" => bits.extend(
+                v.split_whitespace()
+                    .map(|b| format!("+{}", b.replace('-', "_"))),
+            ),
+            "User" => assert_eq!(
+                v.trim(),
+                "root",
+                "the unit's user changed: update this test"
+            ),
+            _ => {}
+        }
+    }
+    assert!(
+        !bounding.is_empty(),
+        "the unit sets no CapabilityBoundingSet"
+    );
+    let mut cmd = format!(
+        "setpriv --bounding-set -all,{} --inh-caps -all{} --ambient-caps -all{}",
+        bounding.join(","),
+        ambient.iter().map(|c| format!(",{c}")).collect::<String>(),
+        ambient.iter().map(|c| format!(",{c}")).collect::<String>(),
+    );
+    if nnp {
+        cmd.push_str(" --no-new-privs");
+    }
+    if !bits.is_empty() {
+        cmd.push_str(&format!(" --securebits {}", bits.join(",")));
+    }
+    cmd
+}
+
+/// Issue 16, item 9: under the shipped renew unit (root with CAP_CHOWN only), an installed
+/// key that belongs to xrootd with mode 0400 cannot be read back. `renew` must still see
+/// that the installed pair is the current one: no reinstall, no deploy hook, every run.
+/// The unit's capability set is reproduced with setpriv from the unit file itself (the
+/// host is not booted with systemd), and checked to really forbid reading the key.
+#[test]
+fn renew_under_the_units_capabilities_leaves_an_xrootd_owned_key_alone() {
+    let s = Site::new("unitkey", 2, PebbleOpts::default());
+    let hook = s.p("hook-ran");
+    let o = s.cert(
+        &s.lab.client.ns,
+        "cl",
+        &format!("--deploy-hook 'touch {}'", hook.display()),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(hook.exists(), "{}", text(&o));
+    std::fs::remove_file(&hook).unwrap();
+    let first = serial(&s, "cl");
+    // XRootD's layout: the key is xrootd:xrootd 0400 (install keeps that owner).
+    let xrootd = nix::unistd::User::from_name("xrootd")
+        .unwrap()
+        .expect("user xrootd (the xrootd package creates it; tests/setup.sh installs it)");
+    let key = s.p("cl/hostkey.pem");
+    std::os::unix::fs::chown(&key, Some(xrootd.uid.as_raw()), Some(xrootd.gid.as_raw())).unwrap();
+    assert_eq!(mode(&key), 0o400);
+    let key_before = std::fs::read(&key).unwrap();
+
+    let setpriv = renew_unit_setpriv();
+    // The reproduction holds: under these capabilities root cannot read that key.
+    let o = s
+        .lab
+        .client
+        .ns
+        .run(&format!("{setpriv} cat {} >/dev/null", key.display()));
+    assert!(
+        !o.status.success() && String::from_utf8_lossy(&o.stderr).contains("Permission denied"),
+        "`{setpriv}` does not reproduce the unit (root read the xrootd key): {}",
+        text(&o)
+    );
+    for run in 1..=2 {
+        let o = s.lab.client.ns.run(&format!(
+            "umask 077; {setpriv} {} renew --state-dir {}",
+            lab::bins::lvs_cert().display(),
+            s.p("state-cl").display()
+        ));
+        assert_eq!(o.status.code(), Some(0), "run {run}: {}", text(&o));
+        assert!(
+            !hook.exists(),
+            "run {run}: the deploy hook ran (reinstalled): {}",
+            text(&o)
+        );
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            out.contains("nothing to do") && !out.contains("installed "),
+            "run {run}: {}",
+            text(&o)
+        );
+    }
+    assert_eq!(serial(&s, "cl"), first);
+    assert_eq!(s.orders(), 1);
+    assert_eq!(std::fs::read(&key).unwrap(), key_before);
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(&key).unwrap();
+    assert_eq!((m.uid(), m.mode() & 0o777), (xrootd.uid.as_raw(), 0o400));
+}

@@ -12,7 +12,8 @@ use anyhow::{anyhow, Context, Result};
 use std::time::SystemTime;
 
 fn published(p: &Plan, s: &CertSpec) -> Option<store::Found> {
-    store::newest_valid(&p.shared.join("certs").join(&s.label), &s.names, &p.trust)
+    let dir = store::label_dir(&p.shared, &s.label)?;
+    store::newest_valid(&dir, store::Links::Refuse, &s.names, &p.trust)
 }
 
 pub async fn run(a: &AcmeArgs) -> Result<()> {
@@ -166,7 +167,8 @@ fn record(a: &AcmeArgs, p: &Plan) -> Result<()> {
         vip: p.pool.vip.clone(),
         alt: p.pool.nodes.clone(),
     })?;
-    lvs_shared::atomic::write(&p.shared.join("renewal.json"), &names, 0o644)
+    crate::sharedfs::Dir::open(&p.shared)
+        .and_then(|d| d.write_atomic("renewal.json", &names, 0o644))
         .with_context(|| format!("writing {}/renewal.json", p.shared.display()))?;
     Ok(())
 }

@@ -281,7 +281,8 @@ fn load_config(cfg: &Path, shared_override: Option<&Path>) -> Result<AcmeArgs> {
 /// older versions held the whole command line).
 fn read_shared_names(p: &Path) -> Result<SharedNames> {
     let what = p.display().to_string();
-    let text = std::fs::read_to_string(p).map_err(|e| {
+    // On the share: no symlink, no FIFO, bounded (crate::sharedfs).
+    let text = crate::sharedfs::read_text(p, crate::sharedfs::MAX_RECORD).map_err(|e| {
         usage(
             &what,
             format!("cannot read the pool's names: {e}"),
