@@ -304,7 +304,7 @@ pub fn missing<'a>(needs: &'a [Need], open: &[Ports]) -> Vec<&'a Need> {
                 .filter(|(p, _)| *p == n.proto)
                 .map(|&(_, r)| r)
                 .collect();
-            !crate::site::doctor::firewall::covered(&same, n.ports.0, n.ports.1)
+            !covered(&same, n.ports.0, n.ports.1)
         })
         .collect()
 }
@@ -322,6 +322,23 @@ pub fn fix_lines(zone: &str, missing: &[&Need]) -> Vec<String> {
         .collect();
     v.push("firewall-cmd --reload".into());
     v
+}
+
+/// Whether the union of `have` covers a..=b.
+pub fn covered(have: &[(u16, u16)], a: u16, b: u16) -> bool {
+    let mut v = have.to_vec();
+    v.sort();
+    let mut next = a as u32;
+    for (x, y) in v {
+        if x as u32 > next {
+            continue;
+        }
+        next = next.max(y as u32 + 1);
+        if next > b as u32 {
+            return true;
+        }
+    }
+    next > b as u32
 }
 
 #[cfg(test)]

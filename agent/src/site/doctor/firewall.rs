@@ -9,6 +9,7 @@
 
 use super::Finding;
 use crate::dataplane::arp::{find_tool, run_tool};
+use crate::site::firewalld::covered;
 use crate::site::gridftp_conf::{parse_range, GridftpSettings};
 use lvs_shared::config::NodeConfig;
 
@@ -259,23 +260,6 @@ pub fn accepted_ports(line: &str) -> Vec<(u16, u16)> {
             }
         })
         .collect()
-}
-
-/// Whether the union of `have` covers a..=b.
-pub fn covered(have: &[(u16, u16)], a: u16, b: u16) -> bool {
-    let mut v = have.to_vec();
-    v.sort();
-    let mut next = a as u32;
-    for (x, y) in v {
-        if x as u32 > next {
-            continue;
-        }
-        next = next.max(y as u32 + 1);
-        if next > b as u32 {
-            return true;
-        }
-    }
-    next > b as u32
 }
 
 pub fn finding(gf: &GridftpSettings) -> Finding {
