@@ -10,21 +10,26 @@ use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 const RECHECK: Duration = Duration::from_secs(5);
+/// A certificate chain or key file is a few KB.
+const FILE_LIMIT: u64 = 1024 * 1024;
 
 /// Loads a certificate chain and its key, with errors that name the file.
+/// Both files are read as regular files of bounded size, never waiting on a FIFO.
 pub fn load(cert: &Path, key: &Path) -> Result<Arc<CertifiedKey>, String> {
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .map_err(|e| format!("{}: cannot read the certificate: {e}", cert.display()))?
+    let cert_pem = crate::util::fs::read_regular(cert, FILE_LIMIT)?;
+    let key_pem = crate::util::fs::read_regular(key, FILE_LIMIT)?;
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
         .collect::<Result<_, _>>()
         .map_err(|e| format!("{}: not a PEM certificate chain: {e}", cert.display()))?;
     if chain.is_empty() {
         return Err(format!("{}: no certificate in the file", cert.display()));
     }
-    let der = PrivateKeyDer::from_pem_file(key)
+    let der = PrivateKeyDer::from_pem_slice(&key_pem)
         .map_err(|e| format!("{}: cannot read a PEM private key: {e}", key.display()))?;
     let signing = aws_lc_rs::sign::any_supported_type(&der)
         .map_err(|e| format!("{}: unsupported private key: {e}", key.display()))?;
@@ -51,42 +56,61 @@ struct Current {
     checked: Instant,
 }
 
-/// Serves the pair from disk and follows its replacement.
+/// Serves the pair from disk and follows its replacement. A handshake only ever reads the
+/// pair in memory: the files are looked at on a thread of its own (at most one at a time),
+/// so a hung mount delays the next certificate, never a handshake.
 #[derive(Debug)]
 pub struct Reloading {
     cert: PathBuf,
     key: PathBuf,
-    current: Mutex<Current>,
+    current: Arc<Mutex<Current>>,
+    looking: Arc<AtomicBool>,
 }
 
 impl Reloading {
     pub fn new(cert: &Path, key: &Path) -> Result<Reloading, String> {
         let seen = mtimes(cert, key);
         Ok(Reloading {
-            current: Mutex::new(Current {
+            current: Arc::new(Mutex::new(Current {
                 key: load(cert, key)?,
                 seen,
                 checked: Instant::now(),
-            }),
+            })),
             cert: cert.to_path_buf(),
             key: key.to_path_buf(),
+            looking: Arc::new(AtomicBool::new(false)),
         })
     }
 
     fn get(&self) -> Arc<CertifiedKey> {
         let mut cur = self.current.lock().unwrap_or_else(|p| p.into_inner());
-        if cur.checked.elapsed() >= RECHECK {
+        if cur.checked.elapsed() >= RECHECK && !self.looking.swap(true, Ordering::AcqRel) {
             cur.checked = Instant::now();
-            let now = mtimes(&self.cert, &self.key);
-            if now != cur.seen {
-                cur.seen = now;
-                match load(&self.cert, &self.key) {
-                    Ok(k) => {
-                        tracing::info!(cert = %self.cert.display(), "redirect: certificate reloaded");
-                        cur.key = k;
+            let seen = cur.seen;
+            let (cert, key) = (self.cert.clone(), self.key.clone());
+            let (current, looking) = (self.current.clone(), self.looking.clone());
+            let spawned = std::thread::Builder::new()
+                .name("tls-reload".into())
+                .spawn(move || {
+                    let now = mtimes(&cert, &key);
+                    if now != seen {
+                        let loaded = load(&cert, &key);
+                        let mut cur = current.lock().unwrap_or_else(|p| p.into_inner());
+                        cur.seen = now;
+                        match loaded {
+                            Ok(k) => {
+                                tracing::info!(cert = %cert.display(), "redirect: certificate reloaded");
+                                cur.key = k;
+                            }
+                            Err(e) => {
+                                tracing::warn!("redirect: keeping the previous certificate: {e}")
+                            }
+                        }
                     }
-                    Err(e) => tracing::warn!("redirect: keeping the previous certificate: {e}"),
-                }
+                    looking.store(false, Ordering::Release);
+                });
+            if spawned.is_err() {
+                self.looking.store(false, Ordering::Release);
             }
         }
         cur.key.clone()
