@@ -2,8 +2,10 @@
 //! (tests/src/vm.rs) loaded with `lvs-node director-config --pool URL --bfd --bfd-source IP`
 //! exactly as printed. One guest boot covers the whole life of a node: up, drained with a
 //! transfer running, GridFTP killed, the agent SIGKILLed and stopped, each recovery, and
-//! last forged BFD packets (from a stranger, or from the director's address with TTL 254)
-//! leaving it in rotation while the same packet from the director with TTL 255 takes it out. Every assertion
+//! last forged BFD packets (from a stranger, from the director's address with TTL 254, or
+//! from the director's address with TTL 255 but without the session's discriminator)
+//! leaving it in rotation while a packet from the director with TTL 255 and the
+//! discriminator read off the wire takes it out. Every assertion
 //! about the director reads `ipvsadm -Ln` inside the guest and keepalived's own log.
 //!
 //! A guest that cannot boot fails the test with the reason and its console (never a skip).
@@ -307,8 +309,10 @@ fn bfd_check_follows_gridftp_drain_and_agent_kill_on_the_real_director() {
         &weight(100),
     );
     // Forged packets change nothing at the director: an AdminDown from the client (not a
-    // configured director) and one sent by the guest itself from the director's address
-    // with TTL 254 (as if routed) are dropped and counted; the node stays at weight 100.
+    // configured director), one sent by the guest itself from the director's address
+    // with TTL 254 (as if routed), and one from there with TTL 255 but Your Discriminator
+    // zero (a forger who has not seen the session) are dropped and counted; the node stays
+    // at weight 100.
     let rejected = |r: &str| {
         metric(
             &lab.client.ns,
@@ -323,14 +327,22 @@ fn bfd_check_follows_gridftp_drain_and_agent_kill_on_the_real_director() {
         d.vm.run(&forge_bfd_cmd(DIRECTOR_IP, rs.ip, 254))
             .unwrap_or_else(|e| panic!("forging in the guest: {e:#}"));
     assert_eq!(o.rc, 0, "the forger in the guest failed: {}", o.out);
+    let o =
+        d.vm.run(&forge_bfd_cmd(DIRECTOR_IP, rs.ip, 255))
+            .unwrap_or_else(|e| panic!("forging in the guest: {e:#}"));
+    assert_eq!(o.rc, 0, "the forger in the guest failed: {}", o.out);
     let seen = wait_for(Duration::from_secs(10), || {
-        (rejected("unknown_source") >= 1.0 && rejected("ttl") >= 1.0).then_some(())
+        (rejected("unknown_source") >= 1.0
+            && rejected("ttl") >= 1.0
+            && rejected("discriminator") >= 1.0)
+            .then_some(())
     });
     assert!(
         seen.is_some(),
-        "the forged packets were not counted as dropped (unknown_source {}, ttl {})",
+        "the forged packets were not counted as dropped (unknown_source {}, ttl {}, discriminator {})",
         rejected("unknown_source"),
-        rejected("ttl")
+        rejected("ttl"),
+        rejected("discriminator")
     );
     // Longer than the director's detection time (3 x 100 ms) and its HTTP_GET delay_loop.
     std::thread::sleep(Duration::from_millis(1500));
@@ -342,14 +354,20 @@ fn bfd_check_follows_gridftp_drain_and_agent_kill_on_the_real_director() {
         bfd_state(&lab, 0),
         tail(&d.keepalived_log(), 20)
     );
-    // The control: the same packet from the director's address with TTL 255 is believed, so
-    // the checks above are what kept the node in: the agent's session goes Down, the
-    // director's BFD_CHECK follows, and the peers bring the session back.
+    // The control: the same packet from the director's address with TTL 255 and the
+    // session's discriminator (read off the wire, as an attacker who sees the segment
+    // could) is believed, so the checks above are what kept the node in: the agent's
+    // session goes Down, the director's BFD_CHECK follows, and the peers bring the session
+    // back.
+    let disc = sniff_discriminator(&rs.ns, rs.ip, DIRECTOR_IP);
     let o =
-        d.vm.run(&forge_bfd_cmd(DIRECTOR_IP, rs.ip, 255))
+        d.vm.run(&forge_bfd_packet_cmd(DIRECTOR_IP, rs.ip, 255, 0, disc))
             .unwrap_or_else(|e| panic!("forging in the guest: {e:#}"));
     assert_eq!(o.rc, 0, "the forger in the guest failed: {}", o.out);
-    assert_bfd_down(downs, "AdminDown from the director's address with TTL 255");
+    assert_bfd_down(
+        downs,
+        "AdminDown from the director's address with TTL 255 and the sniffed discriminator",
+    );
     wait(
         "weight 100 after the session came back",
         Duration::from_secs(30),
