@@ -559,7 +559,7 @@ fn two_directors_and_reloads_poll_admin_down_and_rebind() {
         p.contains(&from_node)
             && p.contains(&to_d1)
             && p.contains("Poll")
-            && p.contains("Desired min Transmit Interval: 200 ms")
+            && p.contains("Desired min Tx Interval: 200 ms")
     });
     let Some(poll) = poll else {
         panic!(
@@ -582,7 +582,7 @@ fn two_directors_and_reloads_poll_admin_down_and_rebind() {
             .take(3)
             .any(|p| p.contains(&from_node)
                 && !p.contains("Poll")
-                && p.contains("Desired min Transmit Interval: 200 ms")),
+                && p.contains("Desired min Tx Interval: 200 ms")),
         "the Poll Sequence did not end (the node still polls):\n{}",
         cap.join("\n")
     );
