@@ -339,10 +339,23 @@ fn bfd_check_follows_gridftp_drain_and_agent_kill_on_the_real_director() {
     });
     assert!(
         seen.is_some(),
-        "the forged packets were not counted as dropped (unknown_source {}, ttl {}, discriminator {})",
+        "the forged packets were not counted as dropped (unknown_source {}, ttl {}, discriminator {}); session {:?}\nmetrics:\n{}\nagent log:\n{}",
         rejected("unknown_source"),
         rejected("ttl"),
-        rejected("discriminator")
+        rejected("discriminator"),
+        bfd_state(&lab, 0),
+        lab.client
+            .ns
+            .run(&format!("curl -s -m 5 http://{}:{HTTP_PORT}/metrics", rs.ip))
+            .stdout
+            .iter()
+            .map(|&b| b as char)
+            .collect::<String>()
+            .lines()
+            .filter(|l| l.contains("bfd"))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        tail(&std::fs::read_to_string(&agent3_log).unwrap_or_default(), 30)
     );
     // Longer than the director's detection time (3 x 100 ms) and its HTTP_GET delay_loop.
     std::thread::sleep(Duration::from_millis(1500));
