@@ -321,6 +321,16 @@ fn bfd_check_follows_gridftp_drain_and_agent_kill_on_the_real_director() {
         )
         .unwrap_or(0.0)
     };
+    // The zero-discriminator forgery is dropped only while the agent's session is Up (a
+    // session in Down or Init takes it, per RFC 5880 6.8.6): start from Up.
+    let up = wait_for(Duration::from_secs(10), || {
+        (bfd_state(&lab, 0) == Some(3)).then_some(())
+    });
+    assert!(
+        up.is_some(),
+        "the agent's session is not Up before the forgeries: {:?}",
+        bfd_state(&lab, 0)
+    );
     let downs = bfd_downs();
     forge_bfd(&lab.client.ns, CLIENT_IP, rs.ip, 255);
     let o =
