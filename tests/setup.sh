@@ -9,6 +9,11 @@ apt-get install -y --no-install-recommends \
   pebble certbot openssl ca-certificates curl systemd rpm dpkg-dev bc cmake python3 wrk \
   prometheus dbus libxml2-utils file binutils libc6-dev \
   qemu-system-x86 linux-image-amd64 busybox-static ipvsadm kmod xz-utils
+# FRR: its bfdd is the second BFD implementation the agent is tested against, run by hand in
+# a lab namespace. Masked first like firewalld below: on a host booted with systemd the
+# package would start zebra and its friends on this machine's own network.
+if [ -d /run/systemd/system ]; then systemctl mask frr.service; fi
+apt-get install -y --no-install-recommends frr
 # firewalld: the tests run their own daemon in a network namespace with a private D-Bus. On a
 # host booted with systemd the package would start it and firewall this machine: mask it
 # first, so its postinst cannot start it.

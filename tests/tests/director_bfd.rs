@@ -2,8 +2,10 @@
 //! (tests/src/vm.rs) loaded with `lvs-node director-config --pool URL --bfd --bfd-source IP`
 //! exactly as printed. One guest boot covers the whole life of a node: up, drained with a
 //! transfer running, GridFTP killed, the agent SIGKILLed and stopped, each recovery, and
-//! last forged BFD packets (from a stranger, or from the director's address with TTL 254)
-//! leaving it in rotation while the same packet from the director with TTL 255 takes it out. Every assertion
+//! last forged BFD packets (from a stranger, from the director's address with TTL 254, or
+//! from the director's address with TTL 255 but without the session's discriminator)
+//! leaving it in rotation while a packet from the director with TTL 255 and the
+//! discriminator read off the wire takes it out. Every assertion
 //! about the director reads `ipvsadm -Ln` inside the guest and keepalived's own log.
 //!
 //! A guest that cannot boot fails the test with the reason and its console (never a skip).
@@ -307,8 +309,10 @@ fn bfd_check_follows_gridftp_drain_and_agent_kill_on_the_real_director() {
         &weight(100),
     );
     // Forged packets change nothing at the director: an AdminDown from the client (not a
-    // configured director) and one sent by the guest itself from the director's address
-    // with TTL 254 (as if routed) are dropped and counted; the node stays at weight 100.
+    // configured director), one sent by the guest itself from the director's address
+    // with TTL 254 (as if routed), and one from there with TTL 255 but Your Discriminator
+    // zero (a forger who has not seen the session) are dropped and counted; the node stays
+    // at weight 100.
     let rejected = |r: &str| {
         metric(
             &lab.client.ns,
@@ -317,20 +321,51 @@ fn bfd_check_follows_gridftp_drain_and_agent_kill_on_the_real_director() {
         )
         .unwrap_or(0.0)
     };
+    // The zero-discriminator forgery is dropped only while the agent's session is Up (a
+    // session in Down or Init takes it, per RFC 5880 6.8.6): start from Up.
+    let up = wait_for(Duration::from_secs(10), || {
+        (bfd_state(&lab, 0) == Some(3)).then_some(())
+    });
+    assert!(
+        up.is_some(),
+        "the agent's session is not Up before the forgeries: {:?}",
+        bfd_state(&lab, 0)
+    );
     let downs = bfd_downs();
     forge_bfd(&lab.client.ns, CLIENT_IP, rs.ip, 255);
     let o =
         d.vm.run(&forge_bfd_cmd(DIRECTOR_IP, rs.ip, 254))
             .unwrap_or_else(|e| panic!("forging in the guest: {e:#}"));
     assert_eq!(o.rc, 0, "the forger in the guest failed: {}", o.out);
+    let o =
+        d.vm.run(&forge_bfd_cmd(DIRECTOR_IP, rs.ip, 255))
+            .unwrap_or_else(|e| panic!("forging in the guest: {e:#}"));
+    assert_eq!(o.rc, 0, "the forger in the guest failed: {}", o.out);
     let seen = wait_for(Duration::from_secs(10), || {
-        (rejected("unknown_source") >= 1.0 && rejected("ttl") >= 1.0).then_some(())
+        (rejected("unknown_source") >= 1.0
+            && rejected("ttl") >= 1.0
+            && rejected("discriminator") >= 1.0)
+            .then_some(())
     });
     assert!(
         seen.is_some(),
-        "the forged packets were not counted as dropped (unknown_source {}, ttl {})",
+        "the forged packets were not counted as dropped (unknown_source {}, ttl {}, discriminator {}); session {:?}\nmetrics:\n{}\nagent log:\n{}",
         rejected("unknown_source"),
-        rejected("ttl")
+        rejected("ttl"),
+        rejected("discriminator"),
+        bfd_state(&lab, 0),
+        lab.client
+            .ns
+            .run(&format!("curl -s -m 5 http://{}:{HTTP_PORT}/metrics", rs.ip))
+            .stdout
+            .iter()
+            .map(|&b| b as char)
+            .collect::<String>()
+            .lines()
+            .filter(|l| l.contains("bfd"))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        tail(&std::fs::read_to_string(&agent3_log).unwrap_or_default(), 30)
     );
     // Longer than the director's detection time (3 x 100 ms) and its HTTP_GET delay_loop.
     std::thread::sleep(Duration::from_millis(1500));
@@ -342,14 +377,20 @@ fn bfd_check_follows_gridftp_drain_and_agent_kill_on_the_real_director() {
         bfd_state(&lab, 0),
         tail(&d.keepalived_log(), 20)
     );
-    // The control: the same packet from the director's address with TTL 255 is believed, so
-    // the checks above are what kept the node in: the agent's session goes Down, the
-    // director's BFD_CHECK follows, and the peers bring the session back.
+    // The control: the same packet from the director's address with TTL 255 and the
+    // session's discriminator (read off the wire, as an attacker who sees the segment
+    // could) is believed, so the checks above are what kept the node in: the agent's
+    // session goes Down, the director's BFD_CHECK follows, and the peers bring the session
+    // back.
+    let disc = sniff_discriminator(&rs.ns, rs.ip, DIRECTOR_IP);
     let o =
-        d.vm.run(&forge_bfd_cmd(DIRECTOR_IP, rs.ip, 255))
+        d.vm.run(&forge_bfd_packet_cmd(DIRECTOR_IP, rs.ip, 255, 0, disc))
             .unwrap_or_else(|e| panic!("forging in the guest: {e:#}"));
     assert_eq!(o.rc, 0, "the forger in the guest failed: {}", o.out);
-    assert_bfd_down(downs, "AdminDown from the director's address with TTL 255");
+    assert_bfd_down(
+        downs,
+        "AdminDown from the director's address with TTL 255 and the sniffed discriminator",
+    );
     wait(
         "weight 100 after the session came back",
         Duration::from_secs(30),

@@ -5,11 +5,14 @@
 //! ```toml
 //! [bfd]
 //! directors = ["192.0.2.2", "192.0.2.3"]  # the directors' own addresses (one session each)
-//! source = "192.0.2.11"                   # default: real_ip
+//! source = "192.0.2.11"                   # default: real_ip (required without it)
 //! min_tx = "50ms"                         # desired min TX interval
 //! min_rx = "50ms"                         # required min RX interval
 //! multiplier = 3
 //! ```
+//!
+//! `source` is never taken from the interface: the directors' `neighbor_ip` names it, so it
+//! must be an address the operator wrote down, not one the agent picked at start.
 
 use crate::error::ConfigError;
 use serde::Deserialize;
@@ -64,8 +67,8 @@ pub fn validate(file: &Path, raw: RawBfd, real_ip: Option<IpAddr>) -> Result<Bfd
         None => real_ip.ok_or_else(|| {
             err(
                 "bfd.source",
-                "missing, and there is no real_ip to default to".into(),
-                "set source = \"NODE_IP\" in [bfd], or set real_ip",
+                "missing, and there is no real_ip to default to (the interface's address is not used: the directors' neighbor_ip must name a fixed address)".into(),
+                "set source = \"NODE_IP\" in [bfd] (the address the directors list as neighbor_ip), or set real_ip",
             )
         })?,
     };
@@ -173,8 +176,13 @@ mod tests {
         assert_eq!(b.source, "192.0.2.11".parse::<IpAddr>().unwrap());
         assert_eq!(b.min_tx, Duration::from_millis(50));
         assert_eq!(b.multiplier, 3);
+        // Without real_ip, source is required (documented in docs/daemon.md, "BFD").
         let e = validate(p, raw("directors = [\"192.0.2.2\"]"), None).unwrap_err();
         assert_eq!(e.key, "bfd.source");
+        assert!(
+            e.fix.contains("source = ") && e.fix.contains("real_ip"),
+            "{e}"
+        );
         let e = validate(p, raw("directors = []"), None).unwrap_err();
         assert_eq!(e.key, "bfd.directors");
         let e = validate(

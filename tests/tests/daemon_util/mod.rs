@@ -236,23 +236,135 @@ pub fn pool_node(
 /// (which RFC 5880 6.8.6 accepts in AdminDown), from `src` to `dst`:3784 with IP TTL `ttl`.
 /// python3 (tests/setup.sh) runs it in a namespace or in the director guest alike.
 pub fn forge_bfd_cmd(src: impl std::fmt::Display, dst: impl std::fmt::Display, ttl: u8) -> String {
+    forge_bfd_packet_cmd(src, dst, ttl, 0, 0)
+}
+
+/// Like [`forge_bfd_cmd`] with the state (0 AdminDown, 1 Down) and Your Discriminator
+/// chosen: diagnostic 7, my discriminator 4242, 1 s timers.
+pub fn forge_bfd_packet_cmd(
+    src: impl std::fmt::Display,
+    dst: impl std::fmt::Display,
+    ttl: u8,
+    state: u8,
+    your_disc: u32,
+) -> String {
     let py = "import socket,struct,sys\n\
               s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n\
               s.setsockopt(socket.IPPROTO_IP,socket.IP_TTL,int(sys.argv[1]))\n\
               s.bind((sys.argv[2],0))\n\
-              p=struct.pack('!BBBBIIIII',0x20|7,0,3,24,4242,0,1000000,1000000,0)\n\
+              p=struct.pack('!BBBBIIIII',0x20|7,int(sys.argv[4])<<6,3,24,4242,int(sys.argv[5]),1000000,1000000,0)\n\
               s.sendto(p,(sys.argv[3],3784))\n";
-    format!("python3 -c \"{py}\" {ttl} {src} {dst}")
+    format!("python3 -c \"{py}\" {ttl} {src} {dst} {state} {your_disc}")
 }
 
 /// Sends [`forge_bfd_cmd`]'s packet from namespace `ns`.
 pub fn forge_bfd(ns: &Netns, src: impl std::fmt::Display, dst: impl std::fmt::Display, ttl: u8) {
-    let out = ns.run(&forge_bfd_cmd(src, dst, ttl));
+    forge_bfd_packet(ns, src, dst, ttl, 0, 0)
+}
+
+/// Sends [`forge_bfd_packet_cmd`]'s packet from namespace `ns`.
+pub fn forge_bfd_packet(
+    ns: &Netns,
+    src: impl std::fmt::Display,
+    dst: impl std::fmt::Display,
+    ttl: u8,
+    state: u8,
+    your_disc: u32,
+) {
+    let out = ns.run(&forge_bfd_packet_cmd(src, dst, ttl, state, your_disc));
     assert!(
         out.status.success(),
         "the forger failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The agent's My Discriminator toward `director`, read off the wire in the agent's
+/// namespace (one packet, `tcpdump -x`): what an attacker who can see the segment learns.
+pub fn sniff_discriminator(
+    ns: &Netns,
+    agent: impl std::fmt::Display,
+    director: impl std::fmt::Display,
+) -> u32 {
+    let out = ns.ok(&format!(
+        "timeout 10 tcpdump -i eth0 -n -x -c 1 'udp and src host {agent} and dst host {director} and dst port 3784' 2>/dev/null"
+    ));
+    // The hex dump starts at the IP header: 20 bytes of IP (no options), 8 of UDP, then
+    // BFD, whose My Discriminator is at bytes 4..8.
+    let hex: String = out
+        .lines()
+        .filter(|l| l.trim_start().starts_with("0x"))
+        .filter_map(|l| l.trim().split_once(":  "))
+        .flat_map(|(_, h)| h.split_whitespace().take(8).collect::<Vec<_>>())
+        .collect();
+    let at = (20 + 8 + 4) * 2;
+    u32::from_str_radix(
+        hex.get(at..at + 8)
+            .unwrap_or_else(|| panic!("no BFD packet seen:\n{out}")),
+        16,
+    )
+    .unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+/// The scripted BFD peer (bfd_peer.py) in a namespace: it speaks from `src` to the agent
+/// at `dst` with the timers the test writes into its control file. Killed with its
+/// namespace.
+pub struct BfdPeer {
+    pub ctl: PathBuf,
+    pub log: PathBuf,
+}
+
+impl BfdPeer {
+    pub fn start(
+        ns: &Netns,
+        src: impl std::fmt::Display,
+        dst: impl std::fmt::Display,
+        dir: &Path,
+        ctl: &str,
+    ) -> BfdPeer {
+        let script = dir.join("bfd_peer.py");
+        std::fs::write(&script, include_str!("bfd_peer.py")).unwrap();
+        let p = BfdPeer {
+            ctl: dir.join("bfd_peer.json"),
+            log: dir.join("bfd_peer.log"),
+        };
+        std::fs::write(&p.ctl, ctl).unwrap();
+        std::fs::write(&p.log, "").unwrap();
+        ns.spawn_logged(
+            &format!(
+                "python3 {} {src} {dst} {} {}",
+                script.display(),
+                p.ctl.display(),
+                p.log.display()
+            ),
+            &dir.join("bfd_peer.out"),
+        );
+        p
+    }
+
+    /// New timers or rate: the peer re-reads its control file within 10 ms.
+    pub fn set(&self, ctl: &str) {
+        let tmp = self.ctl.with_extension("tmp");
+        std::fs::write(&tmp, ctl).unwrap();
+        std::fs::rename(&tmp, &self.ctl).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    /// Every packet received from the agent so far, one line each.
+    pub fn received(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Packets received from the agent during `d`.
+    pub fn count_during(&self, d: Duration) -> usize {
+        let before = self.received().len();
+        std::thread::sleep(d);
+        self.received().len() - before
+    }
 }
 
 /// One line of the agent's /metrics starting with `prefix` (labels included), as a number.

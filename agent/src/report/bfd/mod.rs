@@ -9,6 +9,14 @@
 //! [`packet`] is the wire format and its checks, [`session`] the state machine (no I/O),
 //! [`io`] the sockets (TTL 255 sent and required, source port 49152-65535). This module runs
 //! every session on one task and keeps the figures `/metrics` shows.
+//!
+//! A socket that cannot be bound because the source address is not (yet) on the host is
+//! retried with backoff ([`RETRY_FIRST`] doubling up to [`RETRY_MAX`]): an address that
+//! arrives after the agent (keepalived, DHCP, a late interface) brings the sessions up
+//! without a reload. An Up session takes a packet only with its own discriminator in Your
+//! Discriminator: a Down with zero there (which RFC 5880 6.8.6 lets through for session
+//! lookup) comes from a remote that lost the session, or from a forger who does not know the
+//! discriminator; either way the detection time settles it.
 
 pub mod io;
 pub mod packet;
@@ -121,20 +129,59 @@ fn reject(reason: &'static str) {
     figures(|f| *f.rejected.entry(reason).or_insert(0) += 1);
 }
 
-/// The receive socket, bound before a (re)configuration takes over.
-pub struct Bound {
-    rx: UdpSocket,
+/// The first wait before a failed bind is tried again.
+pub const RETRY_FIRST: Duration = Duration::from_millis(500);
+/// The longest wait between two bind attempts.
+pub const RETRY_MAX: Duration = Duration::from_secs(10);
+
+/// When to try a failed bind again: doubling from [`RETRY_FIRST`] up to [`RETRY_MAX`].
+struct Retry {
+    at: Instant,
+    wait: Duration,
+    attempts: u32,
 }
 
-/// Binds UDP 3784 on the source address.
+impl Retry {
+    fn new(now: Instant) -> Retry {
+        Retry {
+            at: now + RETRY_FIRST,
+            wait: RETRY_FIRST,
+            attempts: 1,
+        }
+    }
+    fn failed(&mut self, now: Instant) {
+        self.wait = (self.wait * 2).min(RETRY_MAX);
+        self.at = now + self.wait;
+        self.attempts += 1;
+    }
+}
+
+/// The receive socket, bound before a (re)configuration takes over; None while the source
+/// address is not on the host (the speaker retries).
+pub struct Bound {
+    rx: Option<UdpSocket>,
+}
+
+/// Binds UDP 3784 on the source address. An address that is not on the host (yet) is not
+/// an error: the speaker binds it once it appears. Any other failure (the port taken by
+/// another BFD speaker, no permission) refuses the configuration.
 pub fn bind(cfg: &Bfd) -> Result<Bound, String> {
-    io::bind_rx(cfg.source).map(|rx| Bound { rx }).map_err(|e| {
-        format!(
+    match io::bind_rx(cfg.source) {
+        Ok(rx) => Ok(Bound { rx: Some(rx) }),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrNotAvailable => {
+            tracing::warn!(
+                source = %cfg.source,
+                "bfd.source is not an address of this host yet: BFD sessions wait for it (retried with backoff up to every {} s)",
+                RETRY_MAX.as_secs()
+            );
+            Ok(Bound { rx: None })
+        }
+        Err(e) => Err(format!(
             "bfd.source: cannot listen on {}:{}: {e}",
             cfg.source,
             io::PORT
-        )
-    })
+        )),
+    }
 }
 
 enum Cmd {
@@ -182,7 +229,11 @@ impl Drop for Speaker {
 struct Peer {
     addr: IpAddr,
     session: Session,
-    tx: UdpSocket,
+    /// None until the send socket is bound; `retry` says when to try again.
+    tx: Option<UdpSocket>,
+    retry: Option<Retry>,
+    /// The remote's last timers as sent (microseconds), to log a change once.
+    remote_timers: Option<(u32, u32)>,
 }
 
 /// A discriminator unique among this agent's sessions and never zero.
@@ -196,36 +247,97 @@ fn discriminator(peers: &[Peer]) -> u32 {
 }
 
 fn add_peer(cfg: &Bfd, addr: IpAddr, peers: &mut Vec<Peer>, down: bool) {
-    match io::bind_tx(cfg.source) {
+    let now = Instant::now();
+    let mut session = Session::new(
+        discriminator(peers),
+        cfg.min_tx,
+        cfg.min_rx,
+        cfg.multiplier,
+        now.into_std(),
+    );
+    if down {
+        session.set_admin_down(true);
+    }
+    figures(|f| f.state.insert(addr, session.state));
+    let (tx, retry) = match io::bind_tx(cfg.source) {
         Ok(tx) => {
-            let now = Instant::now().into_std();
-            let mut session = Session::new(
-                discriminator(peers),
-                cfg.min_tx,
-                cfg.min_rx,
-                cfg.multiplier,
-                now,
-            );
-            if down {
-                session.set_admin_down(true);
-            }
-            figures(|f| f.state.insert(addr, session.state));
             tracing::info!(director = %addr, state = session.state.as_str(), "BFD session started");
-            peers.push(Peer { addr, session, tx });
+            (Some(tx), None)
         }
         Err(e) => {
-            tracing::error!(director = %addr, "BFD session not started: cannot bind a source port on {}: {e}", cfg.source)
+            tracing::error!(
+                director = %addr,
+                "BFD session waiting: cannot bind a source port on {}: {e}; retried with backoff up to every {} s",
+                cfg.source,
+                RETRY_MAX.as_secs()
+            );
+            (None, Some(Retry::new(now)))
+        }
+    };
+    peers.push(Peer {
+        addr,
+        session,
+        tx,
+        retry,
+        remote_timers: None,
+    });
+}
+
+/// Tries a failed send socket again once its time has come.
+fn retry_tx(source: IpAddr, p: &mut Peer, now: Instant) {
+    let Some(r) = p.retry.as_mut() else { return };
+    if r.at > now {
+        return;
+    }
+    match io::bind_tx(source) {
+        Ok(tx) => {
+            tracing::info!(director = %p.addr, attempts = r.attempts + 1, "BFD session started: source port bound");
+            p.tx = Some(tx);
+            p.retry = None;
+        }
+        Err(e) => {
+            r.failed(now);
+            tracing::debug!(director = %p.addr, "BFD source port still not bound: {e}");
         }
     }
 }
 
+/// Tries the receive socket again once its time has come.
+fn retry_rx(source: IpAddr, rx: &mut Option<UdpSocket>, r: &mut Retry, now: Instant) {
+    if rx.is_some() || r.at > now {
+        return;
+    }
+    match io::bind_rx(source) {
+        Ok(s) => {
+            tracing::info!(%source, attempts = r.attempts + 1, "BFD listening on {source}:{}", io::PORT);
+            *rx = Some(s);
+        }
+        Err(e) => {
+            r.failed(now);
+            tracing::debug!(%source, "BFD receive socket still not bound: {e}");
+        }
+    }
+}
+
+/// Sends the session's packet; without a bound socket the packet is lost like one dropped
+/// on the wire, and the next one is scheduled all the same.
 async fn send(p: &mut Peer) {
     let pkt = p.session.packet();
     let to = std::net::SocketAddr::new(p.addr, io::PORT);
-    if let Err(e) = p.tx.send_to(&pkt.encode(), to).await {
-        tracing::debug!(director = %p.addr, "BFD send failed: {e}");
+    if let Some(tx) = &p.tx {
+        if let Err(e) = tx.send_to(&pkt.encode(), to).await {
+            tracing::debug!(director = %p.addr, "BFD send failed: {e}");
+        }
     }
     p.session.sent(Instant::now().into_std(), fastrand::f64());
+}
+
+/// Waits for a datagram on the receive socket, or forever while it is not bound.
+async fn recv_opt(rx: Option<&UdpSocket>, buf: &mut [u8]) -> std::io::Result<io::Datagram> {
+    match rx {
+        Some(s) => io::recv(s, buf).await,
+        None => std::future::pending().await,
+    }
 }
 
 fn note(addr: IpAddr, t: Transition, diag: packet::Diag) {
@@ -243,10 +355,12 @@ fn note(addr: IpAddr, t: Transition, diag: packet::Diag) {
 
 async fn run(
     cfg: Bfd,
-    rx: UdpSocket,
+    mut rx: Option<UdpSocket>,
     mut node: watch::Receiver<NodeState>,
     mut cmd: mpsc::UnboundedReceiver<Cmd>,
 ) {
+    let source = cfg.source;
+    let mut rx_retry = Retry::new(Instant::now());
     let mut down = *node.borrow_and_update() != NodeState::Up;
     let mut peers: Vec<Peer> = Vec::new();
     for a in cfg.directors.clone() {
@@ -257,15 +371,21 @@ async fn run(
     }
     let mut buf = [0u8; 128];
     loop {
+        let retries = peers
+            .iter()
+            .filter_map(|p| p.retry.as_ref().map(|r| r.at))
+            .chain(rx.is_none().then_some(rx_retry.at))
+            .map(Instant::into_std);
         let wake = peers
             .iter()
             .flat_map(|p| [p.session.next_tx(), p.session.detect_at()])
             .flatten()
+            .chain(retries)
             .min()
             .map(Instant::from_std)
             .unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
         tokio::select! {
-            r = io::recv(&rx, &mut buf) => match r {
+            r = recv_opt(rx.as_ref(), &mut buf) => match r {
                 Ok(d) => receive(&mut peers, &buf[..d.len.min(buf.len())], d).await,
                 Err(e) => {
                     tracing::debug!("BFD receive failed: {e}");
@@ -273,8 +393,10 @@ async fn run(
                 }
             },
             _ = tokio::time::sleep_until(wake) => {
+                retry_rx(source, &mut rx, &mut rx_retry, Instant::now());
                 let now = Instant::now().into_std();
                 for p in &mut peers {
+                    retry_tx(source, p, Instant::from_std(now));
                     if let Some(t) = p.session.expire(now) {
                         note(p.addr, t, p.session.diag);
                         send(p).await;
@@ -362,6 +484,15 @@ async fn receive(peers: &mut [Peer], bytes: &[u8], d: io::Datagram) {
         reject("discriminator");
         return;
     }
+    if pkt.your_disc == 0 && p.session.state == State::Up {
+        // An Up session is known to the remote by its discriminator. Zero here is a remote
+        // that lost the session (it times out here within the detection time) or a forger
+        // who has not seen the discriminator: neither may take the session down at once.
+        reject("discriminator");
+        tracing::debug!(from = %d.from, state = pkt.state.as_str(), "BFD packet without our discriminator dropped: the session is Up");
+        return;
+    }
+    log_remote_timers(p, &pkt);
     let now = Instant::now().into_std();
     let t = p.session.receive(&pkt, now);
     if let Some(t) = t {
@@ -369,5 +500,33 @@ async fn receive(peers: &mut [Peer], bytes: &[u8], d: io::Datagram) {
     }
     if t.is_some() || p.session.final_due {
         send(p).await;
+    }
+}
+
+/// Logs the remote's timers when they change and are out of the ordinary: zero Required Min
+/// RX (no periodic packets wanted, RFC 5880 6.8.7) or values beyond the clamps.
+fn log_remote_timers(p: &mut Peer, pkt: &Packet) {
+    let now = (pkt.desired_min_tx, pkt.required_min_rx);
+    if p.remote_timers == Some(now) {
+        return;
+    }
+    p.remote_timers = Some(now);
+    let us = |d: Duration| d.as_micros().min(u128::from(u32::MAX)) as u32;
+    let (max_rx, max_tx) = (us(p.session.max_remote_rx()), us(p.session.max_remote_tx()));
+    if pkt.required_min_rx == 0 {
+        tracing::warn!(
+            director = %p.addr,
+            "BFD director asks for no periodic packets (Required Min RX 0): sending only on changes until it asks again or the session resets"
+        );
+    }
+    if pkt.required_min_rx > max_rx || pkt.desired_min_tx > max_tx {
+        tracing::warn!(
+            director = %p.addr,
+            desired_min_tx_us = pkt.desired_min_tx,
+            required_min_rx_us = pkt.required_min_rx,
+            max_required_min_rx_us = max_rx,
+            max_desired_min_tx_us = max_tx,
+            "BFD director's timers beyond the bounds: clamped"
+        );
     }
 }

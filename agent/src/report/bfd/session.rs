@@ -3,12 +3,26 @@
 //! (6.8.2, 6.8.7), timer changes through a Poll Sequence (6.8.3) and administrative control
 //! (6.8.16). No I/O and no clock: callers pass `now` and send what comes back, so the
 //! state machine is tested from the RFC's tables alone.
+//!
+//! The remote's timers are untrusted input (a director, or whoever forges its address):
+//! they are clamped so that no packet can slow this side below one packet per
+//! max(1 s, min_tx) or stretch the detection time past max(1 s, min_rx) x max(multiplier, 3)
+//! (see [`Session::receive`]). A remote Required Min RX of zero is honoured (no periodic
+//! packets, 6.8.7) only while that remote keeps talking: a detection timeout or an
+//! administrative reset forgets it.
 
 use super::packet::{Diag, Packet, State};
 use std::time::{Duration, Instant};
 
 /// While the session is not Up, the transmit interval is at least one second (6.8.3).
 pub const SLOW_TX: Duration = Duration::from_secs(1);
+
+/// The detection time is capped at this many of the longest accepted remote intervals,
+/// or at the configured multiplier when that is larger.
+pub const MIN_DETECT_CAP_MULT: u32 = 3;
+
+/// 6.8.1: bfd.RemoteMinRxInterval before the remote has spoken (and after it is forgotten).
+const REMOTE_MIN_RX_INIT: Duration = Duration::from_micros(1);
 
 /// Why the local state changed, for the log and the transition counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -97,8 +111,7 @@ impl Session {
             adv_rx: min_rx,
             tx_in_use: SLOW_TX.max(min_tx),
             rx_in_use: min_rx,
-            // 6.8.1: bfd.RemoteMinRxInterval starts at 1 microsecond.
-            remote_min_rx: Duration::from_micros(1),
+            remote_min_rx: REMOTE_MIN_RX_INIT,
             remote_min_tx: Duration::ZERO,
             remote_detect_mult: 0,
             polling: false,
@@ -142,9 +155,33 @@ impl Session {
     }
 
     /// The detection time in asynchronous mode (6.8.4): the remote's multiplier times the
-    /// slower of our receive interval and its transmit interval.
+    /// slower of our receive interval and its transmit interval, capped at
+    /// [`Session::detect_cap`].
     pub fn detection_time(&self) -> Duration {
-        self.rx_in_use.max(self.remote_min_tx) * u32::from(self.remote_detect_mult)
+        (self.rx_in_use.max(self.remote_min_tx) * u32::from(self.remote_detect_mult))
+            .min(self.detect_cap())
+    }
+
+    /// The longest Required Min RX taken from the remote: we never send less often than
+    /// once per max(1 s, min_tx), the rate of a session that is not Up.
+    pub fn max_remote_rx(&self) -> Duration {
+        SLOW_TX.max(self.desired_min_tx)
+    }
+
+    /// The longest Desired Min TX taken from the remote: max(1 s, min_rx).
+    pub fn max_remote_tx(&self) -> Duration {
+        SLOW_TX.max(self.required_min_rx)
+    }
+
+    /// The longest detection time: max(1 s, min_rx) x max(multiplier, 3), whatever
+    /// multiplier and intervals the remote sends.
+    pub fn detect_cap(&self) -> Duration {
+        self.max_remote_tx() * u32::from(self.detect_mult).max(MIN_DETECT_CAP_MULT)
+    }
+
+    /// The remote asks for no periodic packets (Required Min RX zero).
+    pub fn remote_wants_silence(&self) -> bool {
+        self.remote_min_rx == Duration::ZERO
     }
 
     /// When the next periodic packet is due; None while the remote asks for none (6.8.7).
@@ -240,6 +277,8 @@ impl Session {
             self.set_state(State::AdminDown, Cause::Admin, &mut t);
             self.detect_at = None;
         } else if !down && self.state == State::AdminDown {
+            // A reset: what the remote last asked for is forgotten until it speaks again.
+            self.remote_min_rx = REMOTE_MIN_RX_INIT;
             self.set_state(State::Down, Cause::Enable, &mut t);
         }
         t
@@ -254,6 +293,9 @@ impl Session {
         }
         self.detect_at = None;
         self.remote_disc = 0;
+        // The remote is gone: its wish for no periodic packets (or for a slow rate) goes
+        // with it, so this side announces itself again at the Down rate.
+        self.remote_min_rx = REMOTE_MIN_RX_INIT;
         let mut t = None;
         if matches!(self.state, State::Init | State::Up) {
             self.diag = Diag::TimeExpired;
@@ -264,13 +306,22 @@ impl Session {
     }
 
     /// Reception of a packet that passed [`Packet::decode`] and the session lookup
-    /// (6.8.6 from "Set bfd.RemoteDiscr" on).
+    /// (6.8.6 from "Set bfd.RemoteDiscr" on). The remote's intervals are clamped to
+    /// [`Session::max_remote_rx`] and [`Session::max_remote_tx`]; shorter ones than ours
+    /// change nothing, since the slower side of each pair wins.
     pub fn receive(&mut self, p: &Packet, now: Instant) -> Option<Transition> {
         self.remote_disc = p.my_disc;
         self.remote_state = p.state;
-        self.remote_min_rx = Duration::from_micros(u64::from(p.required_min_rx));
-        self.remote_min_tx = Duration::from_micros(u64::from(p.desired_min_tx));
+        let was_silent = self.remote_wants_silence();
+        self.remote_min_rx =
+            Duration::from_micros(u64::from(p.required_min_rx)).min(self.max_remote_rx());
+        self.remote_min_tx =
+            Duration::from_micros(u64::from(p.desired_min_tx)).min(self.max_remote_tx());
         self.remote_detect_mult = p.detect_mult;
+        if was_silent && !self.remote_wants_silence() {
+            // Periodic packets resume now, not at a time scheduled before the silence.
+            self.next_tx = now;
+        }
         if p.final_ && self.polling {
             self.polling = false;
             self.tx_in_use = self.adv_tx;
@@ -507,5 +558,66 @@ mod tests {
         s.receive(&f, t0);
         assert_eq!(s.tx_interval(), Duration::from_millis(200));
         assert_eq!(s.rx_in_use, Duration::from_millis(20));
+    }
+
+    /// A remote asking for Desired Min TX / Required Min RX of u32::MAX microseconds (71
+    /// minutes) and multiplier 255 neither slows this side below one packet a second nor
+    /// stretches the detection time past 3 s (defaults: 50 ms x 3).
+    #[test]
+    fn huge_remote_timers_are_clamped() {
+        let t0 = Instant::now();
+        let mut s = session(t0);
+        let mut p = remote(State::Init, 0);
+        p.desired_min_tx = u32::MAX;
+        p.required_min_rx = u32::MAX;
+        p.detect_mult = 255;
+        s.receive(&p, t0);
+        assert_eq!(s.state, State::Up);
+        assert_eq!(s.tx_interval(), SLOW_TX);
+        assert_eq!(s.detection_time(), Duration::from_secs(3));
+        s.sent(t0, 0.999);
+        assert!(s.next_tx().unwrap() - t0 <= SLOW_TX);
+        let t = s.expire(t0 + Duration::from_secs(3)).unwrap();
+        assert_eq!(t.cause, Cause::Timeout);
+        // Configured intervals above one second raise the bounds with them.
+        let mut slow = Session::new(7, Duration::from_secs(2), Duration::from_secs(4), 5, t0);
+        slow.receive(&p, t0);
+        assert_eq!(slow.tx_interval(), Duration::from_secs(2));
+        assert_eq!(slow.detection_time(), Duration::from_secs(20));
+    }
+
+    /// Required Min RX zero stops periodic packets while the remote keeps saying so; asking
+    /// again resumes them at once, and so does a timeout or an administrative reset.
+    #[test]
+    fn zero_remote_rx_is_not_for_good() {
+        let t0 = Instant::now();
+        let mut s = session(t0);
+        let mut p = remote(State::Init, 0);
+        p.required_min_rx = 0;
+        s.receive(&p, t0);
+        assert!(s.remote_wants_silence());
+        assert!(s.next_tx().is_none());
+        let t1 = t0 + Duration::from_secs(5);
+        p.state = State::Up;
+        p.your_disc = 7;
+        p.required_min_rx = 50_000;
+        s.receive(&p, t1);
+        assert_eq!(s.next_tx(), Some(t1), "resumes at once");
+        // Silence again, then the remote goes quiet: the timeout forgets the wish.
+        p.required_min_rx = 0;
+        s.receive(&p, t1);
+        assert!(s.next_tx().is_none());
+        let t = s.expire(t1 + s.detection_time()).unwrap();
+        assert_eq!(t.to, State::Down);
+        assert!(
+            s.next_tx().is_some(),
+            "a Down session announces itself again"
+        );
+        // The same through AdminDown and back.
+        s.receive(&p, t1);
+        assert!(s.next_tx().is_none());
+        s.set_admin_down(true);
+        s.set_admin_down(false);
+        assert!(s.next_tx().is_some());
     }
 }
