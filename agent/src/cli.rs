@@ -160,12 +160,29 @@ pub struct PoolDirectorArgs {
     pub timeout: std::time::Duration,
     /// BFD to every node (each needs `[bfd]`): one bfd_instance per node and a BFD_CHECK
     /// beside the HTTP_GET in each real_server.
-    #[arg(long, requires_all = ["urls", "bfd_source"])]
+    #[arg(long, requires = "urls")]
     pub bfd: bool,
     /// The director's own address for --bfd (bfd_instance source_ip); each node must list
     /// it in `[bfd] directors`.
     #[arg(long, value_name = "IP", requires = "bfd")]
     pub bfd_source: Option<std::net::IpAddr>,
+    /// A director of a VRRP group (repeatable, highest priority first). With two or more,
+    /// the output is the complete config of the director named by --for: one
+    /// vrrp_instance holding the VIPs, lvs_sync_daemon, then the virtual_servers.
+    #[arg(long = "director", value_name = "ADDR", requires = "urls")]
+    pub directors: Vec<std::net::IpAddr>,
+    /// The directors' interface on the VIPs' network (VRRP and the sync daemon).
+    #[arg(long, value_name = "IF", requires = "directors")]
+    pub vrrp_interface: Option<String>,
+    /// Which --director this config is for.
+    #[arg(long = "for", value_name = "ADDR", requires = "directors")]
+    pub for_director: Option<std::net::IpAddr>,
+    /// The VRRP virtual_router_id of the group (1-255).
+    #[arg(long, default_value_t = crate::director::pair::DEFAULT_VRID, requires = "directors")]
+    pub vrid: u8,
+    /// Print the --for director's sysctl.d file instead of its keepalived config.
+    #[arg(long, requires = "directors")]
+    pub sysctl: bool,
 }
 
 #[derive(Subcommand, Debug)]

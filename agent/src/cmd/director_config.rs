@@ -3,6 +3,7 @@
 
 use crate::cli::DirectorConfigArgs;
 use crate::director::node::{render, Style};
+use crate::director::pair::Pair;
 use crate::director::pool::{haproxy, keepalived, parse_range, Node, Options};
 use crate::pool;
 use crate::util::exit::{EXIT_FAIL, EXIT_OK, EXIT_USAGE};
@@ -52,6 +53,42 @@ pub async fn pool(args: DirectorConfigArgs) -> u8 {
     }
     if args.haproxy && p.bfd {
         eprintln!("error: --bfd: HAProxy has no BFD checker; use it with the keepalived output (drop --haproxy)");
+        return EXIT_USAGE;
+    }
+    // A VRRP group of directors: checked before any node is asked.
+    let pair = match p.directors.len() {
+        0 | 1 => None,
+        _ => match Pair::new(
+            &p.directors,
+            p.for_director,
+            p.vrrp_interface.as_deref(),
+            p.vrid,
+        ) {
+            Ok(g) => Some(g),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return EXIT_USAGE;
+            }
+        },
+    };
+    if pair.is_some() && args.haproxy {
+        eprintln!("error: --director: the VRRP group is written for keepalived; drop --haproxy (HAProxy directors pair with their own keepalived or a load balancer in front)");
+        return EXIT_USAGE;
+    }
+    if p.sysctl {
+        let Some(g) = &pair else {
+            eprintln!("error: --sysctl: give the group with two or more --director, and --for");
+            return EXIT_USAGE;
+        };
+        print!("{}", g.sysctl());
+        return EXIT_OK;
+    }
+    // The director's own address is the BFD source of its sessions.
+    let bfd_source = p.bfd_source.or(pair.as_ref().map(|g| g.me));
+    if p.bfd && bfd_source.is_none() {
+        eprintln!(
+            "error: --bfd needs --bfd-source IP (this director's address), or --director and --for"
+        );
         return EXIT_USAGE;
     }
     let data_ports = match p.gridftp_data_ports.as_deref().map(parse_range).transpose() {
@@ -104,13 +141,22 @@ pub async fn pool(args: DirectorConfigArgs) -> u8 {
         persistence: p.persistence,
         data_ports,
         fwmark: p.fwmark,
-        bfd_source: p.bfd_source.filter(|_| p.bfd),
+        bfd_source: bfd_source.filter(|_| p.bfd),
         missing: missing.iter().map(|(u, _)| u.clone()).collect(),
     };
     let out = if args.haproxy {
         haproxy(&nodes, &opts)
     } else {
-        keepalived(&nodes, &opts)
+        keepalived(&nodes, &opts).map(|k| match &pair {
+            Some(g) => {
+                let vips: Vec<std::net::IpAddr> = nodes
+                    .iter()
+                    .flat_map(|n| n.status.node.services.iter().map(|s| s.vip))
+                    .collect();
+                format!("{}{k}", g.keepalived(&vips))
+            }
+            None => k,
+        })
     };
     match out {
         Ok(s) => {

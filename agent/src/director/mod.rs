@@ -2,4 +2,5 @@
 //! (`node`) or for the whole pool from every node's `/status` (`pool`).
 
 pub mod node;
+pub mod pair;
 pub mod pool;
