@@ -104,6 +104,7 @@ mod tests {
                     is_self: false,
                     status: None,
                     error: Some("connection refused".into()),
+                    invalid: None,
                     fetched_at: at,
                 })
                 .collect(),
