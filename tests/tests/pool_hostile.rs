@@ -337,7 +337,7 @@ fn pool_choice_never_sends_uploads_off_the_pool() {
     let to_fake = m.get(&target(rs2)).copied().unwrap_or(0);
     assert!(to_fake < 30, "every upload went to the peer: {m:?}");
     assert!(
-        m.get(&target(rs0)).is_some() || m.get(&target(rs1)).is_some(),
+        m.contains_key(&target(rs0)) || m.contains_key(&target(rs1)),
         "{m:?}"
     );
     let (_, json) = run_pool_status(rs0, &cfgs[0], "--json");
