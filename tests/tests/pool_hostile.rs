@@ -398,6 +398,18 @@ fn pool_choice_never_sends_uploads_off_the_pool() {
         rs0.ip
     ));
     assert!(!metrics.contains("evil.example"), "{metrics}");
+    // The pool in /metrics: counted as invalid, and by URL for the directors' part.
+    assert!(
+        metrics.contains("lvs_realserver_pool_peers{state=\"invalid\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(&format!(
+            "lvs_realserver_pool_peer_state{{peer=\"http://{}:{HTTP_PORT}\",state=\"invalid\"}} 1",
+            rs2.ip
+        )),
+        "{metrics}"
+    );
 
     // 3. A host name counts when it resolves (here through the node's /etc/hosts) to the
     //    peer's real address, and not when it resolves elsewhere.

@@ -20,6 +20,7 @@
 //! shown with its reason, never chosen, never configured.
 
 pub mod history;
+pub mod metrics;
 pub mod page;
 
 use crate::health::{Admin, Health, NodeState};
