@@ -18,8 +18,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 /// The highest weight a director is given (HAProxy's maximum; keepalived takes it too).
 pub const MAX_WEIGHT: u32 = 256;
-/// Free text (check output, reasons, paths), in bytes.
-pub const MAX_TEXT: usize = 4096;
+/// Free text (check output, reasons, paths), in bytes. A `command` check keeps the first
+/// 4 KiB of its output, which the lossy UTF-8 decoding can triple, and prefixes it.
+pub const MAX_TEXT: usize = 16 * 1024;
 /// Names, kinds, versions, addresses as text, in bytes.
 pub const MAX_NAME: usize = 128;
 pub const MAX_CHECKS: usize = 256;
@@ -34,6 +35,9 @@ pub const MAX_BFD_DIRECTORS: usize = 16;
 pub const BFD_MIN_MS: f64 = 10.0;
 pub const BFD_MAX_MS: f64 = 60_000.0;
 
+/// The longest reason kept (characters): a parser's message may quote the peer's text.
+pub const MAX_REASON: usize = 512;
+
 /// Why a peer's document was refused. The text is safe for a terminal, a page or a log:
 /// whatever it quotes from the peer went through [`printable`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,7 +45,7 @@ pub struct Invalid(String);
 
 impl Invalid {
     pub fn new(reason: impl Into<String>) -> Invalid {
-        Invalid(printable(&reason.into(), MAX_TEXT))
+        Invalid(printable(&reason.into(), MAX_REASON))
     }
     pub fn as_str(&self) -> &str {
         &self.0
