@@ -1,5 +1,9 @@
 //! `lvs-node director-config`: this node's keepalived or HAProxy snippet, or with `--pool`,
 //! one configuration for the whole pool from every node's `/status`.
+//!
+//! With `--pool`, each node's document goes through the pool's validation
+//! ([`crate::wire::peer`]); a node whose document is refused is an error naming it (the
+//! reason is safe to print), or left out with `--allow-missing`, and never configured.
 
 use crate::cli::DirectorConfigArgs;
 use crate::director::node::{render, Style};
@@ -7,6 +11,7 @@ use crate::director::pair::Pair;
 use crate::director::pool::{haproxy, keepalived, parse_range, Node, Options};
 use crate::pool;
 use crate::util::exit::{EXIT_FAIL, EXIT_OK, EXIT_USAGE};
+use crate::wire::peer::{is_forbidden, PeerUrl};
 use lvs_shared::config::daemon::parse_peer;
 use lvs_shared::config::NodeConfig;
 use std::path::Path;
@@ -42,7 +47,7 @@ pub async fn pool(args: DirectorConfigArgs) -> u8 {
     let p = &args.pool;
     let mut urls = Vec::new();
     for u in &p.urls {
-        match parse_peer(u) {
+        match parse_peer(u).and_then(|b| PeerUrl::parse(&b).map(|_| b)) {
             Ok(b) if !urls.contains(&b) => urls.push(b),
             Ok(_) => {}
             Err(e) => {
@@ -50,6 +55,20 @@ pub async fn pool(args: DirectorConfigArgs) -> u8 {
                 return EXIT_USAGE;
             }
         }
+    }
+    // Written inside keepalived's double quotes: nothing that could end them or the line.
+    if !args.probe_path.starts_with('/')
+        || args
+            .probe_path
+            .chars()
+            .any(|c| is_forbidden(c) || c.is_whitespace() || c == '"' || c == '\\')
+    {
+        eprintln!(
+            "error: --probe-path: `{}` must be an absolute path without spaces, quotes or \
+             backslashes, e.g. /usr/bin/lvs-node",
+            crate::wire::peer::printable(&args.probe_path, 200)
+        );
+        return EXIT_USAGE;
     }
     if args.haproxy && p.bfd {
         eprintln!("error: --bfd: HAProxy has no BFD checker; use it with the keepalived output (drop --haproxy)");
@@ -108,21 +127,24 @@ pub async fn pool(args: DirectorConfigArgs) -> u8 {
     let views = pool::poll_once(&client, &urls, p.timeout, None).await;
     let mut nodes = Vec::new();
     let mut missing = Vec::new();
+    let mut invalid = Vec::new();
     for v in views {
-        match v.status {
-            Some(s) => nodes.push(Node {
+        match (v.status, v.invalid) {
+            (Some(s), _) => nodes.push(Node {
                 url: v.url,
                 status: s,
             }),
-            None => missing.push((v.url, v.error.unwrap_or_default())),
+            (None, Some(why)) => invalid.push((v.url, why)),
+            (None, None) => missing.push((v.url, v.error.unwrap_or_default())),
         }
     }
-    if !missing.is_empty() {
+    if !missing.is_empty() || !invalid.is_empty() {
+        let level = if p.allow_missing { "warning" } else { "error" };
         for (u, e) in &missing {
-            eprintln!(
-                "{}: node {u} did not answer: {e}",
-                if p.allow_missing { "warning" } else { "error" }
-            );
+            eprintln!("{level}: node {u} did not answer: {e}");
+        }
+        for (u, e) in &invalid {
+            eprintln!("{level}: node {u} sent an invalid /status, not configured: {e}");
         }
         if !p.allow_missing {
             eprintln!("no configuration printed: fix the node(s) above, or pass --allow-missing to leave them out");
@@ -143,6 +165,7 @@ pub async fn pool(args: DirectorConfigArgs) -> u8 {
         fwmark: p.fwmark,
         bfd_source: bfd_source.filter(|_| p.bfd),
         missing: missing.iter().map(|(u, _)| u.clone()).collect(),
+        invalid: invalid.iter().map(|(u, _)| u.clone()).collect(),
     };
     let out = if args.haproxy {
         haproxy(&nodes, &opts)

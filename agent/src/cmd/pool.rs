@@ -1,9 +1,14 @@
 //! `lvs-node pool status`: one line per node of the pool, read from every node's /status
-//! with the same client and parser as the poller of `lvs-node run`.
+//! with the same client, parser and validation as the poller of `lvs-node run`.
+//!
+//! What a peer sent reaches the terminal only validated (no control characters), and
+//! every string printed goes through [`peer::printable`] besides: an escape sequence in a
+//! peer's text can neither move the cursor nor retitle the terminal.
 
 use crate::cli::PoolStatusArgs;
 use crate::pool::{client, members, poll_once, PeerState, PeerView};
 use crate::util::exit::{EXIT_FAIL, EXIT_OK, EXIT_USAGE};
+use crate::wire::peer;
 use lvs_shared::config::daemon::parse_peer;
 use lvs_shared::config::NodeConfig;
 use std::path::Path;
@@ -57,7 +62,7 @@ pub async fn status(config: &Path, args: PoolStatusArgs) -> u8 {
     let bad = views.iter().any(|v| {
         matches!(
             v.state(now, max_age),
-            PeerState::Down | PeerState::Unreachable | PeerState::Stale
+            PeerState::Down | PeerState::Unreachable | PeerState::Stale | PeerState::Invalid
         )
     });
     if args.json {
@@ -68,7 +73,8 @@ pub async fn status(config: &Path, args: PoolStatusArgs) -> u8 {
                     "url": v.url,
                     "state": v.state(now, max_age).as_str(),
                     "error": v.error,
-                    "status": v.status,
+                    "invalid": v.invalid,
+                    "status": v.status.as_ref().map(|s| s.doc()),
                 })
             })
             .collect();
@@ -91,22 +97,27 @@ pub fn print_table(views: &[PeerView], now: SystemTime, max_age: Duration) {
         "NODE", "STATE", "ADMIN", "WEIGHT", "SESSIONS", "CERT"
     );
     for v in views {
-        println!("{}", line(v, now, max_age, w));
+        println!("{}", printable_line(&line(v, now, max_age, w)));
     }
+}
+
+/// A line with every forbidden character escaped: the second line of defence after
+/// validation.
+fn printable_line(l: &str) -> String {
+    peer::printable(l, usize::MAX)
 }
 
 pub fn line(v: &PeerView, now: SystemTime, max_age: Duration, w: usize) -> String {
     let st = v.state(now, max_age).as_str();
     let Some(s) = &v.status else {
+        let why = match (&v.invalid, &v.error) {
+            (Some(i), _) => format!("invalid: {i}"),
+            (None, Some(e)) => e.clone(),
+            (None, None) => "no answer".into(),
+        };
         return format!(
             "{:<w$}  {:<11}  {:<5}  {:>7}  {:>8}  {:<9}  {}",
-            v.url,
-            st,
-            "-",
-            "-",
-            "-",
-            "-",
-            v.error.as_deref().unwrap_or("no answer")
+            v.url, st, "-", "-", "-", "-", why
         );
     };
     let cert = match (
@@ -137,4 +148,34 @@ pub fn line(v: &PeerView, now: SystemTime, max_age: Duration, w: usize) -> Strin
         cert,
         failing
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::health::{Admin, NodeState};
+    use crate::wire::peer::PeerStatus;
+    use crate::wire::status::{FailingCheck, StatusDoc};
+
+    #[test]
+    fn no_control_character_reaches_the_terminal() {
+        // Validation refuses such a document; this is the second line of defence.
+        let mut d = StatusDoc::sample(NodeState::Down, Admin::Ready, 0);
+        d.failing.push(FailingCheck {
+            name: "x\u{1b}[2J".into(),
+            kind: "tcp".into(),
+            reason: "\u{1b}]0;pwned\u{7}\u{9b}31m".into(),
+        });
+        let v = PeerView {
+            url: "http://192.0.2.12:8080".into(),
+            is_self: false,
+            status: Some(PeerStatus::unchecked(d)),
+            error: None,
+            invalid: None,
+            fetched_at: SystemTime::now(),
+        };
+        let l = printable_line(&line(&v, SystemTime::now(), Duration::from_secs(9), 4));
+        assert!(!l.chars().any(|c| c.is_control()), "{l:?}");
+        assert!(l.contains("\\u{1b}]0;pwned"), "{l}");
+    }
 }

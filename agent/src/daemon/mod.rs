@@ -179,6 +179,17 @@ impl Daemon {
             .directors()
             .register_collector(Box::new(report::bfd::BfdCollector));
         let redirect_counts = crate::edge::redirect::Counts::register(metrics.directors());
+        let pool_tx = watch::channel(Arc::new(crate::pool::PoolView::empty())).0;
+        metrics
+            .public()
+            .register_collector(Box::new(crate::pool::metrics::PoolCounts(
+                pool_tx.subscribe(),
+            )));
+        metrics
+            .directors()
+            .register_collector(Box::new(crate::pool::metrics::PoolPeers(
+                pool_tx.subscribe(),
+            )));
         let planes =
             Planes::start().map_err(|e| format!("cannot start the agent's threads: {e}"))?;
         let mut d = Daemon {
@@ -195,7 +206,7 @@ impl Daemon {
             redirect: Vec::new(),
             cfg_tx,
             pool: None,
-            pool_tx: watch::channel(Arc::new(crate::pool::PoolView::empty())).0,
+            pool_tx,
             bfd: None,
             pool_history: crate::pool::history::History::shared(),
             dataplane: Some(dataplane),

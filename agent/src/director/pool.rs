@@ -7,8 +7,16 @@
 //! frontend and backend per VIP and port, with agent-check.
 //!
 //! keepalived's parser is line-oriented: every keyword is written on its own line.
+//!
+//! What a node reports reaches the output only through [`PeerStatus`], the validated view
+//! of its `/status` (a peer that fails validation is never passed here), and only as typed
+//! values: addresses, ports, numbers, and in the header comment a host name that passed
+//! RFC 1123 (no space, quote, brace or line break can be in it). Free text from a node
+//! (check output, reasons) is never written. The one quoted string, `misc_path`, holds
+//! only the admin's `--probe-path` (checked for quotes and control characters) and typed
+//! values.
 
-use crate::wire::status::StatusDoc;
+use crate::wire::peer::PeerStatus;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::net::{IpAddr, SocketAddr};
@@ -16,16 +24,16 @@ use std::net::{IpAddr, SocketAddr};
 /// One node as the generator needs it.
 #[derive(Debug, Clone)]
 pub struct Node {
+    /// The node's report endpoint as the admin gave it (checked by `PeerUrl::parse`).
     pub url: String,
-    pub status: StatusDoc,
+    pub status: PeerStatus,
 }
 
 impl Node {
     fn label(&self) -> String {
-        if self.status.node.hostname.is_empty() {
-            self.url.clone()
-        } else {
-            format!("{} ({})", self.url, self.status.node.hostname)
+        match self.status.hostname() {
+            None => self.url.clone(),
+            Some(h) => format!("{} ({h})", self.url),
         }
     }
     /// The node's address for a VIP of this family.
@@ -73,8 +81,10 @@ pub struct Options {
     pub fwmark: u32,
     /// `--bfd --bfd-source IP`: the director's address for BFD to every node.
     pub bfd_source: Option<IpAddr>,
-    /// Nodes left out (--allow-missing), named in a comment.
+    /// Nodes left out (--allow-missing), named in a comment: no answer, ...
     pub missing: Vec<String>,
+    /// ... or an answer that failed validation.
+    pub invalid: Vec<String>,
 }
 
 /// (VIP, port) -> the nodes serving it, VIPs in order (IPv4 first), ports ascending.
@@ -102,6 +112,9 @@ fn header(o: &mut String, nodes: &[Node], opts: &Options, what: &str) {
     }
     for m in &opts.missing {
         let _ = writeln!(o, "#   LEFT OUT (did not answer, --allow-missing): {m}");
+    }
+    for m in &opts.invalid {
+        let _ = writeln!(o, "#   LEFT OUT (invalid /status, --allow-missing): {m}");
     }
 }
 
@@ -437,6 +450,14 @@ fn haproxy_addr(ip: IpAddr) -> String {
 mod tests {
     use super::*;
 
+    use crate::wire::peer::{validate, PeerUrl, Resolved, Source};
+    use crate::wire::status::StatusDoc;
+
+    fn checked(url: &str, d: StatusDoc) -> PeerStatus {
+        let u = PeerUrl::parse(url).unwrap();
+        validate(d, &u, Source::Peer(&Resolved::default())).unwrap()
+    }
+
     fn node(url: &str, v4: &str, v6: Option<&str>) -> Node {
         let mut status: StatusDoc = serde_json::from_value(serde_json::json!({
             "state": "up", "admin": {"admin": "ready"}, "reason": null, "weight": 100,
@@ -463,7 +484,7 @@ mod tests {
         ];
         Node {
             url: url.into(),
-            status,
+            status: checked(url, status),
         }
     }
 
@@ -497,16 +518,19 @@ mod tests {
         };
         let e = keepalived(std::slice::from_ref(&a), &opts).unwrap_err();
         assert!(e.contains("has no [bfd]"), "{e}");
-        a.status.node.bfd = Some(crate::wire::status::BfdInfo {
+        let mut d = a.status.doc().clone();
+        d.node.bfd = Some(crate::wire::status::BfdInfo {
             source: "192.0.2.11".parse().unwrap(),
             directors: vec!["192.0.2.3".parse().unwrap()],
             min_tx_ms: 50.0,
             min_rx_ms: 100.0,
             multiplier: 3,
         });
+        a.status = checked(&a.url, d.clone());
         let e = keepalived(std::slice::from_ref(&a), &opts).unwrap_err();
         assert!(e.contains("does not list it"), "{e}");
-        a.status.node.bfd.as_mut().unwrap().directors.push(src);
+        d.node.bfd.as_mut().unwrap().directors.push(src);
+        a.status = checked(&a.url, d);
         let k = keepalived(std::slice::from_ref(&a), &opts).unwrap();
         assert_eq!(k.matches("bfd_instance lvs-192-0-2-11 {").count(), 1, "{k}");
         assert!(k.contains("    neighbor_ip 192.0.2.11\n    source_ip 192.0.2.2\n    min_rx 50\n    min_tx 100\n    multiplier 3\n"), "{k}");

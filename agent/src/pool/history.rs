@@ -104,6 +104,7 @@ mod tests {
                     is_self: false,
                     status: None,
                     error: Some("connection refused".into()),
+                    invalid: None,
                     fetched_at: at,
                 })
                 .collect(),
@@ -127,6 +128,15 @@ mod tests {
         assert!(span <= WINDOW, "{span:?}");
         assert_eq!(a[0].state, PeerState::Unreachable);
         assert_eq!(a[0].weight, None);
+        // A node whose answer was refused is recorded as invalid, without numbers.
+        let mut bad = view(&["a", "b"], t);
+        bad.peers[1].error = None;
+        bad.peers[1].invalid = Some("too many checks (300 > 256)".into());
+        t += STEP;
+        h.record(&bad, t);
+        let b = h.samples("b");
+        assert_eq!(b.last().unwrap().state, PeerState::Invalid);
+        assert_eq!(b.last().unwrap().weight, None);
         // A node that leaves the peer list is forgotten.
         h.record(&view(&["a"], t), t);
         assert!(h.samples("b").is_empty());

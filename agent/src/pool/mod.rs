@@ -12,11 +12,19 @@
 //! Stale data is never used: a peer that does not answer within the timeout counts as
 //! unreachable at once (its last good answer is dropped), and a consumer that reads a view
 //! older than `max_age` (the poller stalled) sees every peer as stale, hence down.
+//!
+//! A peer's answer is untrusted: [`fetch`] hands it to [`crate::wire::peer::validate`]
+//! (after resolving the host names its redirect targets give, with the poll's timeout, so
+//! that the redirector's hot path never resolves anything), and a view carries only the
+//! validated [`PeerStatus`]. A peer whose answer fails validation is [`PeerState::Invalid`]:
+//! shown with its reason, never chosen, never configured.
 
 pub mod history;
+pub mod metrics;
 pub mod page;
 
 use crate::health::{Admin, Health, NodeState};
+use crate::wire::peer::{self, PeerStatus, PeerUrl, Resolved, Source};
 use crate::wire::status::StatusDoc;
 use lvs_shared::config::daemon::Pool;
 use lvs_shared::config::NodeConfig;
@@ -35,9 +43,13 @@ pub struct PeerView {
     pub url: String,
     /// This node itself (read from its own health state, not over HTTP).
     pub is_self: bool,
-    /// The node's answer, or None when it did not give a usable one (see `error`).
-    pub status: Option<StatusDoc>,
+    /// The node's validated answer, or None when it did not give a usable one (see
+    /// `error` and `invalid`).
+    pub status: Option<PeerStatus>,
+    /// Why there is no answer (no connection, timeout, HTTP error).
     pub error: Option<String>,
+    /// Why the answer was refused ([`crate::wire::peer::Invalid`], safe to print).
+    pub invalid: Option<String>,
     /// When this answer (or failure) was obtained.
     pub fetched_at: SystemTime,
 }
@@ -55,6 +67,8 @@ pub enum PeerState {
     Unreachable,
     /// The answer is older than `max_age`.
     Stale,
+    /// The answer failed validation (see `PeerView::invalid`).
+    Invalid,
 }
 
 impl PeerState {
@@ -66,6 +80,7 @@ impl PeerState {
             PeerState::Maint => "maint",
             PeerState::Unreachable => "unreachable",
             PeerState::Stale => "stale",
+            PeerState::Invalid => "invalid",
         }
     }
 }
@@ -74,6 +89,9 @@ impl PeerView {
     /// The state to act on at `now`.
     pub fn state(&self, now: SystemTime, max_age: Duration) -> PeerState {
         let age = now.duration_since(self.fetched_at).unwrap_or_default();
+        if self.invalid.is_some() {
+            return PeerState::Invalid;
+        }
         let Some(s) = &self.status else {
             return PeerState::Unreachable;
         };
@@ -88,8 +106,9 @@ impl PeerView {
         }
     }
 
-    /// The weight to choose this node with at `now`: its reported weight when it is up,
-    /// None otherwise (drained, maint, down, unreachable and stale nodes are never chosen).
+    /// The weight to choose this node with at `now`: its reported weight (clamped by
+    /// validation) when it is up, None otherwise (drained, maint, down, unreachable, stale
+    /// and invalid nodes are never chosen).
     pub fn eligible_weight(&self, now: SystemTime, max_age: Duration) -> Option<u32> {
         (self.state(now, max_age) == PeerState::Up)
             .then(|| self.status.as_ref().map(|s| s.weight))
@@ -154,34 +173,121 @@ pub fn client(timeout: Duration) -> Result<reqwest::Client, String> {
     ClientOptions::with_timeout(timeout).build()
 }
 
-/// GET `{base}/status` and parse it. Any failure (no answer, HTTP status other than 200,
-/// an unparsable document) gives a view without status and with the reason.
-pub async fn fetch(client: &reqwest::Client, base: &str) -> PeerView {
+/// Why a fetch gave no document.
+enum Failure {
+    /// No usable answer: the peer may be down or closed to us.
+    Unreachable(String),
+    /// An answer that is not a document this node accepts (too large, not parsable).
+    Invalid(String),
+}
+
+/// GET `{base}/status` and parse it (no validation yet).
+async fn fetch_doc(client: &reqwest::Client, base: &str) -> Result<StatusDoc, Failure> {
     let url = format!("{}/status", base.trim_end_matches('/'));
-    let res = match http::get(client, &url, None, STATUS_LIMIT).await {
+    match http::get(client, &url, None, STATUS_LIMIT).await {
         Ok(r) if r.status == 200 => serde_json::from_slice::<StatusDoc>(&r.body)
-            .map_err(|e| format!("not an lvs-node /status document: {e}")),
-        Ok(r) if r.status == 403 || r.status == 404 => Err(format!(
+            .map_err(|e| Failure::Invalid(format!("not an lvs-node /status document: {e}"))),
+        Ok(r) if r.status == 403 || r.status == 404 => Err(Failure::Unreachable(format!(
             "HTTP {} (is this node in the peer's [report] allow list?)",
             r.status
+        ))),
+        Ok(r) => Err(Failure::Unreachable(format!("HTTP {}", r.status))),
+        Err(e) if e.starts_with("response larger than") => Err(Failure::Invalid(e)),
+        Err(e) if e.contains("closed") || e == "connection reset" => Err(Failure::Unreachable(
+            format!("{e} (is this node in the peer's [report] allow list?)"),
         )),
-        Ok(r) => Err(format!("HTTP {}", r.status)),
-        Err(e) if e.contains("closed") || e == "connection reset" => Err(format!(
-            "{e} (is this node in the peer's [report] allow list?)"
-        )),
-        Err(e) => Err(e),
-    };
-    let (status, error) = match res {
-        Ok(s) => (Some(s), None),
-        Err(e) => (None, Some(e)),
-    };
-    PeerView {
+        Err(e) => Err(Failure::Unreachable(e)),
+    }
+}
+
+/// The addresses of each name, each look-up bounded by `timeout`; a name that does not
+/// resolve in time resolves to nothing.
+async fn resolve(names: Vec<peer::HostName>, timeout: Duration) -> Resolved {
+    let mut out = Resolved::default();
+    let jobs = names.into_iter().map(|n| async move {
+        let addrs = tokio::time::timeout(timeout, tokio::net::lookup_host((n.as_str(), 0)))
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .map(|it| it.map(|a| a.ip()).collect())
+            .unwrap_or_default();
+        (n, addrs)
+    });
+    for (n, addrs) in futures::future::join_all(jobs).await {
+        out.insert(&n, addrs);
+    }
+    out
+}
+
+/// GET `{base}/status` within `timeout`, parse it, resolve the host names of its redirect
+/// targets (within `timeout` again) and validate it. Any failure gives a view without
+/// status, with the reason in `error` (no usable answer) or `invalid` (refused).
+pub async fn fetch(client: &reqwest::Client, base: &str, timeout: Duration) -> PeerView {
+    let mut v = PeerView {
         url: base.to_string(),
         is_self: false,
-        status,
-        error,
+        status: None,
+        error: None,
+        invalid: None,
         fetched_at: SystemTime::now(),
+    };
+    let expected = match PeerUrl::parse(base) {
+        Ok(u) => u,
+        Err(e) => {
+            v.error = Some(peer::printable(&e, peer::MAX_TEXT));
+            return v;
+        }
+    };
+    let doc = match tokio::time::timeout(timeout, fetch_doc(client, base)).await {
+        Ok(Ok(d)) => d,
+        Ok(Err(Failure::Invalid(e))) => {
+            v.invalid = Some(peer::Invalid::new(e).to_string());
+            v.fetched_at = SystemTime::now();
+            return v;
+        }
+        Ok(Err(Failure::Unreachable(e))) => {
+            v.error = Some(peer::printable(&e, peer::MAX_TEXT));
+            v.fetched_at = SystemTime::now();
+            return v;
+        }
+        Err(_) => {
+            v.error = Some(format!(
+                "no answer within {}",
+                lvs_shared::duration::format(timeout)
+            ));
+            v.fetched_at = SystemTime::now();
+            return v;
+        }
+    };
+    v.fetched_at = SystemTime::now();
+    let names = peer::names_to_resolve(&doc, &expected);
+    let resolved = resolve(names, timeout).await;
+    match peer::validate(doc, &expected, Source::Peer(&resolved)) {
+        Ok(s) => v.status = Some(s),
+        Err(e) => v.invalid = Some(e.to_string()),
     }
+    v
+}
+
+/// This node's own view, from its health state: validated by the same rules (its redirect
+/// targets come from its own config, so they are not tied to its URL).
+pub fn own_view(url: &str, doc: StatusDoc) -> PeerView {
+    let mut v = PeerView {
+        url: url.to_string(),
+        is_self: true,
+        status: None,
+        error: None,
+        invalid: None,
+        fetched_at: SystemTime::now(),
+    };
+    match PeerUrl::parse(url) {
+        Ok(u) => match peer::validate(doc, &u, Source::Own) {
+            Ok(s) => v.status = Some(s),
+            Err(e) => v.invalid = Some(e.to_string()),
+        },
+        Err(e) => v.error = Some(peer::printable(&e, peer::MAX_TEXT)),
+    }
+    v
 }
 
 /// The base URL of this node's own report endpoint, if it has one.
@@ -203,28 +309,10 @@ pub async fn poll_once(
         async move {
             if let (Some((h, c)), Some(o)) = (me, &own) {
                 if o == p {
-                    return PeerView {
-                        url: p.clone(),
-                        is_self: true,
-                        status: Some(crate::health::status::build(&h.snapshot(), c)),
-                        error: None,
-                        fetched_at: SystemTime::now(),
-                    };
+                    return own_view(p, crate::health::status::build(&h.snapshot(), c));
                 }
             }
-            match tokio::time::timeout(timeout, fetch(client, p)).await {
-                Ok(v) => v,
-                Err(_) => PeerView {
-                    url: p.clone(),
-                    is_self: false,
-                    status: None,
-                    error: Some(format!(
-                        "no answer within {}",
-                        lvs_shared::duration::format(timeout)
-                    )),
-                    fetched_at: SystemTime::now(),
-                },
-            }
+            fetch(client, p, timeout).await
         }
     });
     futures::future::join_all(jobs).await
@@ -277,6 +365,7 @@ pub async fn run(
                 let why = v
                     .error
                     .clone()
+                    .or_else(|| v.invalid.clone())
                     .or_else(|| v.status.as_ref().and_then(|s| s.reason.clone()))
                     .unwrap_or_default();
                 tracing::info!(peer = %url, state = %st.as_str(), reason = %why, "pool peer state");
@@ -304,11 +393,13 @@ mod tests {
     }
 
     fn peer(url: &str, s: Option<StatusDoc>, age: Duration) -> PeerView {
+        let u = PeerUrl::parse("http://192.0.2.11:8080").unwrap();
         PeerView {
             url: url.into(),
             is_self: false,
-            status: s,
+            status: s.map(|d| peer::validate(d, &u, Source::Peer(&Resolved::default())).unwrap()),
             error: None,
+            invalid: None,
             fetched_at: SystemTime::now() - age,
         }
     }
@@ -325,6 +416,10 @@ mod tests {
                 peer("maint", Some(doc(NodeState::Maint, Admin::Maint, 0)), fresh),
                 peer("down", Some(doc(NodeState::Down, Admin::Ready, 0)), fresh),
                 peer("gone", None, fresh),
+                PeerView {
+                    invalid: Some("host name `a_b` has a character other than ...".into()),
+                    ..peer("bad", None, fresh)
+                },
                 peer(
                     "old",
                     Some(doc(NodeState::Up, Admin::Ready, 100)),
@@ -340,7 +435,16 @@ mod tests {
             .collect();
         assert_eq!(
             states,
-            ["up", "up", "drain", "maint", "down", "unreachable", "stale"]
+            [
+                "up",
+                "up",
+                "drain",
+                "maint",
+                "down",
+                "unreachable",
+                "invalid",
+                "stale"
+            ]
         );
         let mut counts = std::collections::HashMap::new();
         for r in 0..100u64 {

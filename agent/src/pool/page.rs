@@ -4,8 +4,10 @@
 //!
 //! It only renders what the pool poller already has (the latest [`PoolView`] and the
 //! bounded [`History`]); it never asks a peer itself. Everything a peer sends is text from
-//! another machine (check output, a drain reason, a host name), so every such string is
-//! HTML-escaped and clipped. The page has no external assets and no script: a meta refresh
+//! another machine (check output, a drain reason, a host name): it reaches the page only
+//! validated ([`crate::wire::peer`]: no control characters, bounded), and besides every
+//! such string is HTML-escaped and clipped. A peer whose answer was refused is shown as
+//! `invalid` with the reason. The page has no external assets and no script: a meta refresh
 //! reloads it. Its size is bounded by the peer list (at most 256), the history (at most
 //! [`MAX_SAMPLES`](crate::pool::history::MAX_SAMPLES) per node) and the clipping below.
 
@@ -67,7 +69,7 @@ text-align:left;vertical-align:top}th{background:#f4f4f4;font-weight:600}\
 padding:0 .35em;border-radius:3px;margin-left:.3em}\
 .st{display:inline-block;padding:.1em .55em;border-radius:3px;font-weight:600;color:#fff}\
 .st-up{background:#2e8540}.st-drain,.st-maint{background:#c77c02}\
-.st-down,.st-unreachable,.st-stale{background:#c0392b}\
+.st-down,.st-unreachable,.st-stale,.st-invalid{background:#c0392b}\
 .err{color:#a12a1e}.warn{color:#a35f00}.ok{color:#2e6b3a}.muted{color:#888}\
 ul{margin:0;padding-left:1.1em}.num{font-variant-numeric:tabular-nums;white-space:nowrap}\
 .nw{white-space:nowrap}.legend{color:#666}.legend i{display:inline-block;width:1.2em;height:.3em;\
@@ -106,7 +108,7 @@ pub fn render(
          <span class=\"legend\">History (up to the last hour): \
          <i style=\"background:#1f5fbf\"></i>weight\
          <i style=\"background:#d9730d\"></i>sessions\
-         <i style=\"background:#f3b0b0;height:.8em\"></i>down or unreachable\
+         <i style=\"background:#f3b0b0;height:.8em\"></i>down, unreachable or invalid\
          <i style=\"background:#f5dca0;height:.8em\"></i>drain or maint</span></p>\n",
         r = refresh.as_secs().max(1),
         n = view.peers.len(),
@@ -133,8 +135,8 @@ fn row(o: &mut String, p: &PeerView, max_age: Duration, samples: &[Sample], now:
     let st = p.state(now, max_age);
     let doc = p.status.as_ref();
     let name = doc
-        .map(|d| d.node.hostname.as_str())
-        .filter(|h| !h.is_empty())
+        .and_then(|d| d.hostname())
+        .map(|h| h.as_str())
         .unwrap_or("?");
     let _ = write!(
         o,
@@ -154,6 +156,9 @@ fn row(o: &mut String, p: &PeerView, max_age: Duration, samples: &[Sample], now:
     );
     if let Some(e) = &p.error {
         let _ = write!(o, "<div class=\"err\">{}</div>", text(e));
+    }
+    if let Some(e) = &p.invalid {
+        let _ = write!(o, "<div class=\"err\">invalid: {}</div>", text(e));
     }
     o.push_str("</td>");
     let Some(d) = doc else {
@@ -361,13 +366,10 @@ pub fn assemble(snap: &Snapshot, cfg: &NodeConfig, pool: &Feed) -> String {
     let mut view: &super::PoolView = &polled;
     let note = if cfg.daemon.pool.peers.is_empty() {
         own = super::PoolView {
-            peers: vec![super::PeerView {
-                url: super::self_url(cfg).unwrap_or_default(),
-                is_self: true,
-                status: Some(crate::health::status::build(snap, cfg)),
-                error: None,
-                fetched_at: now,
-            }],
+            peers: vec![super::own_view(
+                &super::self_url(cfg).unwrap_or_default(),
+                crate::health::status::build(snap, cfg),
+            )],
             max_age: Duration::from_secs(1),
         };
         view = &own;
@@ -399,6 +401,7 @@ mod tests {
     use super::*;
     use crate::health::{Admin, AdminState, Load, NodeState};
     use crate::pool::history::STEP;
+    use crate::wire::peer::PeerStatus;
     use crate::wire::status::{CertExpiry, FailingCheck, StatusDoc};
 
     fn doc(state: NodeState, admin: Admin, weight: u32) -> StatusDoc {
@@ -439,8 +442,9 @@ mod tests {
                 PeerView {
                     url: "http://192.0.2.12:8080".into(),
                     is_self: false,
-                    status: Some(down),
+                    status: Some(PeerStatus::unchecked(down)),
                     error: None,
+                    invalid: None,
                     fetched_at: now,
                 },
                 PeerView {
@@ -448,6 +452,15 @@ mod tests {
                     is_self: false,
                     status: None,
                     error: Some(format!("<iframe src=//evil>{long}")),
+                    invalid: None,
+                    fetched_at: now,
+                },
+                PeerView {
+                    url: "http://192.0.2.14:8080".into(),
+                    is_self: false,
+                    status: None,
+                    error: None,
+                    invalid: Some("host name `<b>x` is bad".into()),
                     fetched_at: now,
                 },
             ],
@@ -467,7 +480,8 @@ mod tests {
             assert!(!page.contains(bad), "{bad} reached the page:\n{page}");
         }
         assert!(page.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; more"));
-        assert!(page.contains("&quot;&gt;&lt;img src=x"));
+        // A host name is shown only when it is one (RFC 1123).
+        assert!(!page.contains("img src=x"), "{page}");
         assert!(page.contains("&lt;i&gt;upgrade&lt;/i&gt;"));
         // Long peer text is clipped: the page stays small.
         assert!(page.len() < 20_000, "{}", page.len());
@@ -475,6 +489,11 @@ mod tests {
         // The states and numbers are there.
         assert!(page.contains("st-down"), "{page}");
         assert!(page.contains("st-unreachable"));
+        assert!(page.contains("<span class=\"st st-invalid\">invalid</span>"));
+        assert!(
+            page.contains("invalid: host name `&lt;b&gt;x` is bad"),
+            "{page}"
+        );
         assert!(page.contains("0 / 100"));
         assert!(page.contains("<meta http-equiv=\"refresh\" content=\"5\">"));
     }
@@ -540,8 +559,9 @@ mod tests {
                     .map(|u| PeerView {
                         url: u.clone(),
                         is_self: false,
-                        status: Some(doc(st, Admin::Ready, 0)),
+                        status: Some(PeerStatus::unchecked(doc(st, Admin::Ready, 0))),
                         error: None,
+                        invalid: None,
                         fetched_at: t,
                     })
                     .collect(),
@@ -556,8 +576,9 @@ mod tests {
                 .map(|u| PeerView {
                     url: u.clone(),
                     is_self: false,
-                    status: Some(d.clone()),
+                    status: Some(PeerStatus::unchecked(d.clone())),
                     error: None,
+                    invalid: None,
                     fetched_at: now,
                 })
                 .collect(),

@@ -1,5 +1,8 @@
 //! `choose = "pool"` on top of the pool poller: the nodes the poller holds as up (ready,
-//! weight > 0, answered within the bound) that give a target for the same listener.
+//! weight > 0, answered within the bound, validated) that give a target for the same
+//! listener. Targets and weights come from the validated view only
+//! ([`crate::wire::peer::PeerStatus`]): a node's target names that node, its weight is at
+//! most 256.
 
 use super::choose::{Candidate, PoolView as View};
 use crate::pool::PoolRx;
@@ -15,14 +18,9 @@ impl View for FromPool {
         view.eligible(SystemTime::now())
             .into_iter()
             .filter_map(|(peer, weight)| {
-                let doc = peer.status.as_ref()?;
-                let target = doc
-                    .node
-                    .redirects
-                    .iter()
-                    .find(|r| r.listen == listen)?
-                    .target
-                    .clone();
+                // Validated: a target that does not name its node made the node invalid,
+                // so it is not among the eligible ones.
+                let target = peer.status.as_ref()?.redirect_target(listen)?.to_string();
                 Some(Candidate {
                     node: peer.url.clone(),
                     target,
