@@ -143,7 +143,7 @@ fn a_pair_member_config_and_its_sysctl_load_on_the_real_director() {
     d.wait_real(
         &format!("{}:2811", rs.ip),
         Duration::from_secs(30),
-        &|r: Option<&lab::vm::director::Real>| r.is_some_and(|r| r.weight > 0),
+        |r: Option<&lab::vm::director::Real>| r.is_some_and(|r| r.weight > 0),
     )
     .unwrap_or_else(|e| {
         panic!(
