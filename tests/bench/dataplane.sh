@@ -3,11 +3,24 @@
 # procedure as a shell script (ip addr add per VIP, then sysctl -w or arptables rules +
 # arptables-save), side by side in the same run, inside a throwaway network namespace.
 # Usage: tests/bench/dataplane.sh [RUNS]     (needs root; builds the release binary)
+#   LINK=static (default)  the build the packages ship (packaging/build-static.sh)
+#   LINK=dynamic           the plain `cargo build --release` binary, for comparison
+#   LVS_NODE=PATH          measure that binary instead (nothing is built)
+# After the table: the process-start floor, the same clock on single commands.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RUNS=${1:-20}
-[ -n "${LVS_BENCH_INNER:-}" ] || cargo build --release -q -p lvs-node
-BIN=$PWD/target/release/lvs-node
+LINK=${LINK:-static}
+if [ -n "${LVS_NODE:-}" ]; then
+  BIN=$(realpath "$LVS_NODE"); LINK="given ($LVS_NODE)"; export BIN LINK
+elif [ -z "${LVS_BENCH_INNER:-}" ]; then
+  case "$LINK" in
+  static) BIN=$(packaging/build-static.sh --profile release)/lvs-node ;;
+  dynamic) cargo build --release -q -p lvs-node; BIN=$PWD/target/release/lvs-node ;;
+  *) echo "error: LINK must be static or dynamic, not '$LINK'" >&2; exit 2 ;;
+  esac
+  export BIN LINK
+fi
 NS=lvsbench$$
 if [ -n "${LVS_BENCH_INNER:-}" ]; then WORK=$LVS_BENCH_WORK; else
 WORK=$(mktemp -d)
@@ -65,6 +78,7 @@ write_script() { # N method device
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
+echo "lvs-node: $BIN ($LINK build; $("$BIN" --version)), $RUNS runs per cell"
 printf '%-10s %5s | %12s %12s | %12s %12s | %7s %7s\n' method vips "lvs-node up" "script up" "lvs-node down" "script down" "up x" "down x"
 # nftables installs the same ARP rules as the OSG arptables procedure, so that script is
 # its baseline.
@@ -87,3 +101,21 @@ for method in sysctl nftables arptables; do
       "$(echo "$ms/$mu" | bc -l)" "$(echo "$msd/$md" | bc -l)"
   done
 done
+
+# The floor: what one process start costs, with the same clock (median of RUNS).
+floor() { # label command...
+  local t=() r a b
+  for ((r = 0; r < RUNS; r++)); do
+    a=${EPOCHREALTIME/./}; "${@:2}" >/dev/null; b=${EPOCHREALTIME/./}; t+=($((b - a)))
+  done
+  printf '%-40s %8.2f ms\n' "$1" "$(echo "$(printf '%s\n' "${t[@]}" | median)/1000" | bc -l)"
+}
+echo "-- process start floor (median of $RUNS, $LINK build of lvs-node)"
+floor "/bin/true" /bin/true
+floor "sysctl -n net.ipv4.conf.all.arp_ignore" sysctl -n net.ipv4.conf.all.arp_ignore
+floor "ip -V" ip -V
+floor "lvs-node --version" "$BIN" --version
+cfg=$(write_cfg 16 sysctl lo)
+X "$BIN" -q --config "$cfg" up >/dev/null
+floor "lvs-node status (16 VIPs up, sysctl)" "$BIN" -q --config "$cfg" status
+X "$BIN" -q --config "$cfg" down >/dev/null

@@ -127,8 +127,19 @@ for mode in through redirect; do
   printf '%-9s median %6.2f s  %7s Mbit/s  director bytes per upload %12d\n' "$mode" "$med" "$mbps" "$per"
 done
 
+# wrk from the node's namespace on CPU 1 against URL, its summary prefixed with LABEL; fails
+# loudly when wrk fails or reports no throughput.
+run_wrk() {
+  if ! RS taskset -c 1 wrk -t1 -c50 -d"${DURATION}s" --latency "$2" >"$WORK/wrk.txt" 2>&1; then
+    echo "error: wrk against $2 failed:" >&2; cat "$WORK/wrk.txt" >&2; exit 1
+  fi
+  if ! grep -q "Requests/sec" "$WORK/wrk.txt"; then
+    echo "error: wrk against $2 printed no Requests/sec:" >&2; cat "$WORK/wrk.txt" >&2; exit 1
+  fi
+  grep -E "Requests/sec|50%|99%|Non-2xx|Socket errors" "$WORK/wrk.txt" | sed "s/^/$1 /"
+}
 echo "-- the redirector alone: wrk -t1 -c50 ${DURATION}s against VIP:8000 (server on CPU 0, wrk on CPU 1; measured)"
-RS taskset -c 1 wrk -t1 -c50 -d"${DURATION}s" --latency "http://$VIP:8000/store/file?x=1" | grep -E "Requests/sec|50%|99%|Non-2xx|Socket errors" | sed 's/^/lvs-node  /' || true
+run_wrk "lvs-node " "http://$VIP:8000/store/file?x=1"
 cat > "$WORK/haproxy.cfg" <<HCFG
 global
   maxconn 4096
@@ -145,5 +156,5 @@ HCFG
 RS taskset -c 0 haproxy -f "$WORK/haproxy.cfg" -db >/dev/null 2>&1 &
 PIDS+=($!)
 for _ in $(seq 100); do RS curl -s -o /dev/null "http://$VIP:8003/" && break; sleep 0.05; done
-RS taskset -c 1 wrk -t1 -c50 -d"${DURATION}s" --latency "http://$VIP:8003/store/file?x=1" | grep -E "Requests/sec|50%|99%|Non-2xx|Socket errors" | sed 's/^/haproxy   /' || true
+run_wrk "haproxy  " "http://$VIP:8003/store/file?x=1"
 echo "(wrk counts 3xx as Non-2xx: every answer is a 307 in both runs)"

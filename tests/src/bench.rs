@@ -118,10 +118,23 @@ pub fn seconds_until(t0: Instant, bound: Duration, mut gone: impl FnMut() -> boo
     None
 }
 
-/// `min, mean, max (N runs)` of times in seconds, printed in `unit` ("ms" or "s").
-pub fn stats(v: &[f64], unit: &str) -> String {
+/// `min, mean, max (N runs)` of times in seconds, printed in `unit` ("ms" or "s"). `runs` is
+/// how many were tried: runs missing from `v` (not detected within the bound) are counted
+/// in the text, never dropped silently.
+pub fn stats(v: &[f64], runs: usize, unit: &str) -> String {
+    let missed = runs.saturating_sub(v.len());
     if v.is_empty() {
-        return "-".into();
+        return if runs == 0 {
+            "-".into()
+        } else {
+            format!("none of {runs} run(s) detected within the bound")
+        };
+    }
+    if missed > 0 {
+        return format!(
+            "{}; {missed} of {runs} runs NOT detected within the bound, left out of min/mean/max",
+            stats(v, v.len(), unit)
+        );
     }
     let min = v.iter().cloned().fold(f64::MAX, f64::min);
     let max = v.iter().cloned().fold(0.0, f64::max);
@@ -160,18 +173,26 @@ mod tests {
 
     #[test]
     fn stats_in_both_units() {
-        assert_eq!(stats(&[], "ms"), "-");
+        assert_eq!(stats(&[], 0, "ms"), "-");
         assert_eq!(
-            stats(&[0.5], "s"),
+            stats(&[], 3, "ms"),
+            "none of 3 run(s) detected within the bound"
+        );
+        assert_eq!(
+            stats(&[0.5], 1, "s"),
             "min 0.50 s, mean 0.50 s, max 0.50 s (1 run)"
         );
         assert_eq!(
-            stats(&[0.1, 0.2, 0.3], "ms"),
+            stats(&[0.1, 0.2, 0.3], 3, "ms"),
             "min 100 ms, mean 200 ms, max 300 ms (3 runs)"
         );
         assert_eq!(
-            stats(&[1.0, 2.5], "s"),
+            stats(&[1.0, 2.5], 2, "s"),
             "min 1.00 s, mean 1.75 s, max 2.50 s (2 runs)"
+        );
+        assert_eq!(
+            stats(&[1.0, 2.5], 3, "s"),
+            "min 1.00 s, mean 1.75 s, max 2.50 s (2 runs); 1 of 3 runs NOT detected within the bound, left out of min/mean/max"
         );
     }
 

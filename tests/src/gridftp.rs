@@ -21,11 +21,35 @@ pub fn start(ns: &Netns, ip: Ipv4Addr, hostname: &str, log: &Path) -> u32 {
 
 /// `start` with extra server options, e.g. `-Z FILE` (one line per transfer).
 pub fn start_with(ns: &Netns, ip: Ipv4Addr, hostname: &str, log: &Path, extra: &str) -> u32 {
+    spawn(
+        ns,
+        ip,
+        hostname,
+        log,
+        &format!("-data-interface {ip} {extra}"),
+    )
+}
+
+/// The server with `-data-interface vip`: its passive replies advertise the VIP, so the
+/// data channels (ports 50000-50100) go through the director too. (Without
+/// `-data-interface` the server advertises the address its host name resolves to, the real
+/// IP in the lab, not the address the control connection reached.)
+pub fn start_data_through_vip(
+    ns: &Netns,
+    ip: Ipv4Addr,
+    vip: Ipv4Addr,
+    hostname: &str,
+    log: &Path,
+) -> u32 {
+    spawn(ns, ip, hostname, log, &format!("-data-interface {vip}"))
+}
+
+fn spawn(ns: &Netns, ip: Ipv4Addr, hostname: &str, log: &Path, opts: &str) -> u32 {
     ns.write_etc("hosts", &format!("127.0.0.1 localhost\n{ip} {hostname}\n"));
     let pid = ns.spawn_logged(
         &format!(
             "unshare -u sh -c 'hostname {hostname} && exec globus-gridftp-server -aa -anonymous-user nobody \
-             -p {PORT} -d error -l {log}.server -data-interface {ip} -port-range 50000,50100 {extra}'",
+             -p {PORT} -d error -l {log}.server -port-range 50000,50100 {opts}'",
             log = log.display()
         ),
         log,

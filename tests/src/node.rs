@@ -64,12 +64,13 @@ pub fn lvs_node_ok(host: &Host, cfg: &Path, args: &str) -> String {
 }
 
 /// Everything `lvs-node` may change on a host: addresses, ARP sysctls, arptables rules and
-/// the whole nftables ruleset.
+/// the whole nftables ruleset. A tool that fails fails the snapshot (no empty section).
 pub fn snapshot(host: &Host) -> String {
     host.ns.ok(
         "ip -o addr show | sed 's/ valid_lft.*//'; \
          for f in /proc/sys/net/ipv4/conf/*/arp_ignore /proc/sys/net/ipv4/conf/*/arp_announce; do echo \"$f=$(cat $f)\"; done; \
-         echo '--- arptables'; (arptables-save 2>/dev/null | grep -v '^#') || true; \
+         echo '--- arptables'; a=$(arptables-save) || { echo 'arptables-save failed' >&2; exit 1; }; \
+         printf '%s\\n' \"$a\" | sed '/^#/d'; \
          echo '--- nft'; nft list ruleset",
     )
 }

@@ -142,10 +142,22 @@ fn upper(dir: &Path, node_toml: &str) {
     let unit = std::fs::read_to_string(repo().join("systemd/lvs-node.service")).unwrap();
     let dropin = std::fs::read_to_string(repo().join("systemd/after-lvs-node.conf")).unwrap();
     write(dir, "usr/lib/systemd/system/lvs-node.service", &unit, 0o644);
-    link(
-        dir,
-        "usr/bin/lvs-node",
-        bins::lvs_node().to_str().expect("utf-8 path"),
+    // A copy, not a link to the build: the unit's PrivateTmp= hides /tmp, where a checkout
+    // may live. Debug info stripped (as the packages do): the copy lands in the guest's tmpfs.
+    let bin = dir.join("usr/bin/lvs-node");
+    std::fs::create_dir_all(bin.parent().unwrap()).unwrap();
+    let out = std::process::Command::new("strip")
+        .arg("--strip-debug")
+        .arg("-o")
+        .arg(&bin)
+        .arg(bins::lvs_node())
+        .output()
+        .expect("run strip (binutils)");
+    assert!(
+        out.status.success(),
+        "strip --strip-debug {}: {}",
+        bins::lvs_node().display(),
+        String::from_utf8_lossy(&out.stderr)
     );
     link(
         dir,

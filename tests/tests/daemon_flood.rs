@@ -12,6 +12,8 @@ use std::time::Duration;
 /// Connections the flooding client keeps open (reconnecting whatever the agent closes).
 const FLOOD_CONNS: usize = 2000;
 const FLOOD_SECS: u64 = 12;
+/// `report.max_per_source`'s default.
+const PER_SOURCE: usize = 16;
 
 fn flood_script(path: &Path, ip: impl std::fmt::Display, port: u16) {
     std::fs::write(
@@ -20,7 +22,8 @@ fn flood_script(path: &Path, ip: impl std::fmt::Display, port: u16) {
             r#"
 # Half keep-alive clients (a full request every 2 s on the same connection), half slowloris
 # (one byte of a never-ending request head per second). Whatever the server closes is
-# reopened at once, for {FLOOD_SECS} s.
+# reopened at once, for {FLOOD_SECS} s. Counts: connections whose TCP handshake completed,
+# those the server closed before sending a byte (the gate refuses by closing), replies.
 import resource, socket, time
 resource.setrlimit(resource.RLIMIT_NOFILE, (8192, 8192))
 ip, port, n, secs = "{ip}", {port}, {FLOOD_CONNS}, {FLOOD_SECS}
@@ -31,21 +34,33 @@ def opened():
     s.setblocking(False)
     s.connect_ex((ip, port))
     return s
-conns = [[opened(), i % 2, 0, 0.0] for i in range(n)]
+# [socket, slow, bytes sent, next due, connected, bytes received]
+conns = [[opened(), i % 2, 0, 0.0, False, 0] for i in range(n)]
 start = time.time()
-reopened = answered = 0
+reopened = answered = connected = unanswered = failed = 0
 while time.time() - start < secs:
     now = time.time()
     for c in conns:
-        s, slow, pos, due = c
+        s, slow, pos, due, up, got = c
         if now < due:
             continue
         try:
+            if not up:
+                try:
+                    s.getpeername()
+                except OSError:
+                    if s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
+                        failed += 1
+                        raise OSError("connect failed")
+                    continue
+                c[4] = True
+                connected += 1
             try:
                 d = s.recv(4096)
                 if d == b"":
                     raise OSError("closed")
                 answered += 1
+                c[5] += len(d)
             except BlockingIOError:
                 pass
             if slow:
@@ -53,9 +68,11 @@ while time.time() - start < secs:
             else:
                 s.send(REQ); c[3] = now + 2.0
         except OSError:
-            s.close(); c[0] = opened(); c[2] = 0; c[3] = now + 0.2; reopened += 1
+            if c[4] and c[5] == 0:
+                unanswered += 1
+            s.close(); c[:] = [opened(), slow, 0, now + 0.2, False, 0]; reopened += 1
     time.sleep(0.1)
-print("reopened", reopened, "answered", answered)
+print("connected", connected, "unanswered", unanswered, "failed", failed, "reopened", reopened, "answered", answered)
 "#
         ),
     )
@@ -108,6 +125,7 @@ fn flood_while_director_probes(tag: &str, report_extra: &str) {
     let mut worst = 0.0f64;
     let mut probes = 0;
     let mut rss_max = 0;
+    let mut held_max = 0;
     let t0 = std::time::Instant::now();
     while t0.elapsed() < Duration::from_secs(FLOOD_SECS - 4) {
         let out = d.run(&format!(
@@ -132,6 +150,16 @@ fn flood_while_director_probes(tag: &str, report_extra: &str) {
         worst = worst.max(secs);
         probes += 1;
         rss_max = rss_max.max(vm(agent, "VmRSS"));
+        // The flood's connections the agent holds (accepted, not yet closed).
+        let held = rs
+            .ok(&format!(
+                "ss -Htnp state established '( sport = :{HTTP_PORT} and dst {} )'",
+                lab.client.ip
+            ))
+            .lines()
+            .filter(|l| l.contains("\"lvs-node\""))
+            .count();
+        held_max = held_max.max(held);
         std::thread::sleep(Duration::from_millis(200));
     }
     let flood_exit = lab
@@ -144,11 +172,33 @@ fn flood_while_director_probes(tag: &str, report_extra: &str) {
     eprintln!(
         "FIGURES {tag}: {FLOOD_CONNS} flood connections for {FLOOD_SECS}s ({}); \
          {probes} director probes, all 200, slowest {:.1} ms; agent RSS {rss_before} KiB before, \
-         max {rss_max} KiB during, VmHWM {hwm} KiB",
+         max {rss_max} KiB during, VmHWM {hwm} KiB; at most {held_max} flood connections held",
         flood_log.trim(),
         worst * 1000.0
     );
     assert!(probes >= 5, "only {probes} probes");
+    // The flood was real: every connection's handshake completed, and the agent closed
+    // all but its per-source share (16, `report.max_per_source`) before a byte.
+    let count = |key: &str| -> usize {
+        let words: Vec<&str> = flood_log.split_whitespace().collect();
+        let i = words
+            .iter()
+            .position(|w| *w == key)
+            .unwrap_or_else(|| panic!("no {key} in the flood's output: {flood_log}"));
+        words[i + 1].parse().unwrap()
+    };
+    assert!(
+        count("connected") >= FLOOD_CONNS,
+        "the flood did not open its connections: {flood_log}"
+    );
+    assert!(
+        count("unanswered") >= FLOOD_CONNS - PER_SOURCE,
+        "the per-source cap did not refuse the excess: {flood_log}"
+    );
+    assert!(
+        (1..=PER_SOURCE).contains(&held_max),
+        "the agent held {held_max} of the flood's connections at once (cap {PER_SOURCE})"
+    );
     // Debug build; the flood must not grow the agent without bound.
     assert!(hwm < 64 * 1024, "agent peak RSS {hwm} KiB");
     // And it still answers normally afterwards.

@@ -66,8 +66,31 @@ fn gridftp_through_vip_and_health_follows_the_server() {
         );
     }
 
-    // Kill GridFTP on rs0: /health turns 503 within interval + timeout (500ms + 300ms).
+    // The configured schedule, not the default one: the GridFTP check runs every 500 ms
+    // (`interval = "500ms"`), so rs0's server sees 2 probes a second from the agent (one
+    // connection each, to 127.0.0.1:2811); the default 2 s interval would give 0.5.
     let rs = &lab.reals[0];
+    rs.ok(
+        "nft add table ip probes && \
+         nft add chain ip probes in '{ type filter hook input priority 0; policy accept; }' && \
+         nft add rule ip probes in ip daddr 127.0.0.1 tcp dport 2811 'tcp flags & (syn | ack) == syn' counter",
+    );
+    let probes = || -> u64 {
+        let out = rs.ok("nft list table ip probes");
+        let i = out.find("packets ").expect("counter") + 8;
+        out[i..].split_whitespace().next().unwrap().parse().unwrap()
+    };
+    let (n0, w0) = (probes(), Instant::now());
+    std::thread::sleep(Duration::from_secs(6));
+    let (n, secs) = (probes() - n0, w0.elapsed().as_secs_f64());
+    let rate = n as f64 / secs;
+    eprintln!("GridFTP probes: {n} in {secs:.1} s ({rate:.2}/s)");
+    assert!(
+        (1.5..=2.5).contains(&rate),
+        "{n} probes in {secs:.1} s: the check does not run every 500 ms"
+    );
+
+    // Kill GridFTP on rs0: /health turns 503 within interval + timeout (500ms + 300ms).
     lab.reals[0].ns.kill(servers[0]);
     let t0 = Instant::now();
     let (_, body) = wait_health(
@@ -452,6 +475,73 @@ fn drain_wait_outlasts_a_throttled_transfer() {
     let _ = code;
 }
 
+/// Only root drains: a user who can reach the control socket (its mode opened by mistake)
+/// is still refused by the agent's uid check, and the node stays ready. Then `drain --wait
+/// --timeout` with a session that never ends: exit 1 after the timeout, node still drained.
+#[test]
+fn drain_is_root_only_and_wait_timeout_leaves_the_node_drained() {
+    let lab = DrLab::one_real("drt");
+    let dir = TestDir::new(&lab.prefix);
+    let rs = &lab.reals[0];
+    prepare_real_by_hand(rs);
+    gridftp::start(&rs.ns, rs.ip, "rs0.lab", &dir.join("gridftp.log"));
+    let sub = dir.join("rs0");
+    let cfg = write_config(rs, &sub, &NodeOpts::default());
+    start_agent(rs, &cfg, &dir.join("agent.log"), HTTP_PORT);
+    let d = &lab.director.ns;
+    wait_health(d, rs.ip, HTTP_PORT, 200, Duration::from_secs(5)).expect("up");
+
+    // The socket and every directory above it opened to everyone: only the uid check is left.
+    rs.ok(&format!(
+        "chmod 0777 {s} && chmod 0755 {d} && chmod 0666 {d}/control.sock",
+        s = sub.display(),
+        d = sub.display()
+    ));
+    let user = rs.ns.run(&format!(
+        "setpriv --reuid=4321 --regid=4321 --clear-groups {} -c {} drain --reason not-root",
+        lab::bins::lvs_node().display(),
+        cfg.display()
+    ));
+    let err = String::from_utf8_lossy(&user.stderr).into_owned();
+    assert_eq!(user.status.code(), Some(1), "a non-root drain: {err}");
+    assert!(
+        err.contains("only root may use the control socket (this is uid 4321)"),
+        "{err}"
+    );
+    let (code, body) = health(d, rs.ip, HTTP_PORT);
+    assert_eq!(code, 200, "a non-root user drained the node: {body}");
+    assert!(body.starts_with("state=up admin=ready"), "{body}");
+
+    // A session on VIP:2811 that outlasts the timeout.
+    let session = lab.client.ns.spawn(&format!(
+        "socat -u TCP:{VIP}:2811,connect-timeout=3 SYSTEM:'sleep 300'"
+    ));
+    wait_for(Duration::from_secs(10), || {
+        let o = rs.ok("ss -Htn state established '( sport = :2811 )' | grep -c . || true");
+        (o.trim() != "0").then_some(())
+    })
+    .expect("no session on the VIP");
+    let t0 = Instant::now();
+    let out = lvs(&rs.ns, &cfg, "drain --reason test --wait --timeout 2s");
+    let took = t0.elapsed();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "drain --wait --timeout: {err}");
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(10),
+        "gave up after {took:?}"
+    );
+    assert!(err.contains("waiting: 1 established session"), "{err}");
+    assert!(err.contains("the node stays drained"), "{err}");
+    let (code, body) = health(d, rs.ip, HTTP_PORT);
+    assert_eq!(code, 503, "{body}");
+    assert!(
+        body.starts_with("state=drain admin=drain weight=0"),
+        "the node must stay drained after the timeout: {body}"
+    );
+    assert_eq!(agent_line(d, rs.ip), "drain");
+    lab.client.ns.kill(session);
+}
+
 #[test]
 fn admin_state_persists_and_sighup_reloads() {
     let lab = DrLab::one_real("rld");
@@ -649,8 +739,14 @@ print("after", req().split(b"\r\n")[0].decode())
     assert!(kb > 0 && kb < 64 * 1024, "agent RSS {kb} KiB (debug build)");
 }
 
+/// READY=1 once the agent answers, then WATCHDOG=1 at least every half watchdog period
+/// (systemd kills the service after a whole period without one), fed from the main loop:
+/// when that loop hangs (the fault-injection hook `LVS_NODE_HANG_LOOP_AFTER_MS`) the pings
+/// stop while the process lives on, so systemd would restart it.
 #[test]
 fn sd_notify_ready_and_watchdog() {
+    const WATCHDOG: Duration = Duration::from_secs(1);
+    const HANG_AFTER: Duration = Duration::from_secs(5);
     let lab = DrLab::one_real("sdn");
     let dir = TestDir::new(&lab.prefix);
     let rs = &lab.reals[0];
@@ -658,39 +754,74 @@ fn sd_notify_ready_and_watchdog() {
     let cfg = write_config(rs, &dir.join("rs0"), &NodeOpts::default());
     let sock_path = dir.join("notify.sock");
     let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(10)))
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
+    let log = dir.join("agent.log");
+    let t0 = Instant::now();
     let pid = rs.ns.spawn_logged(
         &format!(
-            "env NOTIFY_SOCKET={} WATCHDOG_USEC=200000 {} -c {} run",
+            "env NOTIFY_SOCKET={} WATCHDOG_USEC={} LVS_NODE_HANG_LOOP_AFTER_MS={} {} -c {} run",
             sock_path.display(),
+            WATCHDOG.as_micros(),
+            HANG_AFTER.as_millis(),
             lab::bins::lvs_node().display(),
             cfg.display()
         ),
-        &dir.join("agent.log"),
+        &log,
     );
-    let mut got = Vec::new();
+    // Every message with its arrival time, until 4 watchdog periods after the hang.
+    let mut got: Vec<(Duration, String)> = Vec::new();
     let mut buf = [0u8; 512];
-    let t0 = Instant::now();
-    while t0.elapsed() < Duration::from_secs(5) {
-        let Ok(n) = sock.recv(&mut buf) else { break };
-        got.push(String::from_utf8_lossy(&buf[..n]).to_string());
-        if got.iter().filter(|m| m.contains("WATCHDOG=1")).count() >= 3 {
-            break;
+    let mut answered = false;
+    while t0.elapsed() < HANG_AFTER + 4 * WATCHDOG + Duration::from_secs(3) {
+        if let Ok(n) = sock.recv(&mut buf) {
+            got.push((t0.elapsed(), String::from_utf8_lossy(&buf[..n]).to_string()));
+        }
+        if !answered && !got.is_empty() {
+            // By READY the agent already answers (it binds before notifying).
+            assert_ne!(health(&lab.director.ns, rs.ip, HTTP_PORT).0, 0);
+            answered = true;
         }
     }
+    // Running or sleeping, not a zombie waiting to be reaped.
+    let alive = std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|st| {
+        st.rsplit_once(") ")
+            .is_some_and(|(_, rest)| !rest.starts_with('Z'))
+    });
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    rs.ns.kill(pid);
     assert!(
-        got.first().is_some_and(|m| m.contains("READY=1")),
+        got.first().is_some_and(|m| m.1.contains("READY=1")),
         "{got:?}"
     );
-    // By READY the agent already answers (it binds before notifying).
-    assert_ne!(health(&lab.director.ns, rs.ip, HTTP_PORT).0, 0);
+    assert!(alive, "the agent exited instead of hanging:\n{text}");
     assert!(
-        got.iter().filter(|m| m.contains("WATCHDOG=1")).count() >= 3,
-        "{got:?}"
+        text.contains("injected fault: the main loop hangs"),
+        "the hook did not fire (a build without fault-injection?):\n{text}"
     );
-    rs.ns.signal(pid, nix::sys::signal::Signal::SIGTERM);
-    let _ = sock.recv(&mut buf);
+    let pings: Vec<Duration> = got
+        .iter()
+        .filter(|m| m.1.contains("WATCHDOG=1"))
+        .map(|m| m.0)
+        .collect();
+    eprintln!("watchdog pings at {pings:?}");
+    let last = *pings.last().expect("no WATCHDOG=1 at all");
+    // Before the hang: a ping every half period (mean over the run, so one late wakeup on a
+    // loaded machine does not decide), never a whole period without one.
+    assert!(pings.len() >= 6, "{pings:?}");
+    let mean = (last - pings[0]) / (pings.len() as u32 - 1);
+    assert!(
+        mean <= WATCHDOG / 2 + WATCHDOG / 20,
+        "pings every {mean:?} on average; the watchdog is {WATCHDOG:?}, half is the most"
+    );
+    let gap = pings.windows(2).map(|w| w[1] - w[0]).max().unwrap();
+    assert!(gap < WATCHDOG, "{gap:?} without a ping: {pings:?}");
+    // The hang stops them: nothing in the last 4 periods, while the process lives.
+    let end = got.last().map_or(last, |m| m.0).max(t0.elapsed());
+    assert!(
+        end - last >= 4 * WATCHDOG,
+        "pings went on after the main loop hung: last at {last:?}, watched until {end:?}"
+    );
 }
 
 /// The failures the seeds' TCP_CHECK cannot see: the shared file system unmounted or full,

@@ -232,6 +232,76 @@ fn a_crash_before_any_step_is_completed_by_down() {
 /// The fault hooks exist only with the `fault-injection` feature: the lab binary has them
 /// (the tests above prove it works), and no release build enables it: not the default
 /// features, not the packaging scripts' cargo call.
+/// The environment variables the `fault-injection` feature reads. A new hook must be added
+/// here: the test fails on any other `"LVS_NODE_..."` literal in agent/src.
+const FAULT_ENV: &[&str] = &[
+    "LVS_NODE_FAIL_AT_STEP",
+    "LVS_NODE_CRASH_AT_STEP",
+    "LVS_NODE_HANG_LOOP_AFTER_MS",
+];
+/// `LVS_NODE_...` names every build reads.
+const PRODUCT_ENV: &[&str] = &["LVS_NODE_CONFIG"];
+
+/// Shell lines of `text` with backslash continuations joined and comment lines dropped.
+fn shell_lines(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    for l in text.lines() {
+        if cur.is_empty() && l.trim_start().starts_with('#') {
+            continue;
+        }
+        match l.strip_suffix('\\') {
+            Some(head) => cur.push_str(head),
+            None => {
+                cur.push_str(l);
+                out.push(std::mem::take(&mut cur));
+            }
+        }
+    }
+    out
+}
+
+/// Every `"LVS_NODE_..."` string literal in the Rust files under `dir`.
+fn env_literals(dir: &std::path::Path, found: &mut std::collections::BTreeSet<String>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            env_literals(&p, found);
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            let text = std::fs::read_to_string(&p).unwrap();
+            for (i, _) in text.match_indices("\"LVS_NODE_") {
+                let name: String = text[i + 1..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_uppercase() || *c == '_' || c.is_ascii_digit())
+                    .collect();
+                found.insert(name);
+            }
+        }
+    }
+}
+
+/// Which of the FAULT_ENV names the binary `bin` contains (`grep -a -o -F`: a byte scan of
+/// a 100+ MB debug binary is too slow in an unoptimised test).
+fn hook_names_in(bin: &std::path::Path) -> std::collections::BTreeSet<String> {
+    let mut cmd = std::process::Command::new("grep");
+    cmd.args(["-a", "-o", "-F"]);
+    for n in FAULT_ENV {
+        cmd.args(["-e", n]);
+    }
+    let out = cmd.arg(bin).output().expect("grep");
+    // 0: found, 1: none; anything else is an error (e.g. an unreadable file).
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "grep {}: {}",
+        bin.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
 #[test]
 fn fault_injection_is_kept_out_of_release_builds() {
     let root = lab::units::repo();
@@ -241,35 +311,72 @@ fn fault_injection_is_kept_out_of_release_builds() {
         .find(|l| l.trim_start().starts_with("default"))
         .unwrap_or("");
     assert!(!default.contains("fault-injection"), "{default}");
-    let build = std::fs::read_to_string(root.join("packaging/common.sh")).unwrap();
-    let cargo_line = build
-        .lines()
-        .find(|l| l.contains("cargo build"))
-        .expect("packaging builds with cargo");
-    assert!(
-        !cargo_line.contains("--features") && !cargo_line.contains("--all-features"),
-        "{cargo_line}"
-    );
-    // The strings are compiled in only with the feature: the lab binary has them, and a
-    // release binary built by the packaging scripts, when present, does not.
-    let has = |bin: &std::path::Path| {
-        let data = std::fs::read(bin).unwrap();
-        data.windows(b"LVS_NODE_FAIL_AT_STEP".len())
-            .any(|w| w == b"LVS_NODE_FAIL_AT_STEP")
-    };
-    assert!(
-        has(&lab::bins::lvs_node()),
-        "the lab binary lacks the hooks: build with --features lvs-node/fault-injection (tests/run.sh)"
-    );
-    let release = lab::bins::target_dir()
-        .parent()
-        .unwrap()
-        .join("release/lvs-node");
-    if release.exists() {
+
+    // Every cargo invocation of the packaging scripts (and the spec file): no feature flag,
+    // and nothing anywhere in them turns the feature on (a flag in a variable, RUSTFLAGS).
+    let mut invocations = Vec::new();
+    for e in std::fs::read_dir(root.join("packaging")).unwrap() {
+        let p = e.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        if !(name.ends_with(".sh") || name.ends_with(".spec")) {
+            continue;
+        }
+        for line in shell_lines(&std::fs::read_to_string(&p).unwrap()) {
+            assert!(
+                !line.contains("fault-injection") && !line.contains("features"),
+                "packaging/{name} turns on a cargo feature: {line}"
+            );
+            let words: Vec<&str> = line.split_whitespace().collect();
+            for w in words.windows(2) {
+                if w[0].trim_start_matches('(') == "cargo" {
+                    assert!(
+                        !words.iter().any(|a| *a == "-F" || a.starts_with("-F")),
+                        "packaging/{name}: {line}"
+                    );
+                    invocations.push(format!("{name}: cargo {}", w[1]));
+                }
+            }
+        }
+    }
+    eprintln!("cargo invocations in packaging/: {invocations:#?}");
+    for want in ["build-static.sh: cargo build", "common.sh: cargo build"] {
         assert!(
-            !has(&release),
-            "{} contains the fault hooks",
-            release.display()
+            invocations.iter().any(|i| i == want),
+            "{want} not found (the scan is blind): {invocations:?}"
+        );
+    }
+
+    // The hooks' names: every LVS_NODE_ literal in the agent is either a product name or a
+    // listed hook, and every listed hook still exists.
+    let mut found = std::collections::BTreeSet::new();
+    env_literals(&root.join("agent/src"), &mut found);
+    for name in &found {
+        assert!(
+            FAULT_ENV.contains(&name.as_str()) || PRODUCT_ENV.contains(&name.as_str()),
+            "agent/src reads {name}: list it in FAULT_ENV (a fault hook) or PRODUCT_ENV"
+        );
+    }
+    for name in FAULT_ENV {
+        assert!(found.contains(*name), "{name} is no longer in agent/src");
+    }
+
+    // The lab binary (built with the feature) has every hook's name, so the scan below
+    // would see them; the static binaries the packages ship (tests/run.sh builds them with
+    // packaging/build-static.sh) have none.
+    let in_lab = hook_names_in(&lab::bins::lvs_node());
+    for name in FAULT_ENV {
+        assert!(
+            in_lab.contains(*name),
+            "the lab binary lacks {name}: build with --features lvs-node/fault-injection (tests/run.sh)"
+        );
+    }
+    for bin in ["lvs-node", "lvs-cert"] {
+        let path = lab::bins::static_bin(bin);
+        let found = hook_names_in(&path);
+        assert!(
+            found.is_empty(),
+            "{} (the packaged build) contains the fault hooks {found:?}",
+            path.display()
         );
     }
 }

@@ -482,3 +482,104 @@ fn pool_config_is_loaded_as_printed_and_drives_ipvs() {
         up,
     );
 }
+
+/// GridFTP with its data channels through the VIP (`director-config --gridftp-data-ports`):
+/// the nodes' servers run with `-data-interface VIP`, so a passive reply advertises the VIP
+/// (without it they advertise their host name's address, the real IP, and the data goes
+/// straight to the node);
+/// the director's firewall-mark rules, printed as comments beside the config, are run in the
+/// guest as printed; the one persistent `fwmark` service then sends a client's data
+/// connections to the node that holds its control connection. The transfers arrive intact,
+/// and IPVS's own connection table shows the data connections to VIP:50000-50100.
+#[test]
+fn gridftp_data_channels_through_the_vip_with_firewall_marks() {
+    let allow = format!(
+        "allow = [\"{}\", \"{}\", \"{}\", \"{}\"]",
+        lab::dr::CLIENT_IP,
+        lab::dr::DIRECTOR_IP,
+        lab::dr::real_ip(0),
+        lab::dr::real_ip(1)
+    );
+    let mut p = pool_with("ipvsdata", 2, "", &allow);
+    // The same servers, advertising the VIP instead of the RIP.
+    for i in 0..2 {
+        let rs = &p.lab.reals[i];
+        rs.ns.kill(p.gridftp[i]);
+        p.gridftp[i] = gridftp::start_data_through_vip(
+            &rs.ns,
+            rs.ip,
+            VIP,
+            &format!("rs{i}.lab"),
+            &p.dir.join(&format!("rs{i}/gridftp-vip.log")),
+        );
+    }
+    let mut cmd = format!(
+        "{} director-config --gridftp-data-ports 50000-50100",
+        bins::lvs_node().display()
+    );
+    for rs in &p.lab.reals {
+        cmd.push_str(&format!(" --pool http://{}:{HTTP_PORT}", rs.ip));
+    }
+    let conf = p.lab.client.ok(&cmd);
+    assert!(conf.contains("virtual_server fwmark 2811 {"), "{conf}");
+    assert!(
+        !conf.contains(&format!("virtual_server {VIP} 2811")),
+        "{conf}"
+    );
+    // The nftables mark rules, exactly as printed (comment prefix removed).
+    let rules: Vec<&str> = conf
+        .lines()
+        .filter_map(|l| l.strip_prefix("#   nft "))
+        .collect();
+    assert_eq!(rules.len(), 3, "{conf}");
+    for r in &rules {
+        p.director().vm.ok(&format!("nft {r}"));
+    }
+    p.director().load_keepalived(&conf).unwrap_or_else(|e| {
+        panic!("keepalived did not load the --gridftp-data-ports config: {e:#}\n{conf}")
+    });
+    // Both nodes in the one fwmark service, with a weight.
+    let fwm = || {
+        p.director()
+            .table()
+            .into_iter()
+            .find(|s| s.key == "FWM 2811")
+    };
+    let both = wait_for(Duration::from_secs(60), || {
+        fwm().filter(|s| {
+            (0..2).all(|i| {
+                s.reals
+                    .iter()
+                    .any(|r| r.addr.starts_with(&format!("{}:", p.lab.reals[i].ip)) && r.weight > 0)
+            })
+        })
+    });
+    assert!(
+        both.is_some(),
+        "both nodes should be in FWM 2811 with a weight:\n{}\nkeepalived log:\n{}",
+        p.director().ipvsadm_ln(),
+        tail(&p.director().keepalived_log(), 20)
+    );
+
+    let (file, sum) = gridftp::make_file(&p.dir.join("data"), "f.bin", 4 << 20);
+    for k in 0..3 {
+        p.fetch(&file, &sum, &format!("out{k}.bin"));
+    }
+    // IPVS forwarded the data connections: entries to VIP:50000-50100 in its connection
+    // table (they stay there in TIME_WAIT/FIN_WAIT for a while after the transfer).
+    let conns = p.director().vm.ok("ipvsadm -Lnc");
+    let data = conns
+        .lines()
+        .filter(|l| {
+            l.split_whitespace().any(|w| {
+                w.strip_prefix(&format!("{VIP}:"))
+                    .and_then(|port| port.parse::<u16>().ok())
+                    .is_some_and(|port| (50000..=50100).contains(&port))
+            })
+        })
+        .count();
+    assert!(
+        data >= 3,
+        "no data connections through the VIP in IPVS's table ({data}):\n{conns}"
+    );
+}

@@ -52,10 +52,16 @@ fn doctor_finds_ports_firewalld_blocks_and_its_fix_lines_work() {
     )
     .unwrap();
     let packaged = repo().join("packaging/firewalld");
+    // A process in the director's namespace: the script (under a tmpfs /run, where the
+    // namespace names live) reaches that namespace through /proc/PID/ns/net.
+    let director_ns_pid = lab.director.ns.spawn("sleep 600");
     // One script: every step needs the same mount namespace (D-Bus socket, tmpfs /run).
     let script = format!(
         r#"set -u
-trap 'kill $FWD $DBUS 2>/dev/null; wait' EXIT
+trap 'kill $FWD $DBUS $LIS 2>/dev/null; wait' EXIT
+# A listener on the GridFTP port, and a connection to it from the director's namespace.
+socat TCP-LISTEN:2811,reuseaddr,fork SYSTEM:'echo open' & LIS=$!
+probe() {{ nsenter --net=/proc/{dpid}/ns/net socat -T 2 - TCP:{ip}:2811,connect-timeout=2 </dev/null 2>&1 | tail -1; }}
 mount -t tmpfs tmpfs /run && mkdir -p /run/dbus
 dbus-daemon --system --nofork --nopidfile 2>{dir}/dbus.log & DBUS=$!
 FWD=
@@ -65,6 +71,8 @@ for i in $(seq 1 150); do [ "$(firewall-cmd --state 2>/dev/null)" = running ] &&
 echo "== state $(firewall-cmd --state 2>&1)"
 echo "== before"
 {doctor} | python3 {py}
+echo "== packet before"
+probe
 echo "== fix"
 {doctor} | python3 -c 'import json,sys
 for f in json.load(sys.stdin)["findings"]:
@@ -75,6 +83,8 @@ cat {dir}/fix.sh
 sh -e {dir}/fix.sh >/dev/null 2>&1; echo "fix rc=$?"
 echo "== after"
 {doctor} | python3 {py}
+echo "== packet after"
+probe
 echo "== packaged"
 for p in $(firewall-cmd --permanent --zone=public --list-ports); do firewall-cmd -q --permanent --zone=public --remove-port=$p; done
 cp {packaged}/lvs-node-gridftp.xml {packaged}/lvs-node-report.xml {fwconf}/services/
@@ -100,6 +110,8 @@ echo "== end"
         cfg = cfg.display(),
         gconf = gconf.display(),
         sysconfig = sysconfig.display(),
+        ip = rs.ip,
+        dpid = director_ns_pid,
     );
     let sfile = dir.join("fw.sh");
     std::fs::write(&sfile, script).unwrap();
@@ -165,6 +177,18 @@ echo "== end"
          firewall-cmd --permanent --zone=public --add-port=3784/udp\n\
          firewall-cmd --reload\n\
          fix rc=0"
+    );
+    // A packet crosses the firewall only after the fix: the director's connection to
+    // 2811/tcp is rejected before, and reaches the listener after.
+    let before_pkt = section("packet before");
+    assert!(
+        !before_pkt.contains("open") && before_pkt.contains(" E "),
+        "2811/tcp was not blocked before the fix: {before_pkt}\n{log}"
+    );
+    assert_eq!(
+        section("packet after").trim(),
+        "open",
+        "2811/tcp still blocked after the fix lines ran\n{log}"
     );
     // Run as printed, they open the ports (permanently and now).
     let after = findings(&section("after"));

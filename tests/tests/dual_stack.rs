@@ -153,7 +153,7 @@ fn ipv6_vip_through_ipvs_with_ipv6_report_endpoints() {
             rs.ip6
         ));
         assert!(
-            line.contains("ready") || line.contains("up"),
+            line.starts_with("up ready"),
             "agent-check over IPv6 on {}: {line:?}",
             rs.ip6
         );

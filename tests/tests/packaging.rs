@@ -1,8 +1,9 @@
 //! The .deb and the RPM: built by the documented scripts from the binaries the workspace
 //! build made (`--no-build`: no cargo inside `cargo test`), their exact file lists and
-//! modes, their metadata, and the .deb installed into a throwaway root with dpkg (maintainer
-//! scripts included) where the installed `lvs-node --version` runs and the installed units
-//! pass `systemd-analyze verify`. Needs root (dpkg --root), dpkg-dev and rpm.
+//! modes, their metadata, and both installed into a throwaway root with their maintainer
+//! scripts (dpkg --root; rpm --root runs the scriptlets chrooted) where the installed
+//! `lvs-node --version` runs; the installed units pass `systemd-analyze verify`. Needs root
+//! (dpkg --root, rpm --root, mknod), dpkg-dev, rpm and busybox.
 
 use clap::CommandFactory;
 use lab::bins;
@@ -358,24 +359,115 @@ fn rpm_contents_metadata_and_install_into_a_throwaway_root() {
     assert!(scripts.contains("systemd-tmpfiles --create"), "{scripts}");
     assert_never_starts("rpm scriptlets", &scripts);
 
-    // Install into a throwaway rpm database and root. --noscripts: the root has no shell
-    // for the chrooted scriptlets (the .deb test runs the equivalent scripts).
+    // Install into a throwaway rpm database and root, scriptlets included. rpm runs them
+    // chrooted into that root, so it gets a shell (static busybox), the real
+    // systemd-tmpfiles with its libraries, /dev/null, root's passwd and group entries, and
+    // /proc, and /run/systemd/system, so the scriptlets take their "booted systemd" branch. systemctl
+    // there is a stand-in that records its arguments: the real one needs a running systemd,
+    // and what matters is what the scriptlets ask of it.
     let root = TempDir::new("rpm-root");
-    let root_arg = format!("--root={}", root.path().display());
+    let r = root.path();
+    let root_arg = format!("--root={}", r.display());
     run_ok("rpm", &[&root_arg, "--initdb"]);
-    let res = run("rpm", &[&root_arg, "-i", "--nodeps", "--noscripts", rpm_s]);
+    chroot_tools(r);
+    // systemd-tmpfiles needs /proc: mounted in a mount namespace of rpm's own, so the
+    // mount goes away with it, whatever happens.
+    let rpm_in_root = |args: &str| {
+        run(
+            "unshare",
+            &[
+                "-m",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                &format!(
+                    "mount -t proc proc '{r}/proc' && exec rpm '--root={r}' {args}",
+                    r = r.display()
+                ),
+            ],
+        )
+    };
+    let res = rpm_in_root(&format!("-i --nodeps '{rpm_s}'"));
     assert!(
         res.status.success(),
-        "rpm -i: {}",
+        "rpm -i: {}{}",
+        String::from_utf8_lossy(&res.stdout),
         String::from_utf8_lossy(&res.stderr)
     );
-    let version = run_ok(
-        root.path().join("usr/bin/lvs-node").to_str().unwrap(),
-        &["--version"],
-    );
+    let version = run_ok(r.join("usr/bin/lvs-node").to_str().unwrap(), &["--version"]);
     assert_eq!(
         version.trim(),
         format!("lvs-node {}", env!("CARGO_PKG_VERSION"))
+    );
+    // %post ran systemd-tmpfiles in the root (the package only %ghosts /run/lvs-node) and
+    // reloaded systemd, starting and enabling nothing.
+    let m = std::fs::metadata(r.join("run/lvs-node")).expect("%post created /run/lvs-node");
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777,
+        0o700
+    );
+    let calls = || std::fs::read_to_string(r.join("systemctl.log")).unwrap_or_default();
+    assert_eq!(calls(), "daemon-reload\n", "%post");
+
+    // Erase: %preun ($1 = 0) stops and disables both units, %postun reloads.
+    let res = rpm_in_root("-e lvs-node");
+    assert!(
+        res.status.success(),
+        "rpm -e: {}{}",
+        String::from_utf8_lossy(&res.stdout),
+        String::from_utf8_lossy(&res.stderr)
+    );
+    assert!(!r.join("usr/bin/lvs-node").exists());
+    assert_eq!(
+        calls(),
+        "daemon-reload\n\
+         --no-reload disable --now lvs-cert-renew.timer lvs-node.service\n\
+         daemon-reload\n",
+        "%preun and %postun"
+    );
+}
+
+/// What rpm's chrooted scriptlets need in the throwaway root `r` (see the RPM test).
+fn chroot_tools(r: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let copy = |from: &Path, rel: &str| {
+        let to = r.join(rel.trim_start_matches('/'));
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(from, &to).unwrap_or_else(|e| panic!("copy {}: {e}", from.display()));
+    };
+    copy(Path::new("/usr/bin/busybox"), "bin/sh");
+    let tmpfiles = Path::new("/usr/bin/systemd-tmpfiles");
+    copy(tmpfiles, "usr/bin/systemd-tmpfiles");
+    // Its libraries and the loader, at the paths ldd resolves them to.
+    for line in run_ok("ldd", &[tmpfiles.to_str().unwrap()]).lines() {
+        let lib = match line.split_once("=>") {
+            Some((_, right)) => right.split_whitespace().next(),
+            None => line.split_whitespace().next(),
+        };
+        if let Some(lib) = lib.filter(|l| l.starts_with('/')) {
+            copy(Path::new(lib), lib);
+        }
+    }
+    let systemctl = r.join("usr/bin/systemctl");
+    std::fs::write(&systemctl, "#!/bin/sh\necho \"$*\" >> /systemctl.log\n").unwrap();
+    std::fs::set_permissions(&systemctl, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::create_dir_all(r.join("etc")).unwrap();
+    std::fs::write(r.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
+    std::fs::write(r.join("etc/group"), "root:x:0:\n").unwrap();
+    std::fs::create_dir_all(r.join("run/systemd/system")).unwrap();
+    std::fs::create_dir_all(r.join("proc")).unwrap();
+    std::fs::create_dir_all(r.join("dev")).unwrap();
+    run_ok(
+        "mknod",
+        &[
+            "-m",
+            "0666",
+            r.join("dev/null").to_str().unwrap(),
+            "c",
+            "1",
+            "3",
+        ],
     );
 }
 

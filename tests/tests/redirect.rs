@@ -328,12 +328,32 @@ fn pool_choice_skips_drained_and_down_nodes() {
     assert_eq!(p[2], 0, "a drained node was chosen: {p:?}");
     assert!(p[0] > 0 && p[1] > 0, "{p:?}");
 
-    // Every WebDAV server stopped: every node down, 503 with Retry-After.
-    for (h, d) in lab.reals.iter().zip(&davs) {
+    // Node 2 back, node 1's WebDAV server stopped: one down node among up ones is never
+    // chosen, and the two others share the requests.
+    let o = util::lvs(&lab.reals[2].ns, &cfgs[2], "resume");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stop_dav = |i: usize| {
         // SIGTERM to apache's parent stops its workers too (they hold the listener).
-        let pidfile = d.data.parent().unwrap().join("run/httpd.pid");
-        h.ok(&format!("kill -TERM $(cat {})", pidfile.display()));
-    }
+        let pidfile = davs[i].data.parent().unwrap().join("run/httpd.pid");
+        lab.reals[i].ok(&format!("kill -TERM $(cat {})", pidfile.display()));
+    };
+    stop_dav(1);
+    let down = wait_for(Duration::from_secs(5), || {
+        let (code, body) = util::health(&lab.reals[1].ns, lab.reals[1].ip, 8080);
+        (code == 503).then_some(body)
+    });
+    assert!(
+        down.is_some(),
+        "node 1 did not turn down without its WebDAV server"
+    );
+    std::thread::sleep(Duration::from_millis(3500));
+    let p = spread(40).expect("two nodes are up: no 503");
+    assert_eq!(p[1], 0, "a down node was chosen: {p:?}");
+    assert!(p[0] > 0 && p[2] > 0, "{p:?}");
+
+    // Every WebDAV server stopped: every node down, 503 with Retry-After.
+    stop_dav(0);
+    stop_dav(2);
     let unavailable = wait_for(Duration::from_secs(20), || {
         let out = lab.client.ok(&format!(
             "curl -s -D - -o /dev/null -X PUT -H 'Content-Length: 0' http://{VIP}:{PORT}/none"

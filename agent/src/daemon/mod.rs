@@ -234,8 +234,15 @@ impl Daemon {
         let mut wd_tick = tokio::time::interval(wd.unwrap_or(Duration::from_secs(3600)));
         // Staleness is re-evaluated even when no result arrives.
         let mut refresh = tokio::time::interval(Duration::from_secs(1));
+        let hang_after = injected_hang();
+        let hang = tokio::time::sleep(hang_after.unwrap_or(Duration::from_secs(3600)));
+        tokio::pin!(hang);
         loop {
             tokio::select! {
+                _ = &mut hang, if hang_after.is_some() => {
+                    tracing::warn!("injected fault: the main loop hangs");
+                    std::future::pending::<()>().await;
+                }
                 _ = refresh.tick() => self.health.refresh(),
                 _ = hup.recv() => self.reload().await,
                 _ = term.recv() => return self.stop("SIGTERM").await,
@@ -309,6 +316,22 @@ impl Daemon {
         }
         crate::util::exit::EXIT_OK
     }
+}
+
+/// The lab's hook `LVS_NODE_HANG_LOOP_AFTER_MS=N`: the main loop stops N ms after it
+/// starts, as a wedged loop would (the watchdog pings must stop). Only in builds with the
+/// `fault-injection` feature (tests/run.sh); release builds never read it.
+#[cfg(feature = "fault-injection")]
+fn injected_hang() -> Option<Duration> {
+    std::env::var("LVS_NODE_HANG_LOOP_AFTER_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map(Duration::from_millis)
+}
+
+#[cfg(not(feature = "fault-injection"))]
+fn injected_hang() -> Option<Duration> {
+    None
 }
 
 /// The pause between two attempts at the first convergence.

@@ -134,16 +134,19 @@ pub fn clear_stale(path: &Path) -> std::io::Result<bool> {
 }
 
 pub async fn serve(listener: UnixListener, health: Arc<Health>, state_dir: PathBuf) {
-    let me = nix::unistd::Uid::effective().as_raw();
     loop {
         let Ok((s, _)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
-        // Defence in depth beside the 0600 mode: only root (or the agent's own user).
+        // Defence in depth beside the 0600 mode: only root, whatever the socket's mode.
         match s.peer_cred() {
-            Ok(c) if c.uid() == 0 || c.uid() == me => {}
-            _ => continue,
+            Ok(c) if c.uid() == 0 => {}
+            Ok(c) => {
+                tokio::spawn(refuse(s, c.uid()));
+                continue;
+            }
+            Err(_) => continue,
         }
         let health = health.clone();
         let state_dir = state_dir.clone();
@@ -152,6 +155,29 @@ pub async fn serve(listener: UnixListener, health: Arc<Health>, state_dir: PathB
                 tokio::time::timeout(Duration::from_secs(5), handle(s, &health, &state_dir)).await;
         });
     }
+}
+
+/// The reply to a peer that is not root. Its request line is read (bounded) and ignored, so
+/// that the peer's write does not meet a closed socket before it reads the reply.
+async fn refuse(s: UnixStream, uid: u32) {
+    tracing::warn!(uid, "control socket: refused a peer that is not root");
+    let (r, mut w) = s.into_split();
+    let mut line = String::new();
+    let _ = tokio::time::timeout(
+        Duration::from_secs(5),
+        BufReader::new(r.take(4096)).read_line(&mut line),
+    )
+    .await;
+    let reply = Reply {
+        ok: false,
+        admin: None,
+        error: Some(format!(
+            "only root may use the control socket (this is uid {uid}): run it as root"
+        )),
+    };
+    let mut out = serde_json::to_vec(&reply).unwrap_or_default();
+    out.push(b'\n');
+    let _ = tokio::time::timeout(Duration::from_secs(5), w.write_all(&out)).await;
 }
 
 async fn handle(s: UnixStream, health: &Health, state_dir: &Path) -> std::io::Result<()> {

@@ -158,7 +158,7 @@ fn main() {
         let line = format!(
             "| {} | killed: {} | hung: {} |",
             sc.name,
-            bench::stats(&killed, "s"),
+            bench::stats(&killed, runs, "s"),
             hung.map(|t| format!("{t:.2} s"))
                 .unwrap_or(format!("not detected in {hung_bound} s"))
         );
@@ -184,14 +184,15 @@ fn main() {
     };
     let mut killed = Vec::new();
     for _ in 0..runs {
-        if let Some(t) = b.one_run(Signal::SIGKILL, Duration::from_secs(20), &up) {
-            killed.push(t)
+        match b.one_run(Signal::SIGKILL, Duration::from_secs(20), &up) {
+            Some(t) => killed.push(t),
+            None => println!("  HAProxy agent-check: killed GridFTP not detected within 20 s"),
         }
     }
     let hung = b.one_run(Signal::SIGSTOP, Duration::from_secs(hung_bound), &up);
     let line = format!(
         "| HAProxy 2.6 agent-check (agent-inter 300ms, check inter 500ms) | killed: {} | hung: {} |",
-        bench::stats(&killed, "s"),
+        bench::stats(&killed, runs, "s"),
         hung.map(|t| format!("{t:.2} s")).unwrap_or(format!("not detected in {hung_bound} s"))
     );
     println!("{line}");
