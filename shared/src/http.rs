@@ -17,8 +17,9 @@ pub use reqwest;
 pub struct ClientOptions {
     /// Whole request, connect to the last body byte.
     pub timeout: Duration,
-    /// Trust only the certificates of this PEM file (a private or test CA) instead of the
-    /// system's roots.
+    /// Trust only the certificates of this PEM file (a private or test CA), or of the CA
+    /// files in this directory (`*.pem` and `HASH.N`, as in /etc/grid-security/certificates),
+    /// instead of the system's roots.
     pub ca_file: Option<PathBuf>,
     /// Load the system's CA roots for `https://` URLs without `ca_file`. Off by default:
     /// loading them costs hundreds of milliseconds, which `probe` (one process per
@@ -73,7 +74,19 @@ impl ClientOptions {
             b = b.pool_max_idle_per_host(0);
         }
         if let Some(p) = &self.ca_file {
-            let pem = std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()))?;
+            let pem = if p.is_dir() {
+                let mut all = Vec::new();
+                for f in ca_dir_files(p) {
+                    all.extend(
+                        std::fs::read(&f)
+                            .map_err(|e| format!("cannot read {}: {e}", f.display()))?,
+                    );
+                    all.push(b'\n');
+                }
+                all
+            } else {
+                std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()))?
+            };
             let certs = reqwest::Certificate::from_pem_bundle(&pem)
                 .map_err(|e| format!("{}: not a PEM certificate bundle: {e}", p.display()))?;
             if certs.is_empty() {
@@ -106,6 +119,29 @@ impl ClientOptions {
         b.build()
             .map_err(|e| format!("cannot set up the HTTP client: {}", reason(&e)))
     }
+}
+
+/// The CA certificate files of a directory such as /etc/grid-security/certificates: regular
+/// files named `*.pem` or `HASH.N` (N a digit string), sorted. CRLs (`HASH.rN`), signing
+/// policies and namespace files are left out.
+pub fn ca_dir_files(dir: &std::path::Path) -> Vec<PathBuf> {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut v: Vec<PathBuf> = rd
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            let ca = name.ends_with(".pem")
+                || name.rsplit_once('.').is_some_and(|(h, n)| {
+                    !h.is_empty() && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())
+                });
+            ca && p.is_file()
+        })
+        .collect();
+    v.sort();
+    v
 }
 
 /// A response whose body was read up to a limit.

@@ -43,6 +43,13 @@ pub struct RawReport {
     pub max_connections: Option<i64>,
     pub max_per_source: Option<i64>,
     pub public_health: Option<bool>,
+    pub https: Option<String>,
+    pub https6: Option<String>,
+    pub tls_cert: Option<String>,
+    pub tls_key: Option<String>,
+    pub client_ca: Option<String>,
+    #[serde(default)]
+    pub allow_clients: Vec<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -62,6 +69,9 @@ pub struct RawPool {
     pub interval: Option<String>,
     pub timeout: Option<String>,
     pub max_age: Option<String>,
+    pub ca: Option<String>,
+    pub cert: Option<String>,
+    pub key: Option<String>,
 }
 
 pub struct RawSections {
@@ -100,6 +110,20 @@ pub struct Report {
     /// With `allow` set: other addresses may still read `/health`, `/metrics` and the
     /// agent-check line (not `/status`), from the slots the directors do not reserve.
     pub public_health: bool,
+    /// The same endpoint over TLS, with the host certificate `tls` (for pool reads that
+    /// verify who answers). Same gate (`allow`, caps, timeouts) as `http`.
+    pub https: Option<SocketAddr>,
+    pub https6: Option<SocketAddr>,
+    /// The certificate and key of `https`/`https6` (the node's host certificate).
+    pub tls: Option<super::tls::Pair>,
+    /// CA(s) of the client certificates `https` asks for. When set, `/status` and `/pool`
+    /// go to clients whose certificate verifies against it and names one of
+    /// `allow_clients` (any name when that is empty), on `https` only: the address no
+    /// longer decides (it still decides who may connect, through `allow`).
+    pub client_ca: Option<PathBuf>,
+    /// Names (a subject CN or a DNS name of the certificate) that count as directors and
+    /// peers for `/status` and `/pool` with `client_ca`.
+    pub allow_clients: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -138,6 +162,11 @@ pub struct Pool {
     pub timeout: Duration,
     /// A peer's answer older than this counts as down (never used stale).
     pub max_age: Duration,
+    /// CA bundle or directory that `https://` peers' certificates must verify against
+    /// (None: the system's roots).
+    pub ca: Option<PathBuf>,
+    /// The client certificate and key shown to `https://` peers that ask for one.
+    pub client: Option<super::tls::Pair>,
 }
 
 impl Default for Pool {
@@ -147,21 +176,26 @@ impl Default for Pool {
             interval: Duration::from_secs(2),
             timeout: Duration::from_secs(1),
             max_age: Duration::from_secs(6),
+            ca: None,
+            client: None,
         }
     }
 }
 
-/// Checks one peer URL: `http://IP:PORT` or `http://NAME:PORT`, nothing after the port.
+/// Checks one peer URL: `http://IP:PORT`, `http://NAME:PORT` or `https://NAME:PORT` (a
+/// report `https` endpoint, whose certificate must name NAME), nothing after the port.
 /// Returns the normalised base URL (no trailing slash).
 pub fn parse_peer(url: &str) -> Result<String, String> {
     let base = url.trim_end_matches('/');
-    if !base.starts_with("http://") {
+    let Some(rest) = base
+        .strip_prefix("http://")
+        .or_else(|| base.strip_prefix("https://"))
+    else {
         return Err(format!(
-            "`{url}` is not an http:// URL (the report endpoint serves plain HTTP)"
+            "`{url}` is not an http:// or https:// URL of a report endpoint"
         ));
-    }
+    };
     let (_, port) = crate::http::host_port(base)?;
-    let rest = &base["http://".len()..];
     if rest.contains('/') || rest.contains('?') || rest.contains('@') {
         return Err(format!("`{url}` has a path, query or user part"));
     }
@@ -397,6 +431,71 @@ pub fn validate(file: &Path, raw: RawSections, vips: &[Vip]) -> Result<Settings,
         ));
     }
 
+    s.report.https = bind("report.https", r.https)?;
+    s.report.https6 = bind6("report.https6", r.https6)?;
+    for k in [s.report.https, s.report.https6].into_iter().flatten() {
+        if let Some((other, _)) = all.iter().find(|(_, a)| *a == Some(k)) {
+            return Err(err(
+                "report.https",
+                format!("{k} is also {other}"),
+                "give the https endpoint its own port, e.g. 8443",
+            ));
+        }
+    }
+    s.report.tls = super::tls::pair(
+        file,
+        ("report.tls_cert", r.tls_cert),
+        ("report.tls_key", r.tls_key),
+    )?;
+    let https = s.report.https.is_some() || s.report.https6.is_some();
+    match (https, s.report.tls.is_some()) {
+        (true, false) => {
+            return Err(err(
+                "report.tls_cert",
+                "report.https needs a certificate".into(),
+                "set tls_cert and tls_key to the host certificate and key, e.g. /etc/grid-security/hostcert.pem and hostkey.pem",
+            ))
+        }
+        (false, true) => {
+            return Err(err(
+                "report.https",
+                "tls_cert is set but no https endpoint".into(),
+                "add https = \"REAL_IP:8443\" (or remove tls_cert and tls_key)",
+            ))
+        }
+        _ => {}
+    }
+    if let Some(ca) = r.client_ca {
+        if !https {
+            return Err(err(
+                "report.client_ca",
+                "client certificates are asked for on report.https only".into(),
+                "add https = \"REAL_IP:8443\" with tls_cert and tls_key, or remove client_ca",
+            ));
+        }
+        let p = super::tls::abs(file, "report.client_ca", &ca)?;
+        super::tls::ca_path(file, "report.client_ca", &p)?;
+        s.report.client_ca = Some(p);
+    }
+    for (i, n) in r.allow_clients.iter().enumerate() {
+        let key = format!("report.allow_clients[{i}]");
+        if s.report.client_ca.is_none() {
+            return Err(err(
+                "report.allow_clients",
+                "names client certificates, but report.client_ca is not set".into(),
+                "set client_ca to the CA(s) of the directors' and peers' certificates",
+            ));
+        }
+        if n.is_empty() || n.len() > 255 || n.chars().any(|c| c.is_control()) {
+            return Err(err(
+                &key,
+                format!("`{}` is not a certificate name", n.escape_debug()),
+                "write a subject CN or DNS name, e.g. \"gridftp-n2.example.org\"",
+            ));
+        }
+        s.report.allow_clients.push(n.clone());
+    }
+
     let p = raw.pool;
     for (i, peer) in p.peers.iter().enumerate() {
         let key = format!("pool.peers[{i}]");
@@ -404,7 +503,7 @@ pub fn validate(file: &Path, raw: RawSections, vips: &[Vip]) -> Result<Settings,
             err(
                 &key,
                 e,
-                "list the other nodes' [report] http endpoints, e.g. peers = [\"http://192.0.2.12:8080\"]",
+                "list the other nodes' [report] http or https endpoints, e.g. peers = [\"https://gridftp-n2.example.org:8443\"]",
             )
         })?;
         if s.pool.peers.contains(&base) {
@@ -461,6 +560,13 @@ pub fn validate(file: &Path, raw: RawSections, vips: &[Vip]) -> Result<Settings,
             "use at least pool.interval + pool.timeout (default 3 x interval)",
         ));
     }
+
+    if let Some(ca) = p.ca {
+        let path = super::tls::abs(file, "pool.ca", &ca)?;
+        super::tls::ca_path(file, "pool.ca", &path)?;
+        s.pool.ca = Some(path);
+    }
+    s.pool.client = super::tls::pair(file, ("pool.cert", p.cert), ("pool.key", p.key))?;
 
     let w = raw.weight;
     if let Some(b) = w.base {
@@ -711,7 +817,22 @@ mod tests {
         );
         assert_eq!(p.max_age, std::time::Duration::from_secs(3));
         let key = |t: &str| parse(&format!("[pool]\n{t}")).unwrap_err().key;
-        assert_eq!(key("peers = [\"https://h:1\"]"), "pool.peers[0]");
+        assert_eq!(key("peers = [\"ftp://h:1\"]"), "pool.peers[0]");
+        assert_eq!(key("peers = [\"https://h\"]"), "pool.peers[0]");
+        assert_eq!(key("ca = \"ca.pem\""), "pool.ca");
+        assert_eq!(key("ca = \"/nonexistent/ca.pem\""), "pool.ca");
+        assert_eq!(key("cert = \"/c.pem\""), "pool.key");
+        let c = parse("[pool]\npeers = [\"https://n2.example.org:8443/\"]\n").unwrap();
+        assert_eq!(c.daemon.pool.peers, vec!["https://n2.example.org:8443"]);
+        let rk = |t: &str| parse(&format!("[report]\n{t}")).unwrap_err().key;
+        assert_eq!(rk("https = \"192.0.2.11:8443\""), "report.tls_cert");
+        assert_eq!(rk("tls_cert = \"/c.pem\""), "report.tls_key");
+        assert_eq!(rk("client_ca = \"/ca.pem\""), "report.client_ca");
+        assert_eq!(rk("allow_clients = [\"a\"]"), "report.allow_clients");
+        assert_eq!(
+            rk("http = \"192.0.2.11:8080\"\nhttps = \"192.0.2.11:8080\""),
+            "report.https"
+        );
         assert_eq!(key("peers = [\"http://h\"]"), "pool.peers[0]");
         assert_eq!(key("peers = [\"http://h:1/status\"]"), "pool.peers[0]");
         assert_eq!(

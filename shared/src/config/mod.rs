@@ -9,6 +9,7 @@ pub mod bfd;
 pub mod check;
 pub mod daemon;
 pub mod redirect;
+pub mod tls;
 
 use crate::error::ConfigError;
 use serde::Deserialize;
