@@ -183,6 +183,17 @@ pub struct PoolDirectorArgs {
     /// Print the --for director's sysctl.d file instead of its keepalived config.
     #[arg(long, requires = "directors")]
     pub sysctl: bool,
+    /// CA bundle (PEM) or directory (e.g. /etc/grid-security/certificates) that the
+    /// certificates of https:// nodes must verify against; default: the system's roots.
+    #[arg(long, value_name = "PATH", requires = "urls")]
+    pub ca: Option<PathBuf>,
+    /// Client certificate (PEM) for nodes whose report endpoint asks for one
+    /// (`[report] client_ca`); with --key.
+    #[arg(long, value_name = "PATH", requires_all = ["urls", "key"])]
+    pub cert: Option<PathBuf>,
+    /// The private key of --cert (PEM, mode 0600 or 0400).
+    #[arg(long, value_name = "PATH", requires = "cert")]
+    pub key: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -204,6 +215,17 @@ pub struct PoolStatusArgs {
     /// Timeout for each node's /status.
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
     pub timeout: std::time::Duration,
+    /// CA bundle (PEM) or directory that the certificates of https:// nodes must verify
+    /// against; default: `[pool] ca`, else the system's roots.
+    #[arg(long, value_name = "PATH")]
+    pub ca: Option<PathBuf>,
+    /// Client certificate (PEM) for nodes whose report endpoint asks for one; with --key.
+    /// Default: `[pool] cert`.
+    #[arg(long, value_name = "PATH", requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// The private key of --cert (PEM, mode 0600 or 0400). Default: `[pool] key`.
+    #[arg(long, value_name = "PATH", requires = "cert")]
+    pub key: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

@@ -189,7 +189,7 @@ fn pool_status_shows_up_drained_down_and_unreachable_nodes() {
     assert_eq!(out.lines().count(), 2, "{out}");
 
     // Bad usage: exit 2 naming the flag.
-    let (code, _, err) = pool_status(rs0, &cfgs[0], "--peer https://x:1");
+    let (code, _, err) = pool_status(rs0, &cfgs[0], "--peer ftp://x:1");
     assert_eq!(code, 2);
     assert!(err.contains("--peer"), "{err}");
 

@@ -51,7 +51,7 @@ pub async fn pool(args: DirectorConfigArgs) -> u8 {
             Ok(b) if !urls.contains(&b) => urls.push(b),
             Ok(_) => {}
             Err(e) => {
-                eprintln!("error: --pool: {e}; write a node's report endpoint, e.g. --pool http://192.0.2.11:8080");
+                eprintln!("error: --pool: {e}; write a node's report endpoint, e.g. --pool https://gridftp-n1.example.org:8443 or http://192.0.2.11:8080");
                 return EXIT_USAGE;
             }
         }
@@ -117,7 +117,15 @@ pub async fn pool(args: DirectorConfigArgs) -> u8 {
             return EXIT_USAGE;
         }
     };
-    let client = match pool::client(p.timeout) {
+    let (ca, cert) =
+        match super::pool::tls_flags(p.ca.as_deref(), p.cert.as_deref(), p.key.as_deref()) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return EXIT_USAGE;
+            }
+        };
+    let client = match pool::client(p.timeout, ca.as_deref(), cert.as_ref(), &urls) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");

@@ -10,9 +10,38 @@ use crate::pool::{client, members, poll_once, PeerState, PeerView};
 use crate::util::exit::{EXIT_FAIL, EXIT_OK, EXIT_USAGE};
 use crate::wire::peer;
 use lvs_shared::config::daemon::parse_peer;
+use lvs_shared::config::tls::{self, Pair};
 use lvs_shared::config::NodeConfig;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
+
+/// The TLS files of `--ca`, `--cert` and `--key`, checked as the config's are (readable
+/// PEM, the key 0600 or 0400 and belonging to the certificate). Errors name the flag.
+pub fn tls_flags(
+    ca: Option<&Path>,
+    cert: Option<&Path>,
+    key: Option<&Path>,
+) -> Result<(Option<PathBuf>, Option<Pair>), String> {
+    let flag =
+        |e: lvs_shared::error::ConfigError| format!("{}: {}\n  fix: {}", e.key, e.problem, e.fix);
+    let none = Path::new("");
+    let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let ca = ca.map(abs);
+    if let Some(p) = &ca {
+        tls::ca_path(none, "--ca", p).map_err(flag)?;
+    }
+    let pair = match (cert, key) {
+        (Some(c), Some(k)) => {
+            let (c, k) = (abs(c), abs(k));
+            tls::cert_file(none, "--cert", &c).map_err(flag)?;
+            tls::key_file(none, "--key", &k).map_err(flag)?;
+            crate::report::tls::check_pair(none, ("--cert", &c), ("--key", &k)).map_err(flag)?;
+            Some(Pair { cert: c, key: k })
+        }
+        _ => None,
+    };
+    Ok((ca, pair))
+}
 
 /// The nodes to ask: `--peer` flags, else `[pool] peers` and this node.
 fn peers(config: &Path, args: &PoolStatusArgs) -> Result<Vec<String>, String> {
@@ -48,7 +77,26 @@ pub async fn status(config: &Path, args: PoolStatusArgs) -> u8 {
             return EXIT_USAGE;
         }
     };
-    let c = match client(args.timeout) {
+    let (mut ca, mut cert) = match tls_flags(
+        args.ca.as_deref(),
+        args.cert.as_deref(),
+        args.key.as_deref(),
+    ) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    if ca.is_none() || cert.is_none() {
+        // Without the flags, `[pool]`'s files (the config was read and checked above
+        // unless --peer was given; then only a config that loads is used).
+        if let Ok(cfg) = NodeConfig::load(config) {
+            ca = ca.or(cfg.daemon.pool.ca);
+            cert = cert.or(cfg.daemon.pool.client);
+        }
+    }
+    let c = match client(args.timeout, ca.as_deref(), cert.as_ref(), &list) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");

@@ -67,6 +67,7 @@ fn next_listener<K: PartialEq>(
 }
 
 pub(super) type ReportKey = (Vec<std::net::SocketAddr>, Limits);
+pub(super) type HttpsKey = (Vec<std::net::SocketAddr>, Limits, report::tls::Key);
 
 impl<K> Drop for Task<K> {
     fn drop(&mut self) {
@@ -109,6 +110,22 @@ impl Daemon {
             "report.http",
             &gate::bind,
         )?;
+        super::check_tls(cfg).map_err(|e| e.to_string())?;
+        // The https endpoint serves pool reads: its sockets and TLS handshakes belong to the
+        // pool plane, never the director plane's threads.
+        let https_addrs = addrs(rep.https, rep.https6);
+        let pool_plane = &self.planes.pool;
+        let https = next_listener(
+            self.https.as_ref(),
+            key(https_addrs.clone()).map(|(a, l)| (a, l, report::tls::Key::of(rep))),
+            &https_addrs,
+            "report.https",
+            &|a| pool_plane.enter(|| gate::bind(a)),
+        )?;
+        let https_tls = match &https {
+            Next::Start(..) => report::tls::server(&cfg.file, rep).map_err(|e| e.to_string())?,
+            _ => None,
+        };
         let agent_addrs = addrs(rep.agent_check, rep.agent_check6);
         let agent = next_listener(
             self.agent.as_ref(),
@@ -250,6 +267,36 @@ impl Daemon {
             Next::Keep => {}
             Next::Stop => self.http = None,
             Next::Start(k, socks) => self.http = Some(start_report(k, socks, true)),
+        }
+        match (https, https_tls) {
+            (Next::Start(k, socks), Some(tls)) => {
+                let gate = Gate::new(k.1.clone());
+                let serves: Vec<_> = socks
+                    .iter()
+                    .map(|l| {
+                        report::http::serve_tls(
+                            l.clone(),
+                            health.clone(),
+                            gate.clone(),
+                            cfg_rx.clone(),
+                            feed.clone(),
+                            metrics.clone(),
+                            tls.clone(),
+                        )
+                    })
+                    .collect();
+                self.https = Some(Listening {
+                    task: Task {
+                        key: k,
+                        handle: self.planes.pool.handle().spawn(async move {
+                            futures::future::join_all(serves).await;
+                        }),
+                    },
+                    socks,
+                });
+            }
+            (Next::Keep, _) => {}
+            _ => self.https = None,
         }
         match agent {
             Next::Keep => {}

@@ -55,6 +55,10 @@ pub async fn run(config: &Path) -> u8 {
             return crate::util::exit::EXIT_USAGE;
         }
     };
+    if let Err(e) = check_tls(&cfg) {
+        eprintln!("error: {e}");
+        return crate::util::exit::EXIT_USAGE;
+    }
     // Signal handlers first: once a listener answers, a SIGTERM must already mean a clean
     // stop (on_stop), never the default kill.
     let signals = match Signals::install() {
@@ -88,6 +92,25 @@ pub async fn run(config: &Path) -> u8 {
     }
 }
 
+/// What the config's TLS files need beyond their parse: each key belongs to its
+/// certificate, the CA files load. Errors name the key and the fix.
+fn check_tls(cfg: &NodeConfig) -> Result<(), lvs_shared::error::ConfigError> {
+    crate::report::tls::server(&cfg.file, &cfg.daemon.report)?;
+    let p = &cfg.daemon.pool;
+    if let Some(c) = &p.client {
+        crate::report::tls::check_pair(&cfg.file, ("pool.cert", &c.cert), ("pool.key", &c.key))?;
+    }
+    crate::pool::client(p.timeout, p.ca.as_deref(), p.client.as_ref(), &p.peers).map_err(|e| {
+        lvs_shared::error::ConfigError::new(
+            &cfg.file,
+            "pool.ca",
+            e,
+            "point ca at the PEM bundle or directory of the CA(s) of the peers' host certificates",
+        )
+    })?;
+    Ok(())
+}
+
 /// Why `run` stopped before sending READY=1.
 enum StartError {
     /// The data plane did not converge within `[daemon] start_timeout`.
@@ -108,6 +131,8 @@ struct Daemon {
     health: Arc<Health>,
     checks: HashMap<String, Task<CheckSpec>>,
     http: Option<Listening<ReportKey>>,
+    /// `[report] https`: the same endpoint over TLS, on the pool plane.
+    https: Option<Listening<apply::HttpsKey>>,
     agent: Option<Listening<ReportKey>>,
     control: Option<Task<(PathBuf, PathBuf)>>,
     /// The HTTP-01 responder for `[acme]`: webroot and listen addresses.
@@ -200,6 +225,7 @@ impl Daemon {
             health,
             checks: HashMap::new(),
             http: None,
+            https: None,
             agent: None,
             control: None,
             acme: None,

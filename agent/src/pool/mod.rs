@@ -168,9 +168,25 @@ pub fn pick_weighted<T>(items: &[(T, u32)], r: u64) -> Option<&T> {
 pub type PoolRx = watch::Receiver<Arc<PoolView>>;
 
 /// The client used for every poll: bounded by `timeout`, idle connections kept (the same
-/// peers are asked every interval).
-pub fn client(timeout: Duration) -> Result<reqwest::Client, String> {
-    ClientOptions::with_timeout(timeout).build()
+/// peers are asked every interval). An `https://` peer must present a certificate that
+/// verifies against `ca` (the system's roots without it) for the name in its URL, else it
+/// is unreachable with the TLS reason; `cert` is shown to peers that ask for one.
+pub fn client(
+    timeout: Duration,
+    ca: Option<&std::path::Path>,
+    cert: Option<&lvs_shared::config::tls::Pair>,
+    peers: &[String],
+) -> Result<reqwest::Client, String> {
+    if let Some(p) = cert {
+        crate::edge::redirect::tls::load(&p.cert, &p.key)?;
+    }
+    ClientOptions {
+        ca_file: ca.map(|p| p.to_path_buf()),
+        system_roots: ca.is_none() && peers.iter().any(|p| p.starts_with("https://")),
+        client_cert: cert.map(|p| (p.cert.clone(), p.key.clone())),
+        ..ClientOptions::with_timeout(timeout)
+    }
+    .build()
 }
 
 /// Why a fetch gave no document.
@@ -339,7 +355,12 @@ pub async fn run(
     tx: watch::Sender<Arc<PoolView>>,
     history: history::SharedHistory,
 ) {
-    let client = match client(pool.timeout) {
+    let client = match client(
+        pool.timeout,
+        pool.ca.as_deref(),
+        pool.client.as_ref(),
+        &pool.peers,
+    ) {
         Ok(c) => c,
         Err(e) => {
             tracing::error!("pool polling disabled: {e}");

@@ -6,7 +6,9 @@
 //! metrics that name other hosts are for the addresses in `report.allow`).
 //! `/status` carries free text (check output such as a GridFTP banner or a plugin's line,
 //! the admin's drain reason), so only addresses in `report.allow` get it; so does `/pool`,
-//! the HTML page of every node's /status (see `pool_page`).
+//! the HTML page of every node's /status (see `pool_page`). With `report.client_ca`, a
+//! certificate decides instead of the address: `/status` and `/pool` are then served on
+//! the `https` listener only (see `tls`), and the plain one gives them to nobody.
 
 use super::metrics::Metrics;
 use crate::health::{Health, Snapshot};
@@ -49,7 +51,12 @@ pub async fn serve(
     loop {
         let (stream, permit) = gate.accept(&listener).await;
         let health = health.clone();
-        let role = permit.role;
+        let role = match permit.role {
+            Role::Director if super::tls::Server::by_certificate(&cfg.borrow().daemon.report) => {
+                Role::Public
+            }
+            r => r,
+        };
         let cfg = cfg.clone();
         let pool = pool.clone();
         let metrics = metrics.clone();
@@ -61,6 +68,48 @@ pub async fn serve(
                 async move { Ok::<_, Infallible>(respond(&req, &h, role, c, &*p, &m).await) }
             });
             gate::serve_http(stream, LIMITS, svc).await;
+            drop(permit);
+        });
+    }
+}
+
+/// The `https` listener: the gate admits first, then the TLS handshake (bounded by the
+/// header timeout), then the same routes, with the role the certificate gives.
+pub async fn serve_tls(
+    listener: Arc<TcpListener>,
+    health: Arc<Health>,
+    gate: Gate,
+    cfg: ConfigRx,
+    pool: Arc<dyn PoolPage>,
+    metrics: Arc<Metrics>,
+    tls: Arc<super::tls::Server>,
+) {
+    loop {
+        let (stream, permit) = gate.accept(&listener).await;
+        let (health, cfg, pool, tls) = (health.clone(), cfg.clone(), pool.clone(), tls.clone());
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            let _ = stream.set_nodelay(true);
+            let peer = stream.peer_addr().ok();
+            let s = match tokio::time::timeout(LIMITS.header, tls.acceptor.accept(stream)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    tracing::debug!(?peer, error = %e, "report https: handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(?peer, "report https: handshake timed out");
+                    return;
+                }
+            };
+            let role = tls.role(permit.role, s.get_ref().1.peer_certificates());
+            let svc = hyper::service::service_fn(move |req| {
+                let h = health.clone();
+                let c = cfg.borrow().clone();
+                let (p, m) = (pool.clone(), metrics.clone());
+                async move { Ok::<_, Infallible>(respond(&req, &h, role, c, &*p, &m).await) }
+            });
+            gate::serve_http_on(s, LIMITS, svc).await;
             drop(permit);
         });
     }
@@ -129,7 +178,7 @@ pub async fn route(
             StatusCode::FORBIDDEN,
             "text/plain",
             Bytes::from_static(
-                b"/status is for the addresses in report.allow (it shows check output and the admin's reason); /health and /metrics are public\n",
+                b"/status is for the addresses in report.allow, or with report.client_ca for the client certificates in report.allow_clients on report.https (it shows check output and the admin's reason); /health and /metrics are public\n",
             ),
         ),
         "/status" => {
@@ -141,7 +190,7 @@ pub async fn route(
             StatusCode::FORBIDDEN,
             "text/plain",
             Bytes::from_static(
-                b"/pool is for the addresses in report.allow (it shows the nodes' check output and reasons); /health and /metrics are public\n",
+                b"/pool is for the addresses in report.allow, or with report.client_ca for the client certificates in report.allow_clients on report.https (it shows the nodes' check output and reasons); /health and /metrics are public\n",
             ),
         ),
         "/pool" => {

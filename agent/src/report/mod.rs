@@ -10,3 +10,4 @@ pub mod bfd;
 pub mod control;
 pub mod http;
 pub mod metrics;
+pub mod tls;

@@ -199,6 +199,19 @@ where
     <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let _ = stream.set_nodelay(true);
+    serve_http_on(stream, limits, svc).await
+}
+
+/// [`serve_http`] on any stream (a TLS session over an admitted TCP connection).
+pub async fn serve_http_on<T, S>(stream: T, limits: ConnLimits, svc: S)
+where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::HttpService<hyper::body::Incoming> + Send,
+    S::Future: Send + 'static,
+    S::ResBody: Send + 'static,
+    <S::ResBody as hyper::body::Body>::Data: Send,
+    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let io = Activity::new(stream);
     let last = io.last.clone();
     let start = io.start;
@@ -225,15 +238,15 @@ where
 }
 
 /// A stream that records when it last read a byte.
-struct Activity {
-    inner: TcpStream,
+struct Activity<T> {
+    inner: T,
     start: Instant,
     /// Milliseconds after `start` of the last read that returned data.
     last: Arc<AtomicU64>,
 }
 
-impl Activity {
-    fn new(inner: TcpStream) -> Activity {
+impl<T> Activity<T> {
+    fn new(inner: T) -> Activity<T> {
         Activity {
             inner,
             start: Instant::now(),
@@ -242,7 +255,7 @@ impl Activity {
     }
 }
 
-impl AsyncRead for Activity {
+impl<T: AsyncRead + Unpin> AsyncRead for Activity<T> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -258,7 +271,7 @@ impl AsyncRead for Activity {
     }
 }
 
-impl AsyncWrite for Activity {
+impl<T: AsyncWrite + Unpin> AsyncWrite for Activity<T> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
