@@ -306,9 +306,14 @@ pub fn own_view(url: &str, doc: StatusDoc) -> PeerView {
     v
 }
 
-/// The base URL of this node's own report endpoint, if it has one.
+/// The base URL of this node's own report endpoint, if it has one: `[pool] self` (an
+/// `https://NAME:PORT` entry cannot be recognised by address), else `http://` + `[report] http`.
 pub fn self_url(cfg: &NodeConfig) -> Option<String> {
-    cfg.daemon.report.http.map(|a| format!("http://{a}"))
+    cfg.daemon
+        .pool
+        .self_url
+        .clone()
+        .or_else(|| cfg.daemon.report.http.map(|a| format!("http://{a}")))
 }
 
 /// Polls every peer concurrently, each bounded by `timeout`; this node is read from

@@ -72,6 +72,8 @@ pub struct RawPool {
     pub ca: Option<String>,
     pub cert: Option<String>,
     pub key: Option<String>,
+    #[serde(rename = "self")]
+    pub self_url: Option<String>,
 }
 
 pub struct RawSections {
@@ -167,6 +169,10 @@ pub struct Pool {
     pub ca: Option<PathBuf>,
     /// The client certificate and key shown to `https://` peers that ask for one.
     pub client: Option<super::tls::Pair>,
+    /// This node's own entry in `peers` (read from its health state, not over the
+    /// network), e.g. `https://gridftp-n1.example.org:8443`; None: `http://` + `[report]
+    /// http`.
+    pub self_url: Option<String>,
 }
 
 impl Default for Pool {
@@ -178,6 +184,7 @@ impl Default for Pool {
             max_age: Duration::from_secs(6),
             ca: None,
             client: None,
+            self_url: None,
         }
     }
 }
@@ -567,6 +574,15 @@ pub fn validate(file: &Path, raw: RawSections, vips: &[Vip]) -> Result<Settings,
         s.pool.ca = Some(path);
     }
     s.pool.client = super::tls::pair(file, ("pool.cert", p.cert), ("pool.key", p.key))?;
+    if let Some(u) = p.self_url {
+        s.pool.self_url = Some(parse_peer(&u).map_err(|e| {
+            err(
+                "pool.self",
+                e,
+                "write this node's entry as the other nodes list it, e.g. self = \"https://gridftp-n1.example.org:8443\"",
+            )
+        })?);
+    }
 
     let w = raw.weight;
     if let Some(b) = w.base {
