@@ -16,7 +16,7 @@
 mod daemon_util;
 
 use daemon_util::*;
-use lab::dr::{Host, CLIENT_IP, DIRECTOR_IP, VIP};
+use lab::dr::{CLIENT_IP, DIRECTOR_IP, VIP};
 use lab::{bins, wait_for, DrLab, LabOpts, Netns};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -246,16 +246,6 @@ fn log_text(p: &Path) -> String {
     out
 }
 
-/// Moves `ip`/24 from `from`'s eth0 to `to`'s (a LAN spoofer taking the address over) and
-/// makes `seen_by` forget the old MAC.
-fn take_over(ip: std::net::Ipv4Addr, from: &Host, to: &Netns, seen_by: &[&Netns]) {
-    from.ok(&format!("ip addr del {ip}/24 dev eth0"));
-    to.ok(&format!("ip addr add {ip}/24 dev eth0"));
-    for ns in seen_by {
-        ns.ok("ip neigh flush dev eth0");
-    }
-}
-
 #[test]
 fn pool_reads_over_tls_refuse_a_spoofed_peer() {
     let lab = DrLab::build(
@@ -355,12 +345,10 @@ fn pool_reads_over_tls_refuse_a_spoofed_peer() {
     );
     assert_eq!(code, 0);
 
-    // The spoofer: rs1's agent stops, and another namespace (the client's) takes over rs1's
-    // address and runs a real lvs-node there, with rs1's name from another CA. It would
-    // accept rs0's and the director's client certificates and serve a valid /status.
-    rs1.ns.kill(pids[1]);
-    take_over(rs1.ip, rs1, &lab.client.ns, &[&rs0.ns, &lab.director.ns]);
-    let spoof = |cert: &Cert, tag: &str| -> u32 {
+    // The spoofer: another namespace (the client's) takes over rs1's address on the LAN and
+    // runs a real lvs-node there, first with rs1's name from another CA. It would accept
+    // rs0's and the director's client certificates and serve a valid /status.
+    let spoof = |cert: &Cert, tag: &str, marker: &str| -> u32 {
         let sub = dir.join(tag);
         let cfg = tls_node(
             &sub,
@@ -377,25 +365,71 @@ fn pool_reads_over_tls_refuse_a_spoofed_peer() {
             &format!("{} -c {} -v run", bins::lvs_node().display(), cfg.display()),
             &sub.join("agent.log"),
         );
-        // It really answers on rs1's address and name (over TLS, certificate unchecked).
-        let up = wait_for(Duration::from_secs(10), || {
-            rs0.ns
-                .run(&format!(
-                    "curl -sk -o /dev/null -m 1 https://rs1.lab:{HTTPS_PORT}/health"
-                ))
-                .status
-                .success()
+        if tag == "spoof-ca" {
+            // rs1 loses its address to the spoofer; rs0 and the director re-resolve it.
+            wait_for(Duration::from_secs(10), || {
+                lab.client
+                    .ns
+                    .run(&format!("ss -Htln 'sport = :{HTTPS_PORT}'"))
+                    .stdout
+                    .is_empty()
+                    .then_some(())
+                    .xor(Some(()))
+            })
+            .unwrap_or_else(|| {
+                panic!(
+                    "the spoofer never listened: {}",
+                    log_text(&sub.join("agent.log"))
+                )
+            });
+            rs1.ok(&format!("ip addr del {}/24 dev eth0", rs1.ip));
+            for ns in [&rs0.ns, &lab.director.ns] {
+                ns.ok("ip neigh flush dev eth0");
+            }
+        }
+        // rs0 now reaches the spoofer at rs1's name and address (certificate unchecked).
+        let seen = wait_for(Duration::from_secs(10), || {
+            let o = rs0.ns.run(&format!(
+                "curl -vsk -o /dev/null -m 1 https://rs1.lab:{HTTPS_PORT}/health"
+            ));
+            String::from_utf8_lossy(&o.stderr)
+                .contains(marker)
                 .then_some(())
         });
         assert!(
-            up.is_some(),
+            seen.is_some(),
             "the spoofer does not answer: {}",
             log_text(&sub.join("agent.log"))
         );
         pid
     };
-    let spoofer = spoof(&forged, "spoof-ca");
+    lab.client
+        .ns
+        .ok(&format!("ip addr add {}/24 dev eth0", rs1.ip));
+    let spoofer = spoof(&forged, "spoof-ca", "CN=Lab ca-b");
 
+    // The running poller on rs0 refuses it: its /pool page (read with the director's
+    // certificate) shows the reason, and the log the change of state.
+    let pool_page_shows = |what: &str| {
+        wait_for(Duration::from_secs(5), || {
+            let o = lab.director.ns.run(&format!(
+                "curl -s -m 3 --cacert {} --cert {} --key {} https://rs0.lab:{HTTPS_PORT}/pool",
+                ca_a.cert.display(),
+                director.cert.display(),
+                director.key.display()
+            ));
+            String::from_utf8_lossy(&o.stdout)
+                .contains(what)
+                .then_some(())
+        })
+        .is_some()
+    };
+    assert!(
+        pool_page_shows("certificate issuer unknown"),
+        "rs0's /pool never showed the spoofer refused"
+    );
+    assert!(peer_log("unreachable").is_some(), "{}", log_text(&log0));
+    // pool status and director-config refuse it too.
     let (code, out, _) = text(&lvs(&rs0.ns, &cfgs[0], "pool status"));
     eprintln!("{out}");
     assert_eq!(code, 1, "{out}");
@@ -404,8 +438,6 @@ fn pool_reads_over_tls_refuse_a_spoofed_peer() {
         line_for(&out, "rs1.lab").contains("issuer unknown"),
         "{out}"
     );
-    let l = peer_log("unreachable").expect("the poller never refused the spoofer");
-    assert!(l.contains("issuer unknown"), "{l}");
     let (code_dc, conf, err) = dc("");
     assert_eq!((code_dc, conf.as_str()), (1, ""), "{err}");
     assert!(
@@ -415,7 +447,7 @@ fn pool_reads_over_tls_refuse_a_spoofed_peer() {
 
     // The right CA, another name.
     lab.client.ns.kill(spoofer);
-    let _spoofer = spoof(&wrong_name, "spoof-name");
+    let _spoofer = spoof(&wrong_name, "spoof-name", "CN=evil.lab");
     let (code, out, _) = text(&lvs(&rs0.ns, &cfgs[0], "pool status"));
     eprintln!("{out}");
     assert_eq!(code, 1, "{out}");
@@ -427,6 +459,11 @@ fn pool_reads_over_tls_refuse_a_spoofed_peer() {
     let (code_dc, _, err) = dc("");
     assert_eq!(code_dc, 1, "{err}");
     assert!(err.contains("not valid for name"), "{err}");
+    assert!(
+        pool_page_shows("not valid for name rs1.lab"),
+        "rs0's /pool never showed the name mismatch"
+    );
+    let _ = pids;
 }
 
 /// `curl` over TLS to rs0's https endpoint from `ns`: the HTTP code, "000" when the
@@ -585,11 +622,11 @@ fn bad_tls_files_exit_2_naming_the_key_and_the_fix() {
         .unwrap();
         text
     };
-    let run = |text: String, want: &[&str]| {
+    let run = |toml: String, want: &[&str]| {
         let p = dir.join("bad.toml");
-        std::fs::write(&p, &text).unwrap();
+        std::fs::write(&p, &toml).unwrap();
         let (code, _, err) = text(&lvs(&ns, &p, "run"));
-        assert_eq!(code, 2, "{err}\n{text}");
+        assert_eq!(code, 2, "{err}\n{toml}");
         for w in want {
             assert!(err.contains(w), "no `{w}` in: {err}");
         }
