@@ -579,7 +579,13 @@ fn report_https_gives_status_only_to_allowed_client_certificates() {
         "python3 -c \"import socket,time\ns=[socket.create_connection(('{}',{HTTPS_PORT})) for _ in range(4)]\ntime.sleep(30)\"",
         rs0.ip
     ));
-    std::thread::sleep(Duration::from_millis(500));
+    let held = wait_for(Duration::from_secs(5), || {
+        let o = client.run(&format!(
+            "ss -Htn state established '( dport = :{HTTPS_PORT} )'"
+        ));
+        (String::from_utf8_lossy(&o.stdout).lines().count() == 4).then_some(())
+    });
+    assert!(held.is_some(), "the holder did not connect");
     assert_eq!(curl_https(client, &ca_a, "/health", None), "000");
     assert_eq!(
         curl_https(&lab.director.ns, &ca_a, "/status", Some(&director)),
