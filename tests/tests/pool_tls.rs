@@ -614,7 +614,7 @@ fn bad_tls_files_exit_2_naming_the_key_and_the_fix() {
     std::fs::set_permissions(&open_key, std::fs::Permissions::from_mode(0o644)).unwrap();
 
     let base = |cert: &Cert| {
-        let text = std::fs::read_to_string(tls_node(
+        std::fs::read_to_string(tls_node(
             &dir.join("cfg"),
             &TlsNode {
                 ip: real(0),
@@ -625,8 +625,7 @@ fn bad_tls_files_exit_2_naming_the_key_and_the_fix() {
                 report_extra: "",
             },
         ))
-        .unwrap();
-        text
+        .unwrap()
     };
     let run = |toml: String, want: &[&str]| {
         let p = dir.join("bad.toml");
