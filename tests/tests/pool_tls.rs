@@ -514,7 +514,7 @@ fn report_https_gives_status_only_to_allowed_client_certificates() {
         },
     );
     let log = dir.join("rs0").join("agent.log");
-    start_agent(rs0, &cfg, &log, HTTP_PORT);
+    let agent = start_agent(rs0, &cfg, &log, HTTP_PORT);
     assert!(
         wait_health(client, rs0.ip, HTTP_PORT, 200, Duration::from_secs(10)).is_some(),
         "{}",
@@ -596,6 +596,26 @@ fn report_https_gives_status_only_to_allowed_client_certificates() {
     });
     assert!(back.is_some(), "stalled handshakes kept their slots");
     client.kill(holder);
+
+    // A SIGHUP with the key opened to others is refused with the key and the fix; the
+    // running listener keeps serving with the old config.
+    std::fs::set_permissions(&c0.key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    rs0.ns.signal(agent, nix::sys::signal::Signal::SIGHUP);
+    let refused = wait_for(Duration::from_secs(5), || {
+        let o = lab.director.ns.run(&format!(
+            "curl -s -m 3 --cacert {} --cert {} --key {} https://rs0.lab:{HTTPS_PORT}/status",
+            ca_a.cert.display(),
+            director.cert.display(),
+            director.key.display()
+        ));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).ok()?;
+        v["reload_error"].as_str().map(str::to_string)
+    })
+    .unwrap_or_else(|| panic!("reload not refused: {}", log_text(&log)));
+    assert!(
+        refused.contains("report.tls_key") && refused.contains("chmod 600"),
+        "{refused}"
+    );
 }
 
 #[test]
