@@ -680,6 +680,33 @@ fn bad_tls_files_exit_2_naming_the_key_and_the_fix() {
     pool_bad.replace_range(at..at + key0.len(), &other);
     run(pool_bad, &["pool.key", "does not match"]);
 
+    // Readers of the config other than the daemon may run unprivileged (the nagios plugin
+    // under NRPE): a key they cannot read is no error for them; a key others can read is.
+    let good = dir.join("good.toml");
+    std::fs::write(&good, base(&c0)).unwrap();
+    let as_nobody = |cfg: &Path| {
+        text(&ns.run(&format!(
+            "setpriv --reuid=nobody --regid=nogroup --clear-groups {} -c {} director-config",
+            bins::lvs_node().display(),
+            cfg.display()
+        )))
+    };
+    let (code, out, err) = as_nobody(&good);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(&real(0).to_string()), "{out}");
+    let open_cfg = dir.join("open.toml");
+    std::fs::write(
+        &open_cfg,
+        base(&c0).replacen(&key0, &format!("\"{}\"", open_key.display()), 1),
+    )
+    .unwrap();
+    let (code, _, err) = as_nobody(&open_cfg);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("report.tls_key") && err.contains("chmod 600"),
+        "{err}"
+    );
+
     // The same checks for the flags of `pool status` and `director-config --pool`.
     let (code, _, err) = lvs_bare(
         &ns,

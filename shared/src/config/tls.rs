@@ -4,6 +4,11 @@
 //! the key and the fix, before anything listens or connects. Whether a key belongs to its
 //! certificate needs a crypto provider, so `lvs-node` checks that when it builds the TLS
 //! configuration, in the same words.
+//!
+//! A file this (non-root) user may not read is not an error here: the readers of the config
+//! that are not the daemon (`nagios` under NRPE, `director-config` for this node, `status`)
+//! never use the keys, and the daemon, as root, reads and checks every file at its start.
+//! The mode of a key is checked by anyone (it needs no read permission).
 
 use crate::error::ConfigError;
 use std::io::Read;
@@ -40,8 +45,18 @@ pub fn abs(file: &Path, key: &str, s: &str) -> Result<PathBuf, ConfigError> {
     }
 }
 
-fn read(file: &Path, key: &str, p: &Path, what: &str) -> Result<String, ConfigError> {
-    let f = std::fs::File::open(p).map_err(|e| {
+/// The file's text, or None when this non-root user may not read it.
+fn read(file: &Path, key: &str, p: &Path, what: &str) -> Result<Option<String>, ConfigError> {
+    let f = match std::fs::File::open(p) {
+        Err(e)
+            if e.kind() == std::io::ErrorKind::PermissionDenied
+                && !nix::unistd::geteuid().is_root() =>
+        {
+            return Ok(None)
+        }
+        r => r,
+    };
+    let f = f.map_err(|e| {
         let fix = if e.kind() == std::io::ErrorKind::PermissionDenied {
             format!("run as root (or a user who can read {what})")
         } else {
@@ -69,13 +84,15 @@ fn read(file: &Path, key: &str, p: &Path, what: &str) -> Result<String, ConfigEr
     f.take(MAX_PEM)
         .read_to_string(&mut s)
         .map_err(|e| err(file, key, format!("{}: {e}", p.display()), "use a PEM file"))?;
-    Ok(s)
+    Ok(Some(s))
 }
 
 /// A PEM file holding at least one certificate.
 pub fn cert_file(file: &Path, key: &str, p: &Path) -> Result<(), ConfigError> {
     let what = "a PEM certificate file";
-    let s = read(file, key, p, what)?;
+    let Some(s) = read(file, key, p, what)? else {
+        return Ok(());
+    };
     if !s.contains("-----BEGIN CERTIFICATE-----") {
         return Err(err(
             file,
@@ -106,7 +123,9 @@ pub fn key_file(file: &Path, key: &str, p: &Path) -> Result<(), ConfigError> {
             ));
         }
     }
-    let s = read(file, key, p, "the PEM private key")?;
+    let Some(s) = read(file, key, p, "the PEM private key")? else {
+        return Ok(());
+    };
     if !(s.contains("-----BEGIN ") && s.contains("PRIVATE KEY-----")) {
         return Err(err(
             file,
