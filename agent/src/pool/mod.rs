@@ -178,7 +178,7 @@ pub fn client(
     peers: &[String],
 ) -> Result<reqwest::Client, String> {
     if let Some(p) = cert {
-        crate::edge::redirect::tls::load(&p.cert, &p.key)?;
+        crate::util::tls::load(&p.cert, &p.key)?;
     }
     ClientOptions {
         ca_file: ca.map(|p| p.to_path_buf()),

@@ -78,7 +78,7 @@ pub fn check_pair(
     (ck, cert): (&str, &Path),
     (kk, key): (&str, &Path),
 ) -> Result<(), ConfigError> {
-    crate::edge::redirect::tls::load(cert, key)
+    crate::util::tls::load(cert, key)
         .map(|_| ())
         .map_err(|e| {
             ConfigError::new(
@@ -103,7 +103,7 @@ pub fn server(file: &Path, r: &Report) -> Result<Option<Arc<Server>>, ConfigErro
         ("report.tls_cert", &pair.cert),
         ("report.tls_key", &pair.key),
     )?;
-    let resolver = crate::edge::redirect::tls::Reloading::new(&pair.cert, &pair.key)
+    let resolver = crate::util::tls::Reloading::new("report.https", &pair.cert, &pair.key)
         .map_err(|e| ConfigError::new(file, "report.tls_cert", e, "use the host certificate"))?;
     let provider = Arc::new(aws_lc_rs::default_provider());
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())

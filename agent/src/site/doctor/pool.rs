@@ -15,7 +15,10 @@ pub fn findings(cfg: &NodeConfig) -> Vec<Finding> {
         return Vec::new();
     }
     // This node's own entry is read from its health state, never over the network.
-    let own = crate::pool::self_url(cfg);
+    let own = p
+        .self_url
+        .clone()
+        .or_else(|| cfg.daemon.report.http.map(|a| format!("http://{a}")));
     let plain: Vec<&str> = p
         .peers
         .iter()
