@@ -361,6 +361,18 @@ fn pool_reads_over_tls_refuse_a_spoofed_peer() {
                 report_extra: "",
             },
         );
+        // A spoofer before this one is gone, its listeners with it.
+        let free = wait_for(Duration::from_secs(5), || {
+            let o = lab.client.ns.run(&format!(
+                "ss -Htlnp '( sport = :{HTTP_PORT} or sport = :{HTTPS_PORT} )'"
+            ));
+            o.stdout.is_empty().then_some(())
+        });
+        assert!(
+            free.is_some(),
+            "the ports are still held: {}",
+            String::from_utf8_lossy(&lab.client.ns.run("ss -Htlnp").stdout)
+        );
         let pid = lab.client.ns.spawn_logged(
             &format!("{} -c {} -v run", bins::lvs_node().display(), cfg.display()),
             &sub.join("agent.log"),
