@@ -127,10 +127,18 @@ fn client_holding_every_redirect_slot_leaves_directors_health() {
         .args(["-c", "ulimit -Hn"])
         .output()
         .ok()
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse::<u64>().ok())
+        .and_then(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
         .unwrap_or(524288)
         .min(524288);
-    assert!(hard >= 8192, "hard RLIMIT_NOFILE {hard} is too low to run this test");
+    assert!(
+        hard >= 8192,
+        "hard RLIMIT_NOFILE {hard} is too low to run this test"
+    );
     let agent = rs.ns.spawn_logged(
         &format!(
             "prlimit --nofile=1024:{hard} {} -c {} -v run",
@@ -175,7 +183,12 @@ fn client_holding_every_redirect_slot_leaves_directors_health() {
         let est = rs.ns.run(&format!(
             "ss -Htn state established '( sport = :{REDIRECT_PORT} )' | wc -l"
         ));
-        held = held.max(String::from_utf8_lossy(&est.stdout).trim().parse().unwrap_or(0));
+        held = held.max(
+            String::from_utf8_lossy(&est.stdout)
+                .trim()
+                .parse()
+                .unwrap_or(0),
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     let flood_exit = lab

@@ -341,10 +341,15 @@ mod tests {
             per_source: 2,
         });
         // Four addresses of one /64 share one cap; another /64 has its own.
-        let a: Vec<_> = ["2001:db8:1:2::1", "2001:db8:1:2::2", "2001:db8:1:2:ffff::9", "2001:db8:1:2::4"]
-            .iter()
-            .filter_map(|p| g.admit(ip(p)))
-            .collect();
+        let a: Vec<_> = [
+            "2001:db8:1:2::1",
+            "2001:db8:1:2::2",
+            "2001:db8:1:2:ffff::9",
+            "2001:db8:1:2::4",
+        ]
+        .iter()
+        .filter_map(|p| g.admit(ip(p)))
+        .collect();
         assert_eq!(a.len(), 2);
         assert!(g.admit(ip("2001:db8:1:3::1")).is_some());
         drop(a);
