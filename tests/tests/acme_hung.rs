@@ -152,6 +152,9 @@ fn hung_webroot_keeps_threads_bounded_and_answers_503() {
         max_threads <= before + 8 + 2,
         "reader threads must stay bounded: {before} before, {max_threads} during"
     );
-    assert!(fast_503 >= 20, "fetches beyond the readers must get a fast 503");
+    assert!(
+        fast_503 >= 20,
+        "fetches beyond the readers must get a fast 503"
+    );
     assert_eq!(count("200"), 0);
 }

@@ -75,7 +75,9 @@ fn command_check_with_user_under_the_units_capabilities() {
          (exit 2); log: {text}"
     );
     assert!(
-        text.contains("user") && text.contains("CAP_SETUID") && text.contains("SystemCallFilter=@setuid"),
+        text.contains("user")
+            && text.contains("CAP_SETUID")
+            && text.contains("SystemCallFilter=@setuid"),
         "the error must name the key, the reason and the drop-in: {text}"
     );
 
@@ -88,7 +90,13 @@ fn command_check_with_user_under_the_units_capabilities() {
         &unit_bounding_set(&["CAP_SETUID", "CAP_SETGID"]),
         &log,
     );
-    let up = wait_health(&lab.director.ns, rs.ip, HTTP_PORT, 200, Duration::from_secs(10));
+    let up = wait_health(
+        &lab.director.ns,
+        rs.ip,
+        HTTP_PORT,
+        200,
+        Duration::from_secs(10),
+    );
     assert!(
         up.is_some(),
         "with CAP_SETUID and CAP_SETGID the check must run as nobody and pass: {:?} {}",

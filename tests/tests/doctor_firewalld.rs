@@ -245,7 +245,14 @@ fn doctor_fix_opens_report_ports_to_the_directors_only() {
     );
     // Only the director may read it ([report] allow): 503, the gridftp check fails here.
     assert!(
-        wait_health(&lab.director.ns, rs.ip, HTTP_PORT, 503, Duration::from_secs(10)).is_some(),
+        wait_health(
+            &lab.director.ns,
+            rs.ip,
+            HTTP_PORT,
+            503,
+            Duration::from_secs(10)
+        )
+        .is_some(),
         "agent not up: {}",
         std::fs::read_to_string(dir.join("agent.log")).unwrap_or_default()
     );
@@ -324,8 +331,14 @@ echo "== end"
         "{text}\n--- stderr\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(text.contains("== end"), "script did not finish; firewalld log:\n{log}");
-    assert!(text.contains("== state running"), "firewalld did not start:\n{log}");
+    assert!(
+        text.contains("== end"),
+        "script did not finish; firewalld log:\n{log}"
+    );
+    assert!(
+        text.contains("== state running"),
+        "firewalld did not start:\n{log}"
+    );
     let section = |name: &str| -> String {
         let start = text
             .find(&format!("== {name}\n"))
@@ -364,8 +377,16 @@ echo "== end"
     // client's connection is rejected by firewalld (curl exit 7, couldn't connect); had it
     // crossed the firewall, the agent would have accepted and closed it (exit 52: it is
     // not in [report] allow either).
-    assert_eq!(section("director"), "503 rc=0", "the director must reach /health");
-    assert_eq!(section("client"), "000 rc=7", "firewalld must stop the client");
+    assert_eq!(
+        section("director"),
+        "503 rc=0",
+        "the director must reach /health"
+    );
+    assert_eq!(
+        section("client"),
+        "000 rc=7",
+        "firewalld must stop the client"
+    );
     let after: Vec<serde_json::Value> =
         serde_json::from_str(section("after").lines().last().unwrap_or("")).unwrap();
     assert_eq!(after[0]["severity"], "ok", "{}", after[0]);
