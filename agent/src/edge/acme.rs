@@ -36,9 +36,9 @@ const CONN: ConnLimits = ConnLimits {
     lifetime: Duration::from_secs(30),
 };
 /// Counted in the agent's file descriptor budget (`util::fds`).
-pub const MAX_CONNS: usize = 256;
+pub const MAX_CONNS: usize = crate::util::fds::ACME_SLOTS;
 /// Reader threads at once. A CA fetches a handful of tokens per validation.
-pub const READERS: usize = 8;
+pub const READERS: usize = crate::util::fds::ACME_READERS;
 /// The longest a request waits for its file; a reader stuck longer keeps its slot.
 const READ_TIMEOUT: Duration = Duration::from_secs(2);
 /// A CA validates from a few addresses, a few fetches per name at once.

@@ -7,6 +7,13 @@
 
 use lvs_shared::config::NodeConfig;
 
+/// Connections one `[[redirect]]` listener serves at once (`edge/redirect`).
+pub const REDIRECT_SLOTS: usize = 1024;
+/// Connections the ACME responder serves at once (`edge/acme.rs`).
+pub const ACME_SLOTS: usize = 256;
+/// The ACME responder's reader threads, each with a directory and a file open.
+pub const ACME_READERS: usize = 8;
+
 /// Descriptors the agent holds besides connection slots: listening sockets, the runtime's
 /// epoll and wakers, netlink sockets, log files, the state directory's lock.
 const BASE: u64 = 128;
@@ -31,9 +38,9 @@ pub fn budget(cfg: &NodeConfig) -> (u64, String) {
     } else {
         0
     };
-    let redirect = cfg.redirects.len() as u64 * crate::edge::redirect::MAX_CONNECTIONS as u64;
+    let redirect = cfg.redirects.len() as u64 * REDIRECT_SLOTS as u64;
     let acme = if cfg.acme.is_some() {
-        (crate::edge::acme::MAX_CONNS + 2 * crate::edge::acme::READERS) as u64
+        (ACME_SLOTS + 2 * ACME_READERS) as u64
     } else {
         0
     };

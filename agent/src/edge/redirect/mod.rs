@@ -40,7 +40,7 @@ use crate::util::gate::{Gate, Limits};
 
 /// Connections served at once per listener; more are closed at once. Counted in the
 /// agent's file descriptor budget (`util::fds`).
-pub const MAX_CONNECTIONS: usize = 1024;
+pub const MAX_CONNECTIONS: usize = crate::util::fds::REDIRECT_SLOTS;
 /// Connections one IPv4 address or IPv6 /64 may hold at once on one listener. A redirect
 /// takes milliseconds, so even a site's whole farm behind one NAT address stays below it.
 pub const MAX_PER_SOURCE: usize = 64;
