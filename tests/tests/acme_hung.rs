@@ -148,8 +148,10 @@ fn hung_webroot_keeps_threads_bounded_and_answers_503() {
         count("200"),
         count("000")
     );
+    // 8 readers, plus a few threads the runtimes may start on their own (the count on
+    // an unbounded responder grows by one per admitted fetch: about 160 here).
     assert!(
-        max_threads <= before + 8 + 2,
+        max_threads <= before + 8 + 6,
         "reader threads must stay bounded: {before} before, {max_threads} during"
     );
     assert!(
