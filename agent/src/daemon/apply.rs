@@ -82,6 +82,7 @@ impl Daemon {
     pub(super) async fn apply(&mut self, cfg: &NodeConfig) -> Result<(), String> {
         let d = &cfg.daemon;
         let rep = &d.report;
+        crate::util::fds::raise_for(cfg);
 
         // Phase 1: bind every new socket next to the running ones.
         // One endpoint may listen on the IPv4 and the IPv6 address; one gate (the same caps

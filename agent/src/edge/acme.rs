@@ -7,6 +7,10 @@
 //! any symlink (a symlinked `.well-known` or `acme-challenge` in a shared webroot must not
 //! expose the node's files), regular files only, small bounded replies, and the report
 //! listeners' connection limits: per-source cap, idle timeout and lifetime ([`crate::util::gate`]).
+//! Files are read off the runtime by at most [`READERS`] threads at once: a webroot on a
+//! hung mount holds those few threads, and every request beyond them is answered 503 at
+//! once (after [`READ_TIMEOUT`] for the ones that got a reader), so a flood of fetches can
+//! neither start threads without bound nor hold connections open waiting for one.
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -19,6 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 use crate::util::gate::{ConnLimits, Gate, Limits};
 
@@ -30,7 +35,12 @@ const CONN: ConnLimits = ConnLimits {
     idle: Duration::from_secs(3),
     lifetime: Duration::from_secs(30),
 };
-const MAX_CONNS: usize = 256;
+/// Counted in the agent's file descriptor budget (`util::fds`).
+pub const MAX_CONNS: usize = crate::util::fds::ACME_SLOTS;
+/// Reader threads at once. A CA fetches a handful of tokens per validation.
+pub const READERS: usize = crate::util::fds::ACME_READERS;
+/// The longest a request waits for its file; a reader stuck longer keeps its slot.
+const READ_TIMEOUT: Duration = Duration::from_secs(2);
 /// A CA validates from a few addresses, a few fetches per name at once.
 const MAX_PER_SOURCE: usize = 32;
 
@@ -73,6 +83,7 @@ pub async fn bind_all(listeners: &[SocketAddr]) -> std::io::Result<Vec<TcpListen
 /// Serves on listeners already bound (the daemon binds them before a reload commits).
 pub async fn serve_bound(webroot: PathBuf, bound: Vec<Arc<TcpListener>>) -> std::io::Result<()> {
     let root = Arc::new(webroot);
+    let readers = Arc::new(Semaphore::new(READERS));
     let gate = Gate::new(Limits {
         allow: Vec::new(),
         public: true,
@@ -81,7 +92,7 @@ pub async fn serve_bound(webroot: PathBuf, bound: Vec<Arc<TcpListener>>) -> std:
     });
     let mut tasks = tokio::task::JoinSet::new();
     for l in bound {
-        tasks.spawn(accept_loop(l, root.clone(), gate.clone()));
+        tasks.spawn(accept_loop(l, root.clone(), gate.clone(), readers.clone()));
     }
     match tasks.join_next().await {
         Some(Ok(r)) => r,
@@ -90,14 +101,20 @@ pub async fn serve_bound(webroot: PathBuf, bound: Vec<Arc<TcpListener>>) -> std:
     }
 }
 
-async fn accept_loop(l: Arc<TcpListener>, root: Arc<PathBuf>, gate: Gate) -> std::io::Result<()> {
+async fn accept_loop(
+    l: Arc<TcpListener>,
+    root: Arc<PathBuf>,
+    gate: Gate,
+    readers: Arc<Semaphore>,
+) -> std::io::Result<()> {
     loop {
         let (stream, permit) = gate.accept(&l).await;
         let root = root.clone();
+        let readers = readers.clone();
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req| {
-                let root = root.clone();
-                async move { Ok::<_, Infallible>(respond(&root, &req).await) }
+                let (root, readers) = (root.clone(), readers.clone());
+                async move { Ok::<_, Infallible>(respond(&root, &readers, &req).await) }
             });
             crate::util::gate::serve_http(stream, CONN, svc).await;
             drop(permit);
@@ -123,7 +140,22 @@ fn not_found(head: bool) -> Response<Full<Bytes>> {
     )
 }
 
-async fn respond(root: &Path, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+fn busy(head: bool) -> Response<Full<Bytes>> {
+    let mut r = reply(
+        StatusCode::SERVICE_UNAVAILABLE,
+        Bytes::from_static(b"busy, retry later\n"),
+        head,
+    );
+    r.headers_mut()
+        .insert(hyper::header::RETRY_AFTER, "5".parse().unwrap());
+    r
+}
+
+async fn respond(
+    root: &Path,
+    readers: &Arc<Semaphore>,
+    req: &Request<Incoming>,
+) -> Response<Full<Bytes>> {
     let head = req.method() == Method::HEAD;
     if req.method() != Method::GET && !head {
         return not_found(false);
@@ -134,11 +166,22 @@ async fn respond(root: &Path, req: &Request<Incoming>) -> Response<Full<Bytes>> 
     if !token_shaped(token) {
         return not_found(head);
     }
+    // Every reader busy (a hung webroot holds them): answer now, start no thread.
+    let Ok(slot) = readers.clone().try_acquire_owned() else {
+        return busy(head);
+    };
     let (root, token) = (root.to_path_buf(), token.to_string());
-    // A hung NFS webroot stalls one thread, not the runtime nor the agent's exit.
-    match crate::util::blocking::off_runtime(move || read_token(&root, &token)).await {
-        Ok(Some(body)) => reply(StatusCode::OK, body, head),
-        _ => not_found(head),
+    // A hung NFS webroot stalls one thread, not the runtime nor the agent's exit. The
+    // slot goes with the thread and comes back only when the read returns.
+    let read = crate::util::blocking::off_runtime(move || {
+        let r = read_token(&root, &token);
+        drop(slot);
+        r
+    });
+    match tokio::time::timeout(READ_TIMEOUT, read).await {
+        Ok(Ok(Some(body))) => reply(StatusCode::OK, body, head),
+        Ok(_) => not_found(head),
+        Err(_) => busy(head),
     }
 }
 

@@ -67,13 +67,17 @@ pub fn save_admin(state_dir: &Path, a: &AdminState) -> std::io::Result<()> {
     lvs_shared::atomic::write(&admin_path(state_dir), &data, 0o644)
 }
 
-/// Binds the socket with mode 0600 in a directory only root can enter.
+/// Binds the socket with mode 0600 in a directory only root can enter: created 0700 when
+/// missing; an existing one must belong to the agent's user (root) and be writable by
+/// nobody else, or whoever can write there could replace the socket between two starts
+/// and receive the CLI's drain and resume requests, or plant a file under its name.
 pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
     if let Some(dir) = path.parent() {
         if !dir.exists() {
             std::fs::create_dir_all(dir)?;
             std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
         }
+        check_dir(dir)?;
     }
     // A stale socket from a killed agent would make bind fail: remove it, but only a
     // socket nobody answers on, never a live agent's socket or another kind of file.
@@ -83,6 +87,40 @@ pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
     let l = UnixListener::bind(path)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
     Ok(l)
+}
+
+/// Refuses a control socket directory that another user owns or that group or others may
+/// write (the sticky bit does not help: the name is free for anyone until the agent binds).
+/// The directory is not changed: it may be shared (`/tmp`), and only the admin knows.
+pub fn check_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let md = std::fs::metadata(dir)?;
+    let me = nix::unistd::geteuid().as_raw();
+    let refuse = |why: String| {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!(
+                "daemon.control_socket: its directory {d} {why}, so another user could replace \
+                 the socket; fix: `chown {me} {d} && chmod 0700 {d}`, or set \
+                 daemon.control_socket to a path in a directory only root may write (the \
+                 default /run/lvs-node/control.sock)",
+                d = dir.display()
+            ),
+        ))
+    };
+    if !md.is_dir() {
+        return refuse("is not a directory".into());
+    }
+    if md.uid() != me {
+        return refuse(format!("belongs to uid {}, not to uid {me}", md.uid()));
+    }
+    if md.mode() & 0o022 != 0 {
+        return refuse(format!(
+            "is writable by group or others (mode {:04o})",
+            md.mode() & 0o7777
+        ));
+    }
+    Ok(())
 }
 
 /// Whether an agent answers on the control socket at `path` (connect succeeds).

@@ -10,9 +10,14 @@
 //! Every port is TCP except BFD's (UDP 3784, `[bfd]`): a port carries its protocol from the
 //! need to the service file, the `--add-port` fix and the reading of the zone, so a UDP port
 //! is never taken as open because the same number is open for TCP.
+//!
+//! With `[report] allow` (and no `public_health`), only the directors may use the report
+//! ports, so the fix is a rich rule per director address for those ports, not a port
+//! opened to the whole zone; a rich rule already in the zone counts as open for its source.
 
 use crate::site::gridftp_conf::{parse_range, GridftpSettings};
 use lvs_shared::config::NodeConfig;
+use std::net::IpAddr;
 use std::process::Command;
 
 pub const GRIDFTP_SERVICE: &str = "lvs-node-gridftp";
@@ -46,6 +51,8 @@ pub struct Need {
     pub proto: Proto,
     pub ports: (u16, u16),
     pub what: String,
+    /// Only these sources need it (the directors); empty: every client.
+    pub sources: Vec<IpAddr>,
 }
 
 impl Need {
@@ -54,12 +61,67 @@ impl Need {
             proto: Proto::Tcp,
             ports,
             what: what.into(),
+            sources: Vec::new(),
         }
     }
 
-    pub fn spec(&self) -> String {
-        port_spec((self.proto, self.ports))
+    fn from(mut self, sources: &[IpAddr]) -> Need {
+        self.sources = sources.to_vec();
+        self
     }
+
+    pub fn spec(&self) -> String {
+        let p = port_spec((self.proto, self.ports));
+        if self.sources.is_empty() {
+            p
+        } else {
+            let from: Vec<String> = self.sources.iter().map(|a| a.to_string()).collect();
+            format!("{p} from {}", from.join(" "))
+        }
+    }
+}
+
+/// A firewalld rich rule accepting `ports` from `source` alone.
+pub fn rich_rule(source: IpAddr, (proto, r): Ports) -> String {
+    let family = if source.is_ipv4() { "ipv4" } else { "ipv6" };
+    format!(
+        "rule family=\"{family}\" source address=\"{source}\" port port=\"{}\" protocol=\"{}\" accept",
+        range_text(r),
+        proto.as_str()
+    )
+}
+
+/// `key="value"` of a rich rule line (firewall-cmd prints every value quoted).
+fn rich_value<'a>(rule: &'a str, key: &str) -> Option<&'a str> {
+    let at = rule.find(&format!(" {key}=\""))? + key.len() + 3;
+    rule[at..].split('"').next()
+}
+
+/// The (source, ports) a zone's rich rules accept: rules with one source address and
+/// either a port or a service (`services` resolves a service to its ports).
+pub fn parse_rich(rules: &str, services: &dyn Fn(&str) -> Vec<Ports>) -> Vec<(IpAddr, Ports)> {
+    let mut v = Vec::new();
+    for rule in rules.lines().map(str::trim) {
+        if !rule.ends_with(" accept") || rule.contains(" NOT ") || rule.contains("source NOT") {
+            continue;
+        }
+        let Some(src) = rich_value(rule, "source address").and_then(|a| a.parse::<IpAddr>().ok())
+        else {
+            continue;
+        };
+        if let (Some(port), Some(proto)) =
+            (rich_value(rule, "port port"), rich_value(rule, "protocol"))
+        {
+            v.extend(
+                parse_ports(&format!("{port}/{proto}"))
+                    .into_iter()
+                    .map(|p| (src, p)),
+            );
+        } else if let Some(svc) = rich_value(rule, "service name") {
+            v.extend(services(svc).into_iter().map(|p| (src, p)));
+        }
+    }
+    v
 }
 
 fn range_text((a, b): (u16, u16)) -> String {
@@ -179,6 +241,8 @@ pub struct Zone {
     pub how: String,
     /// Port ranges open in the zone, directly or through its services.
     pub open: Vec<Ports>,
+    /// Port ranges open to one source only, by rich rules.
+    pub rich: Vec<(IpAddr, Ports)>,
 }
 
 fn firewall_cmd(args: &[&str]) -> Result<(i32, String), String> {
@@ -230,16 +294,27 @@ pub fn zone_for(iface: &str) -> Result<Zone, String> {
     let zarg = format!("--zone={name}");
     let (_, ports) = firewall_cmd(&[&zarg, "--list-ports"])?;
     let mut open = parse_ports(&ports);
+    let service_ports = |svc: &str| -> Vec<Ports> {
+        let Ok((_, info)) = firewall_cmd(&[&format!("--info-service={svc}")]) else {
+            return Vec::new();
+        };
+        info.lines()
+            .filter_map(|l| l.trim().strip_prefix("ports:"))
+            .flat_map(parse_ports)
+            .collect()
+    };
     let (_, services) = firewall_cmd(&[&zarg, "--list-services"])?;
     for svc in services.split_whitespace() {
-        let (_, info) = firewall_cmd(&[&format!("--info-service={svc}")])?;
-        for line in info.lines() {
-            if let Some(p) = line.trim().strip_prefix("ports:") {
-                open.extend(parse_ports(p));
-            }
-        }
+        open.extend(service_ports(svc));
     }
-    Ok(Zone { name, how, open })
+    let (_, rules) = firewall_cmd(&[&zarg, "--list-rich-rules"])?;
+    let rich = parse_rich(&rules, &service_ports);
+    Ok(Zone {
+        name,
+        how,
+        open,
+        rich,
+    })
 }
 
 /// The ports this node must accept: GridFTP control and data, the report endpoints, port 80
@@ -253,17 +328,19 @@ pub fn needed(cfg: &NodeConfig, gf: &GridftpSettings) -> Vec<Need> {
         v.push(Need::tcp(r, "GridFTP passive data range"));
     }
     let r = &cfg.daemon.report;
+    // Only the directors when the allow list names them and nothing is public.
+    let directors: &[IpAddr] = if r.public_health { &[] } else { &r.allow };
     if let Some(a) = r.http {
-        v.push(Need::tcp(
-            (a.port(), a.port()),
-            "[report] http (directors' health check, /metrics)",
-        ));
+        v.push(
+            Need::tcp(
+                (a.port(), a.port()),
+                "[report] http (directors' health check, /metrics)",
+            )
+            .from(directors),
+        );
     }
     if let Some(a) = r.agent_check {
-        v.push(Need::tcp(
-            (a.port(), a.port()),
-            "[report] agent_check (HAProxy)",
-        ));
+        v.push(Need::tcp((a.port(), a.port()), "[report] agent_check (HAProxy)").from(directors));
     }
     for (a, v4, what) in [
         (
@@ -278,7 +355,7 @@ pub fn needed(cfg: &NodeConfig, gf: &GridftpSettings) -> Vec<Need> {
         ),
     ] {
         if let Some(a) = a.filter(|a| Some(a.port()) != v4.map(|b| b.port())) {
-            v.push(Need::tcp((a.port(), a.port()), what));
+            v.push(Need::tcp((a.port(), a.port()), what).from(directors));
         }
     }
     if cfg.acme.is_some() {
@@ -289,37 +366,69 @@ pub fn needed(cfg: &NodeConfig, gf: &GridftpSettings) -> Vec<Need> {
             proto: Proto::Udp,
             ports: (p, p),
             what: "[bfd] BFD control packets from the directors".into(),
+            sources: Vec::new(),
         });
     }
     v
 }
 
-/// The needs `open` does not cover (a port counts only as open for its own protocol).
-pub fn missing<'a>(needs: &'a [Need], open: &[Ports]) -> Vec<&'a Need> {
-    needs
+fn covers(open: &[Ports], n: &Need) -> bool {
+    let same: Vec<(u16, u16)> = open
         .iter()
-        .filter(|n| {
-            let same: Vec<(u16, u16)> = open
+        .filter(|(p, _)| *p == n.proto)
+        .map(|&(_, r)| r)
+        .collect();
+    covered(&same, n.ports.0, n.ports.1)
+}
+
+/// The sources of `n` that `zone` does not let in (all of them for a need of everyone).
+fn sources_missing<'a>(zone: &Zone, n: &'a Need) -> Vec<&'a IpAddr> {
+    n.sources
+        .iter()
+        .filter(|s| {
+            let mine: Vec<Ports> = zone
+                .rich
                 .iter()
-                .filter(|(p, _)| *p == n.proto)
-                .map(|&(_, r)| r)
+                .filter(|(a, _)| a == *s)
+                .map(|&(_, p)| p)
                 .collect();
-            !covered(&same, n.ports.0, n.ports.1)
+            !covers(&mine, n)
         })
         .collect()
 }
 
-/// The commands that open `missing` in `zone`, permanently and now.
-pub fn fix_lines(zone: &str, missing: &[&Need]) -> Vec<String> {
-    let mut v: Vec<String> = missing
+/// The needs the zone does not cover: a port counts only as open for its own protocol, and
+/// a need of the directors alone is covered by the port open to all, or by rich rules for
+/// every director.
+pub fn missing<'a>(needs: &'a [Need], zone: &Zone) -> Vec<&'a Need> {
+    needs
         .iter()
-        .map(|n| {
-            format!(
-                "firewall-cmd --permanent --zone={zone} --add-port={}",
-                n.spec()
-            )
+        .filter(|n| {
+            !covers(&zone.open, n) && (n.sources.is_empty() || !sources_missing(zone, n).is_empty())
         })
-        .collect();
+        .collect()
+}
+
+/// The commands that open `missing` in `zone`, permanently and now: `--add-port` for what
+/// every client needs, a rich rule per director not let in yet for what only they need.
+pub fn fix_lines(zone: &Zone, missing: &[&Need]) -> Vec<String> {
+    let z = &zone.name;
+    let mut v = Vec::new();
+    for n in missing {
+        if n.sources.is_empty() {
+            v.push(format!(
+                "firewall-cmd --permanent --zone={z} --add-port={}",
+                n.spec()
+            ));
+        } else {
+            for s in sources_missing(zone, n) {
+                v.push(format!(
+                    "firewall-cmd --permanent --zone={z} --add-rich-rule='{}'",
+                    rich_rule(*s, (n.proto, n.ports))
+                ));
+            }
+        }
+    }
     v.push("firewall-cmd --reload".into());
     v
 }
@@ -368,6 +477,7 @@ mod tests {
                 proto: Proto::Udp,
                 ports: (3784, 3784),
                 what: "b".into(),
+                sources: Vec::new(),
             },
         ];
         // 3784 open for TCP only does not open BFD's UDP port.
@@ -376,13 +486,50 @@ mod tests {
             (Proto::Tcp, (50000, 50049)),
             (Proto::Tcp, (3784, 3784)),
         ];
-        let m = missing(&needs, &open);
+        let zone = Zone {
+            name: "public".into(),
+            how: String::new(),
+            open: open.to_vec(),
+            rich: Vec::new(),
+        };
+        let m = missing(&needs, &zone);
         assert_eq!(m.len(), 2);
         assert_eq!(
-            fix_lines("public", &m),
+            fix_lines(&zone, &m),
             vec![
                 "firewall-cmd --permanent --zone=public --add-port=50000-50100/tcp".to_string(),
                 "firewall-cmd --permanent --zone=public --add-port=3784/udp".to_string(),
+                "firewall-cmd --reload".to_string()
+            ]
+        );
+        // A need of the directors alone: a rich rule for each director not let in yet.
+        let d1: IpAddr = "192.0.2.2".parse().unwrap();
+        let d2: IpAddr = "2001:db8::2".parse().unwrap();
+        let only = vec![Need::tcp((8080, 8080), "r").from(&[d1, d2])];
+        let rules = format!(
+            "{}\nrule family=\"ipv4\" source address=\"192.0.2.9\" service name=\"svc\" accept\n",
+            rich_rule(d1, (Proto::Tcp, (8080, 8080)))
+        );
+        let rich = parse_rich(&rules, &|s| {
+            if s == "svc" {
+                vec![(Proto::Tcp, (8080, 8081))]
+            } else {
+                vec![]
+            }
+        });
+        assert_eq!(
+            rich,
+            vec![
+                (d1, (Proto::Tcp, (8080, 8080))),
+                ("192.0.2.9".parse().unwrap(), (Proto::Tcp, (8080, 8081)))
+            ]
+        );
+        let zone = Zone { rich, ..zone };
+        let m = missing(&only, &zone);
+        assert_eq!(
+            fix_lines(&zone, &m),
+            vec![
+                "firewall-cmd --permanent --zone=public --add-rich-rule='rule family=\"ipv6\" source address=\"2001:db8::2\" port port=\"8080\" protocol=\"tcp\" accept'".to_string(),
                 "firewall-cmd --reload".to_string()
             ]
         );

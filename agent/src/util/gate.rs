@@ -1,5 +1,6 @@
 //! Connection admission for the network-facing listeners (`/health`, agent-check, ACME
-//! responder): who may connect, how many connections one source address may hold, a reserve
+//! responder, `[[redirect]]`): who may connect, how many connections one source may hold
+//! (an IPv4 address, or an IPv6 /64: one subscriber usually gets a whole /64), a reserve
 //! of slots that only the configured directors can use, and the per-connection limits (idle
 //! time between requests, total lifetime). One flooding or slowloris client must never take
 //! the slots a director needs for its checks, and memory stays bounded under any flood.
@@ -51,7 +52,26 @@ impl Limits {
 struct Counts {
     total: usize,
     public: usize,
-    by_source: HashMap<IpAddr, usize>,
+    by_source: HashMap<Source, usize>,
+}
+
+/// What the per-source cap counts: a director by its own address (two directors on one
+/// LAN share a /64 but each has its share of the reserve); anyone else by its IPv4 address
+/// or the /64 of its IPv6 address (a single host may use any address of its /64, so a
+/// per-address cap would not bind it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Source {
+    Director(IpAddr),
+    V4(std::net::Ipv4Addr),
+    V6Net(u64),
+}
+
+fn source(peer: IpAddr, role: Role) -> Source {
+    match (role, peer) {
+        (Role::Director, p) => Source::Director(p),
+        (_, IpAddr::V4(a)) => Source::V4(a),
+        (_, IpAddr::V6(a)) => Source::V6Net((u128::from(a) >> 64) as u64),
+    }
 }
 
 /// Who may connect and how many at once.
@@ -64,7 +84,7 @@ pub struct Gate {
 /// A held connection slot; released on drop.
 pub struct Permit {
     counts: Arc<Mutex<Counts>>,
-    peer: IpAddr,
+    peer: Source,
     pub role: Role,
 }
 
@@ -113,8 +133,9 @@ impl Gate {
             tracing::debug!(%peer, "refused: not in report.allow");
             return None;
         };
+        let key = source(peer, role);
         let mut c = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        let mine = c.by_source.get(&peer).copied().unwrap_or(0);
+        let mine = c.by_source.get(&key).copied().unwrap_or(0);
         if mine >= l.per_source {
             tracing::debug!(%peer, "refused: per-source connection limit");
             return None;
@@ -129,10 +150,10 @@ impl Gate {
         if role == Role::Public {
             c.public += 1;
         }
-        *c.by_source.entry(peer).or_insert(0) += 1;
+        *c.by_source.entry(key).or_insert(0) += 1;
         Some(Permit {
             counts: self.counts.clone(),
-            peer,
+            peer: key,
             role,
         })
     }
@@ -322,6 +343,30 @@ mod tests {
             None,
             "the director is at its own cap"
         );
+    }
+
+    #[test]
+    fn ipv6_sources_are_capped_per_64() {
+        let g = Gate::new(Limits {
+            allow: vec![],
+            public: true,
+            max: 64,
+            per_source: 2,
+        });
+        // Four addresses of one /64 share one cap; another /64 has its own.
+        let a: Vec<_> = [
+            "2001:db8:1:2::1",
+            "2001:db8:1:2::2",
+            "2001:db8:1:2:ffff::9",
+            "2001:db8:1:2::4",
+        ]
+        .iter()
+        .filter_map(|p| g.admit(ip(p)))
+        .collect();
+        assert_eq!(a.len(), 2);
+        assert!(g.admit(ip("2001:db8:1:3::1")).is_some());
+        drop(a);
+        assert!(g.admit(ip("2001:db8:1:2::77")).is_some());
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 pub mod blocking;
 pub mod exit;
+pub mod fds;
 pub mod fs;
 pub mod gate;
 pub mod host;

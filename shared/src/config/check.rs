@@ -314,6 +314,20 @@ pub(super) fn validate_check(
             let user = match &rc.user {
                 None => None,
                 Some(u) => match nix::unistd::User::from_name(u) {
+                    Ok(Some(_)) if !can_change_user() => {
+                        return Err(err(
+                            "user",
+                            format!(
+                                "running the check as `{u}` needs CAP_SETUID and CAP_SETGID, \
+                                 which this process lacks (the shipped lvs-node.service drops \
+                                 them and filters the @setuid system calls)"
+                            ),
+                            "remove `user` (the check then runs as root inside the unit's sandbox), \
+                             or allow it in a drop-in (`systemctl edit lvs-node`): [Service] \
+                             CapabilityBoundingSet=CAP_SETUID CAP_SETGID and SystemCallFilter=@setuid \
+                             (docs/packaging.md)",
+                        ))
+                    }
                     Ok(Some(_)) => Some(u.clone()),
                     _ => {
                         return Err(err(
@@ -398,6 +412,19 @@ pub(super) fn validate_check(
 
 /// The `https` check's keys: `target` must be an https:// URL, files absolute, a client
 /// certificate comes with its key, `sni` is a DNS name.
+/// Whether this process may switch a child to another user: CAP_SETUID (7) and CAP_SETGID
+/// (6) in its effective set. Unknown (no /proc) counts as yes: the spawn then says why.
+fn can_change_user() -> bool {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return true;
+    };
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|h| u64::from_str_radix(h.trim(), 16).ok())
+        .is_none_or(|eff| eff & (1 << 7) != 0 && eff & (1 << 6) != 0)
+}
+
 fn validate_https(
     rc: &RawCheck,
     err: &dyn Fn(&str, String, &str) -> ConfigError,

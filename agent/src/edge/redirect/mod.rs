@@ -8,6 +8,11 @@
 //! only to the target. One request per connection, then a short bounded drain of whatever
 //! a client without `Expect` already sent (so the close does not reset the connection
 //! before the client read the answer), then close.
+//!
+//! Every client of the internet may connect, so admission goes through the same gate as
+//! the report endpoints ([`crate::util::gate`]): at most [`MAX_CONNECTIONS`] per listener,
+//! [`MAX_PER_SOURCE`] per IPv4 address or IPv6 /64, and a whole connection (TLS handshake,
+//! head, answer, drain) lasts at most [`LIFETIME`].
 
 pub mod choose;
 pub mod pool_view;
@@ -30,10 +35,17 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket};
-use tokio::sync::Semaphore;
 
-/// Connections served at once per listener; more are closed at once.
-const MAX_CONNECTIONS: usize = 1024;
+use crate::util::gate::{Gate, Limits};
+
+/// Connections served at once per listener; more are closed at once. Counted in the
+/// agent's file descriptor budget (`util::fds`).
+pub const MAX_CONNECTIONS: usize = crate::util::fds::REDIRECT_SLOTS;
+/// Connections one IPv4 address or IPv6 /64 may hold at once on one listener. A redirect
+/// takes milliseconds, so even a site's whole farm behind one NAT address stays below it.
+pub const MAX_PER_SOURCE: usize = 64;
+/// The longest a connection may live, however it is used: handshake + head + drain.
+pub const LIFETIME: Duration = Duration::from_secs(20);
 const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// What a client that did not wait for `100 Continue` may still send after the answer.
@@ -95,32 +107,37 @@ pub struct Spec {
     pub counts: Counts,
 }
 
+/// The gate of one listener: everyone is public (no director reserve on the VIP).
+pub fn gate() -> Gate {
+    Gate::new(Limits {
+        allow: Vec::new(),
+        public: true,
+        max: MAX_CONNECTIONS,
+        per_source: MAX_PER_SOURCE,
+    })
+}
+
 pub async fn serve(listener: TcpListener, spec: Arc<Spec>) {
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let gate = gate();
     loop {
-        let (stream, _peer) = match listener.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                crate::util::gate::accept_pause(&e).await;
-                continue;
-            }
-        };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            continue; // at capacity: dropped, closed at once
-        };
+        // Refused connections (over the per-source cap, or at capacity) are closed at once.
+        let (stream, permit) = gate.accept(&listener).await;
         let _ = stream.set_nodelay(true);
         let spec = spec.clone();
         tokio::spawn(async move {
-            match &spec.tls {
-                None => one_request(stream, &spec).await,
-                Some(acc) => {
-                    if let Ok(Ok(tls)) =
-                        tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acc.accept(stream)).await
-                    {
-                        one_request(tls, &spec).await;
+            let serve = async {
+                match &spec.tls {
+                    None => one_request(stream, &spec).await,
+                    Some(acc) => {
+                        if let Ok(Ok(tls)) =
+                            tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acc.accept(stream)).await
+                        {
+                            one_request(tls, &spec).await;
+                        }
                     }
                 }
-            }
+            };
+            let _ = tokio::time::timeout(LIFETIME, serve).await;
             drop(permit);
         });
     }

@@ -61,7 +61,7 @@ fn firewalld_finding(cfg: &NodeConfig, gf: &GridftpSettings) -> Finding {
         }
     };
     let needs = fw::needed(cfg, gf);
-    let missing = fw::missing(&needs, &zone.open);
+    let missing = fw::missing(&needs, &zone);
     let list = |v: &[&fw::Need]| {
         v.iter()
             .map(|n| format!("{} ({})", n.spec(), n.what))
@@ -79,13 +79,38 @@ fn firewalld_finding(cfg: &NodeConfig, gf: &GridftpSettings) -> Finding {
             format!("{}: {}", zone.how, list(&all)),
         );
     }
-    let mut fix = fw::fix_lines(&zone.name, &missing).join("\n");
+    let mut fix = fw::fix_lines(&zone, &missing).join("\n");
+    // The report service goes to the directors alone when they are known.
+    let directors: Vec<&std::net::IpAddr> =
+        needs
+            .iter()
+            .flat_map(|n| n.sources.iter())
+            .fold(Vec::new(), |mut v, a| {
+                if !v.contains(&a) {
+                    v.push(a);
+                }
+                v
+            });
+    let report = if directors.is_empty() {
+        format!("--add-service={}", fw::REPORT_SERVICE)
+    } else {
+        directors
+            .iter()
+            .map(|a| {
+                format!(
+                    "--add-rich-rule='rule family=\"{}\" source address=\"{a}\" service name=\"{}\" accept'",
+                    if a.is_ipv4() { "ipv4" } else { "ipv6" },
+                    fw::REPORT_SERVICE
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
     fix.push_str(&format!(
         "\n(or the services: `lvs-node firewalld-service gridftp > \
          /etc/firewalld/services/{g}.xml`, the same for report, `firewall-cmd --reload`, then \
-         `firewall-cmd --permanent --zone={z} --add-service={g} --add-service={r}`)",
+         `firewall-cmd --permanent --zone={z} --add-service={g} {report}`)",
         g = fw::GRIDFTP_SERVICE,
-        r = fw::REPORT_SERVICE,
         z = zone.name
     ));
     let no_range = if data_range_missing(gf) {
