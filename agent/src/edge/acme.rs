@@ -8,8 +8,9 @@
 //! expose the node's files), regular files only, small bounded replies, and the report
 //! listeners' connection limits: per-source cap, idle timeout and lifetime ([`crate::util::gate`]).
 //! Files are read off the runtime by at most [`READERS`] threads at once: a webroot on a
-//! hung mount holds those few threads, and every request beyond them is answered 503 at
-//! once (after [`READ_TIMEOUT`] for the ones that got a reader), so a flood of fetches can
+//! hung mount holds those few threads, and every request beyond them is answered 503 after
+//! waiting at most [`QUEUE_WAIT`] for a reader (after [`READ_TIMEOUT`] for the ones that got
+//! one), so a flood of fetches can
 //! neither start threads without bound nor hold connections open waiting for one.
 
 use bytes::Bytes;
@@ -41,6 +42,8 @@ pub const MAX_CONNS: usize = crate::util::fds::ACME_SLOTS;
 pub const READERS: usize = crate::util::fds::ACME_READERS;
 /// The longest a request waits for its file; a reader stuck longer keeps its slot.
 const READ_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a request waits for a free reader before it is answered 503.
+const QUEUE_WAIT: Duration = Duration::from_millis(500);
 /// A CA validates from a few addresses, a few fetches per name at once.
 const MAX_PER_SOURCE: usize = 32;
 
@@ -166,8 +169,11 @@ async fn respond(
     if !token_shaped(token) {
         return not_found(head);
     }
-    // Every reader busy (a hung webroot holds them): answer now, start no thread.
-    let Ok(slot) = readers.clone().try_acquire_owned() else {
+    // Every reader busy: a burst of fetches (a self-check, the CA's validators) waits a
+    // moment for one; a hung webroot holds them all, and then the answer is a 503 within
+    // QUEUE_WAIT, with no thread started.
+    let Ok(Ok(slot)) = tokio::time::timeout(QUEUE_WAIT, readers.clone().acquire_owned()).await
+    else {
         return busy(head);
     };
     let (root, token) = (root.to_path_buf(), token.to_string());
