@@ -22,6 +22,7 @@
 #
 # Usage (root, workspace root):  tests/bench/planes.sh
 #   DURATION=30     seconds per condition        RUNS=1        rounds of the three conditions
+#                   (idle first; agent and control alternate their order from round to round)
 #   TLS_PROCS=3     openssl s_time processes     ACME_CONNS=16 wrk connections to the responder
 #   POOL_LOOPS=1    clients requesting /pool in a loop
 #   LVS_NODE=path   binary to measure instead of the release build (a debug build is no figure)
@@ -307,11 +308,11 @@ for name in ("health", "agent"):
     print(f"{name} {len(v)} {fail[name]} {pct(v, 50):.2f} {pct(v, 99):.2f} {max(v) if v else float('nan'):.2f}")
 PY
 
-thread_ticks() { # per-thread utime+stime of PID $1: "name ticks" lines
+thread_ticks() { # per-thread utime+stime of PID $1: "tid name ticks" lines
   for t in /proc/"$1"/task/*; do
     [ -r "$t/stat" ] || continue
-    printf '%s %s\n' "$(cat "$t/comm")" "$(sed 's/.*) //' "$t/stat" | awk '{print $12 + $13}')"
-  done | awk '{a[$1] += $2} END {for (k in a) print k, a[k]}'
+    printf '%s %s %s\n' "${t##*/}" "$(cat "$t/comm")" "$(sed 's/.*) //' "$t/stat" | awk '{print $12 + $13}')"
+  done
 }
 proc_ticks() { sed 's/.*) //' /proc/"$1"/stat | awk '{print $12 + $13}'; }
 HZ=$(getconf CLK_TCK)
@@ -326,6 +327,7 @@ condition() {
   case $cond in agent) target=$RS_IP ;; control) target=$CTL_IP ;; *) target= ;; esac
   if [ -n "$target" ]; then CL ip route replace $VIP/32 via "$target" dev eth0; fi
   local ka0 at0 c0 cp0; ka0=$(ka_expired); at0=$(agent_timeouts); cp0=$(proc_ticks $CPID)
+  local ap0 ap1; ap0=$(proc_ticks $APID)
   thread_ticks $APID > "$d/ticks0"
   ip netns exec "${P}dir" tcpdump -i eth0 -n -s 96 -w "$d/bfd.pcap" "udp and src host $RS_IP and dst port 3784" > "$d/tcpdump.log" 2>&1 &
   local tdp=$! lpids=()
@@ -356,6 +358,7 @@ condition() {
   kill -INT $tdp
   wait $tdp || die "tcpdump in the director's namespace failed: $(cat "$d/tcpdump.log")"
   thread_ticks $APID > "$d/ticks1"
+  ap1=$(proc_ticks $APID)
   local cp1; cp1=$(proc_ticks $CPID)
   local ka1 at1; ka1=$(ka_expired); at1=$(agent_timeouts)
 
@@ -390,7 +393,17 @@ condition() {
   [ -n "$h" ] && [ -n "$a" ] || die "the probe printed nothing: $(cat "$d/probe.err")"
   # Agent CPU by thread over the condition, % of one core.
   local secs; secs=$((DURATION + 1))
-  local cpu; cpu=$(awk -v hz="$HZ" -v s="$secs" 'NR == FNR {t0[$1] = $2; next} {d = $2 - t0[$1]; if (d > 0) printf "%s %.0f%% ", $1, d * 100 / hz / s}' "$d/ticks0" "$d/ticks1")
+  # Threads that ended within the condition (tokio's blocking pools let idle threads go)
+  # leave their time only in the process's total: shown as "exited".
+  # Per thread id, summed by thread name.
+  local cpu; cpu=$(awk -v hz="$HZ" -v s="$secs" -v tot=$((ap1 - ap0)) '
+    NR == FNR {t0[$1] = $3; next}
+    {d = $3 - t0[$1]; live += d; by[$2] += d}
+    END {
+      for (n in by) if (by[n] > 0) printf "%s %.0f%% ", n, by[n] * 100 / hz / s
+      if (tot > live) printf "exited %.0f%% ", (tot - live) * 100 / hz / s
+      printf "(all %.0f%%) ", tot * 100 / hz / s
+    }' "$d/ticks0" "$d/ticks1")
   local ccpu; ccpu=$(awk -v hz="$HZ" -v s="$secs" -v d=$((cp1 - cp0)) 'BEGIN {printf "%.0f%%", d * 100 / hz / s}')
   echo "$round $cond $hs $acme $pools $pool_bytes $pk $gmax $gp99 $((ka1 - ka0)) $(awk -v a="$at1" -v b="$at0" 'BEGIN {print a - b}') $(echo "$h" | cut -d' ' -f2-) $(echo "$a" | cut -d' ' -f2-) $ccpu | $cpu" >> "$WORK/rows"
   {
@@ -410,7 +423,9 @@ echo "== planes under a client flood ($(date -u '+%F %H:%M UTC'), $(nproc) cores
 echo "   DURATION=${DURATION}s per condition, RUNS=$RUNS, TLS_PROCS=$TLS_PROCS, ACME_CONNS=$ACME_CONNS, POOL_LOOPS=$POOL_LOOPS, $PEERS peers"
 : > "$WORK/rows"
 for r in $(seq "$RUNS"); do
-  for c in idle agent control; do condition $c "$r"; done
+  # The two loaded conditions alternate their order from round to round.
+  if [ $((r % 2)) = 1 ]; then order="idle agent control"; else order="idle control agent"; fi
+  for c in $order; do condition $c "$r"; done
 done
 
 echo
