@@ -11,9 +11,12 @@
 #            from another process.
 # Measured in each: every BFD packet the agent sends, captured by tcpdump in the peer's
 # (the director's) namespace (largest transmit gap, p99); BFD timeouts (keepalived's
-# "Control Detection Time Expired" lines and the agent's bfd_transitions cause="timeout");
+# "Local diagnostic - Control Detection Time Expired" lines, its own detection, and the
+# agent's bfd_transitions cause="timeout"); the peer's own largest transmit gap (an agent
+# timeout after a silence of the peer's is the peer's);
 # /health and agent-check latency (p50/p99) from a probe loop at the director's address;
-# the measured agent's CPU per thread.
+# the measured agent's CPU per thread. Each loaded condition floods from a fresh client
+# namespace, so no condition inherits the previous one's TIME_WAIT sockets.
 # The BFD peer is keepalived's own BFD process (50 ms x 3, as `director-config --bfd`).
 # keepalived and the probe stand for the director, another machine: they run at nice -10
 # so the flood's clients on this machine do not starve them.
@@ -99,6 +102,24 @@ for k in $(seq 2 $PEERS); do
 done | PEER ip -batch - || die "cannot add the peers' addresses"
 PEER_URLS=$(for k in $(seq 1 $PEERS); do printf '"http://10.77.%d.%d:8080", ' $((1 + k / 256)) $((k % 256)); done)
 PEER_URLS="[${PEER_URLS%, }]"
+# Each loaded condition floods from a client namespace of its own (10.77.0.101, ...): the
+# tens of thousands of TIME_WAIT sockets one flood leaves behind must not slow the next.
+FLOOD_IPS=$(for k in $(seq 1 $((2 * RUNS))); do printf '"10.77.0.%d", ' $((100 + k)); done)
+FLOOD_IPS=${FLOOD_IPS%, }
+NCLIENT=0
+new_client() { # prints the new client namespace's name; its VIP route goes via $1
+  NCLIENT=$((NCLIENT + 1))
+  local ns="${P}c$NCLIENT" ip="10.77.0.$((100 + NCLIENT))"
+  ip netns add "$ns" || die "cannot create namespace $ns"
+  NSS+=("$ns")
+  ip netns exec "$ns" ip link set lo up
+  ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1
+  ip link add name eth0 netns "$ns" address "02:00:00:00:78:$(printf %02x $NCLIENT)" type veth peer name q$NCLIENT netns "${P}br"
+  ip netns exec "${P}br" ip link set q$NCLIENT master br0 up
+  ip netns exec "$ns" ip addr add "$ip/16" dev eth0
+  ip netns exec "$ns" ip link set eth0 up
+  ip netns exec "$ns" ip route add $VIP/32 via "$1" dev eth0
+}
 
 # TLS key and certificate of the redirector (RSA 2048, as grid host certificates), the ACME
 # webroot with one token.
@@ -150,7 +171,7 @@ timeout = "300ms"
 [report]
 http = "$RS_IP:8080"
 agent_check = "$RS_IP:8081"
-allow = ["$DIR_IP", "$CL_IP"]
+allow = ["$DIR_IP", "$CL_IP", $FLOOD_IPS]
 [bfd]
 directors = ["$DIR_IP"]
 min_tx = "50ms"
@@ -164,7 +185,7 @@ TOML
   cat <<TOML
 [report]
 http = "$CTL_IP:8080"
-allow = ["$DIR_IP", "$CL_IP"]
+allow = ["$DIR_IP", "$CL_IP", $FLOOD_IPS]
 TOML
   edge_tables $CTL_IP
 } > "$WORK/ctl/node.toml"
@@ -316,7 +337,7 @@ thread_ticks() { # per-thread utime+stime of PID $1: "tid name ticks" lines
 }
 proc_ticks() { sed 's/.*) //' /proc/"$1"/stat | awk '{print $12 + $13}'; }
 HZ=$(getconf CLK_TCK)
-ka_expired() { awk '/Control Detection Time Expired/ {n++} END {print n + 0}' "$WORK/keepalived.log"; }
+ka_expired() { awk '/Local diagnostic - Control Detection Time Expired/ {n++} END {print n + 0}' "$WORK/keepalived.log"; }
 TIMEOUT_M="lvs_realserver_bfd_transitions_total{director=\"$DIR_IP\",to=\"down\",cause=\"timeout\"}"
 agent_timeouts() { local v; v=$(metric "$TIMEOUT_M"); echo "${v:-0}"; }
 
@@ -325,24 +346,25 @@ condition() {
   local cond=$1 round=$2 target d="$WORK/r$2-$1"
   mkdir -p "$d"
   case $cond in agent) target=$RS_IP ;; control) target=$CTL_IP ;; *) target= ;; esac
-  if [ -n "$target" ]; then CL ip route replace $VIP/32 via "$target" dev eth0; fi
+  local cns=
+  if [ -n "$target" ]; then new_client "$target"; cns="${P}c$NCLIENT"; fi
   local ka0 at0 c0 cp0; ka0=$(ka_expired); at0=$(agent_timeouts); cp0=$(proc_ticks $CPID)
   local ap0 ap1; ap0=$(proc_ticks $APID)
   thread_ticks $APID > "$d/ticks0"
-  ip netns exec "${P}dir" tcpdump -i eth0 -n -s 96 -w "$d/bfd.pcap" "udp and src host $RS_IP and dst port 3784" > "$d/tcpdump.log" 2>&1 &
+  ip netns exec "${P}dir" tcpdump -i eth0 -n -s 96 -w "$d/bfd.pcap" "udp and dst port 3784 and (src host $RS_IP or src host $DIR_IP)" > "$d/tcpdump.log" 2>&1 &
   local tdp=$! lpids=()
   PIDS+=($tdp)
   sleep 0.5
   if [ -n "$target" ]; then
     for k in $(seq "$TLS_PROCS"); do
-      ip netns exec "${P}cl" openssl s_time -connect $VIP:8443 -new -time "$DURATION" > "$d/stime$k.log" 2>&1 &
+      ip netns exec "$cns" openssl s_time -connect $VIP:8443 -new -time "$DURATION" > "$d/stime$k.log" 2>&1 &
       lpids+=($!)
     done
-    ip netns exec "${P}cl" wrk -t1 -c"$ACME_CONNS" -d"${DURATION}s" -H 'Connection: close' \
+    ip netns exec "$cns" wrk -t1 -c"$ACME_CONNS" -d"${DURATION}s" -H 'Connection: close' \
       "http://$VIP/.well-known/acme-challenge/benchtoken" > "$d/wrk.log" 2>&1 &
     lpids+=($!)
     for k in $(seq "$POOL_LOOPS"); do
-      ip netns exec "${P}cl" bash -c 'end=$((SECONDS + $2)); while [ $SECONDS -lt $end ]; do curl -s -o /dev/null -m 20 -w "%{http_code} %{size_download}\n" "http://$1:8080/pool"; done; exit 0' \
+      ip netns exec "$cns" bash -c 'end=$((SECONDS + $2)); while [ $SECONDS -lt $end ]; do curl -s -o /dev/null -m 20 -w "%{http_code} %{size_download}\n" "http://$1:8080/pool"; done; exit 0' \
         _ "$target" "$DURATION" > "$d/pool$k.log" 2>&1 &
       lpids+=($!)
     done
@@ -354,7 +376,9 @@ condition() {
   top -H -b -n2 -d1 -w 200 > "$d/top.txt"   # the second frame: CPU over that second
   wait $pp || die "the probe failed: $(cat "$d/probe.err")"
   local p; for p in "${lpids[@]}"; do wait "$p" || die "a load process failed in $cond (logs in $d)"; done
-  sleep 0.5
+  local tw=0
+  if [ -n "$cns" ]; then tw=$(ip netns exec "$cns" ss -Htan state time-wait | wc -l); fi
+  sleep 2   # the machine settles; BFD events until here count for this condition
   kill -INT $tdp
   wait $tdp || die "tcpdump in the director's namespace failed: $(cat "$d/tcpdump.log")"
   thread_ticks $APID > "$d/ticks1"
@@ -382,7 +406,12 @@ condition() {
   fi
 
   # BFD on the director's wire: the gaps between the agent's consecutive packets.
-  tcpdump -r "$d/bfd.pcap" -n -tt 2>/dev/null | awk '{print $1}' > "$d/bfd.ts"
+  tcpdump -r "$d/bfd.pcap" -n -tt 2>/dev/null > "$d/bfd.txt"
+  awk -v s="$RS_IP." 'index($3, s) == 1 {print $1}' "$d/bfd.txt" > "$d/bfd.ts"
+  awk -v s="$DIR_IP." 'index($3, s) == 1 {print $1}' "$d/bfd.txt" > "$d/peer.ts"
+  # The peer's (keepalived's) own largest transmit gap: above 150 ms, the agent's timeout
+  # is the peer's silence, not the agent's.
+  local pgmax; pgmax=$(awk 'NR > 1 {g = ($1 - prev) * 1000; if (g > m) m = g} {prev = $1} END {printf "%.3f", m}' "$d/peer.ts")
   local pk; pk=$(wc -l < "$d/bfd.ts")
   [ "$pk" -ge $((10 * DURATION)) ] || die "$cond: only $pk BFD packets captured from the agent"
   awk 'NR > 1 {printf "%.3f\n", ($1 - prev) * 1000} {prev = $1}' "$d/bfd.ts" | sort -n > "$d/gaps"
@@ -392,7 +421,7 @@ condition() {
   local h a; h=$(grep '^health ' "$d/probe.txt"); a=$(grep '^agent ' "$d/probe.txt")
   [ -n "$h" ] && [ -n "$a" ] || die "the probe printed nothing: $(cat "$d/probe.err")"
   # Agent CPU by thread over the condition, % of one core.
-  local secs; secs=$((DURATION + 1))
+  local secs; secs=$((DURATION + 3))
   # Threads that ended within the condition (tokio's blocking pools let idle threads go)
   # leave their time only in the process's total: shown as "exited".
   # Per thread id, summed by thread name.
@@ -405,23 +434,24 @@ condition() {
       printf "(all %.0f%%) ", tot * 100 / hz / s
     }' "$d/ticks0" "$d/ticks1")
   local ccpu; ccpu=$(awk -v hz="$HZ" -v s="$secs" -v d=$((cp1 - cp0)) 'BEGIN {printf "%.0f%%", d * 100 / hz / s}')
-  echo "$round $cond $hs $acme $pools $pool_bytes $pk $gmax $gp99 $((ka1 - ka0)) $(awk -v a="$at1" -v b="$at0" 'BEGIN {print a - b}') $(echo "$h" | cut -d' ' -f2-) $(echo "$a" | cut -d' ' -f2-) $ccpu | $cpu" >> "$WORK/rows"
+  echo "$round $cond $hs $acme $pools $pool_bytes $pk $gmax $gp99 $((ka1 - ka0)) $(awk -v a="$at1" -v b="$at0" 'BEGIN {print a - b}') $(echo "$h" | cut -d' ' -f2-) $(echo "$a" | cut -d' ' -f2-) $ccpu $pgmax | $cpu" >> "$WORK/rows"
   {
     echo "-- round $round, $cond: handshakes $hs, ACME requests $acme ${acme_err:+($acme_err)}, /pool renders $pools (failed $pool_bad), BFD packets $pk, gap max $gmax ms p99 $gp99 ms"
     echo "   probe (n fail p50 p99 max, ms): $h | $a"
+    echo "   keepalived's own largest transmit gap: $pgmax ms; client TIME_WAIT sockets at the end: $tw"
     echo "   measured agent CPU by thread: $cpu; control agent: $ccpu"
     if [ -n "$target" ]; then
       echo "   top -H at mid-condition (busiest threads):"
       awk '/^ *PID/ {s = NR} {l[NR] = $0} END {for (i = s; i <= s + 10 && i <= NR; i++) print "     " l[i]}' "$d/top.txt"
     fi
   }
-  if [ -n "$target" ]; then CL ip route del $VIP/32; fi
-  sleep 2   # let the machine settle before the next condition
+  if [ -n "$cns" ]; then ip netns del "$cns"; fi
 }
 
 echo "== planes under a client flood ($(date -u '+%F %H:%M UTC'), $(nproc) cores, $("$BIN" --version), load average $(cut -d' ' -f1-3 /proc/loadavg))"
 echo "   DURATION=${DURATION}s per condition, RUNS=$RUNS, TLS_PROCS=$TLS_PROCS, ACME_CONNS=$ACME_CONNS, POOL_LOOPS=$POOL_LOOPS, $PEERS peers"
 : > "$WORK/rows"
+KA_START=$(ka_expired) AT_START=$(agent_timeouts)
 for r in $(seq "$RUNS"); do
   # The two loaded conditions alternate their order from round to round.
   if [ $((r % 2)) = 1 ]; then order="idle agent control"; else order="idle control agent"; fi
@@ -429,15 +459,16 @@ for r in $(seq "$RUNS"); do
 done
 
 echo
-echo "| round | condition | TLS handshakes/s | ACME req/s | /pool renders | BFD pkts | BFD gap max | BFD gap p99 | timeouts (keepalived / agent) | /health p50 / p99 | agent-check p50 / p99 | agent CPU by thread | control agent CPU |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
-while read -r rd cond hs acme pools pbytes pk gmax gp99 kat agt hn hf h50 h99 hmax an af a50 a99 amax ccpu _ cpu; do
-  printf '| %s | %s | %s | %s | %s | %s | %s ms | %s ms | %s / %s | %s / %s ms | %s / %s ms | %s| %s |\n' \
-    "$rd" "$cond" "$((hs / DURATION))" "$((${acme:-0} / DURATION))" "$pools" "$pk" "$gmax" "$gp99" "$kat" "$agt" \
+echo "| round | condition | TLS handshakes/s | ACME req/s | /pool renders | BFD pkts | BFD gap max | BFD gap p99 | timeouts (keepalived / agent) | keepalived's gap max | /health p50 / p99 | agent-check p50 / p99 | agent CPU by thread | control agent CPU |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+while read -r rd cond hs acme pools pbytes pk gmax gp99 kat agt hn hf h50 h99 hmax an af a50 a99 amax ccpu pgmax _ cpu; do
+  printf '| %s | %s | %s | %s | %s | %s | %s ms | %s ms | %s / %s | %s ms | %s / %s ms | %s / %s ms | %s| %s |\n' \
+    "$rd" "$cond" "$((hs / DURATION))" "$((${acme:-0} / DURATION))" "$pools" "$pk" "$gmax" "$gp99" "$kat" "$agt" "$pgmax" \
     "$h50" "$h99" "$a50" "$a99" "$cpu" "$ccpu"
   [ "$hf" = 0 ] && [ "$af" = 0 ] || echo "   (round $rd $cond: probe failures: /health $hf, agent-check $af)"
 done < "$WORK/rows"
 
+echo "BFD timeouts over the whole run (between conditions too): keepalived $(( $(ka_expired) - KA_START )), agent $(awk -v a="$(agent_timeouts)" -v b="$AT_START" 'BEGIN {print a - b}')"
 echo
 fail=0
 for r in $(seq "$RUNS"); do
