@@ -162,10 +162,10 @@ mkdir -p "$WORK/rs" "$WORK/ctl"
   edge_toml $RS_IP "$WORK/rs"
   cat <<TOML
 [[check]]
-name = "fs"
-kind = "filesystem"
-path = "/"
-min_free = "1%"
+name = "hostcert"
+kind = "certificate"
+cert = "$WORK/cert.pem"
+min_days = 1
 interval = "500ms"
 timeout = "300ms"
 [report]
