@@ -62,8 +62,8 @@ cleanup() {
   sleep 0.3
   for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
   for n in "${NSS[@]}"; do ip netns del "$n" 2>/dev/null || true; done
-  if [ "$rc" != 0 ] && [ "$rc" != 3 ]; then
-    echo "planes.sh failed (exit $rc); logs kept in $WORK" >&2
+  if [ "$rc" != 0 ]; then
+    echo "planes.sh: exit $rc; logs and captures kept in $WORK" >&2
   else
     rm -rf "$WORK"
   fi
@@ -417,6 +417,8 @@ condition() {
   awk 'NR > 1 {printf "%.3f\n", ($1 - prev) * 1000} {prev = $1}' "$d/bfd.ts" | sort -n > "$d/gaps"
   local gmax gp99
   gmax=$(tail -1 "$d/gaps")
+  # Where the largest gap began, in seconds from the first packet captured.
+  local gat; gat=$(awk 'NR == 1 {t0 = $1} NR > 1 {g = $1 - prev; if (g > m) {m = g; at = prev - t0}} {prev = $1} END {printf "%.1f", at}' "$d/bfd.ts")
   gp99=$(awk '{a[NR] = $1} END {i = int(NR * 0.99); if (i < 1) i = 1; print a[i]}' "$d/gaps")
   local h a; h=$(grep '^health ' "$d/probe.txt"); a=$(grep '^agent ' "$d/probe.txt")
   [ -n "$h" ] && [ -n "$a" ] || die "the probe printed nothing: $(cat "$d/probe.err")"
@@ -436,7 +438,7 @@ condition() {
   local ccpu; ccpu=$(awk -v hz="$HZ" -v s="$secs" -v d=$((cp1 - cp0)) 'BEGIN {printf "%.0f%%", d * 100 / hz / s}')
   echo "$round $cond $hs $acme $pools $pool_bytes $pk $gmax $gp99 $((ka1 - ka0)) $(awk -v a="$at1" -v b="$at0" 'BEGIN {print a - b}') $(echo "$h" | cut -d' ' -f2-) $(echo "$a" | cut -d' ' -f2-) $ccpu $pgmax | $cpu" >> "$WORK/rows"
   {
-    echo "-- round $round, $cond: handshakes $hs, ACME requests $acme ${acme_err:+($acme_err)}, /pool renders $pools (failed $pool_bad), BFD packets $pk, gap max $gmax ms p99 $gp99 ms"
+    echo "-- round $round, $cond: handshakes $hs, ACME requests $acme ${acme_err:+($acme_err)}, /pool renders $pools (failed $pool_bad), BFD packets $pk, gap max $gmax ms (at +${gat} s) p99 $gp99 ms"
     echo "   probe (n fail p50 p99 max, ms): $h | $a"
     echo "   keepalived's own largest transmit gap: $pgmax ms; client TIME_WAIT sockets at the end: $tw"
     echo "   measured agent CPU by thread: $cpu; control agent: $ccpu"
