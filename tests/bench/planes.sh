@@ -399,6 +399,7 @@ condition() {
     pools=$(cat "$d"/pool*.log | awk '$1 == 200' | wc -l)
     pool_bad=$(cat "$d"/pool*.log | awk '$1 != 200' | wc -l)
     pool_bytes=$(cat "$d"/pool*.log | awk '$1 == 200 {print $2; exit}')
+    pool_bytes=${pool_bytes:-0} acme=${acme:-0}   # the row's columns must all be there
     [ "$hs" -ge $((10 * DURATION)) ] || die "$cond: only $hs TLS handshakes completed in ${DURATION}s"
     [ "${acme:-0}" -ge $((10 * DURATION)) ] || die "$cond: only ${acme:-0} ACME responder requests completed: $(cat "$d/wrk.log")"
     case $acme_err in *Non-2xx*) die "$cond: the ACME responder did not serve the token: $(cat "$d/wrk.log")" ;; esac
