@@ -397,6 +397,7 @@ impl Daemon {
                     l,
                     self.health.clone(),
                     ck.1.clone(),
+                    self.cfg_tx.subscribe(),
                 )),
                 key: ck,
             });

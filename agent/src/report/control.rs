@@ -28,6 +28,10 @@ pub struct Reply {
     pub admin: Option<AdminState>,
     #[serde(default)]
     pub error: Option<String>,
+    /// With `status`: the node's whole `/status` document, for root on this host (the
+    /// Nagios plugin run as root needs no `[report] allow` entry for the node itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<crate::wire::status::StatusDoc>,
 }
 
 pub fn admin_path(state_dir: &Path) -> PathBuf {
@@ -171,7 +175,12 @@ pub fn clear_stale(path: &Path) -> std::io::Result<bool> {
     }
 }
 
-pub async fn serve(listener: UnixListener, health: Arc<Health>, state_dir: PathBuf) {
+pub async fn serve(
+    listener: UnixListener,
+    health: Arc<Health>,
+    state_dir: PathBuf,
+    cfg: crate::util::ConfigRx,
+) {
     loop {
         let Ok((s, _)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -188,9 +197,11 @@ pub async fn serve(listener: UnixListener, health: Arc<Health>, state_dir: PathB
         }
         let health = health.clone();
         let state_dir = state_dir.clone();
+        let cfg = cfg.clone();
         tokio::spawn(async move {
             let _ =
-                tokio::time::timeout(Duration::from_secs(5), handle(s, &health, &state_dir)).await;
+                tokio::time::timeout(Duration::from_secs(5), handle(s, &health, &state_dir, &cfg))
+                    .await;
         });
     }
 }
@@ -212,13 +223,19 @@ async fn refuse(s: UnixStream, uid: u32) {
         error: Some(format!(
             "only root may use the control socket (this is uid {uid}): run it as root"
         )),
+        status: None,
     };
     let mut out = serde_json::to_vec(&reply).unwrap_or_default();
     out.push(b'\n');
     let _ = tokio::time::timeout(Duration::from_secs(5), w.write_all(&out)).await;
 }
 
-async fn handle(s: UnixStream, health: &Health, state_dir: &Path) -> std::io::Result<()> {
+async fn handle(
+    s: UnixStream,
+    health: &Health,
+    state_dir: &Path,
+    cfg: &crate::util::ConfigRx,
+) -> std::io::Result<()> {
     let (r, mut w) = s.into_split();
     let mut line = String::new();
     BufReader::new(r.take(4096)).read_line(&mut line).await?;
@@ -227,26 +244,29 @@ async fn handle(s: UnixStream, health: &Health, state_dir: &Path) -> std::io::Re
             ok: false,
             admin: None,
             error: Some(format!("bad request: {e}")),
+            status: None,
         },
-        Ok(req) => apply(req, health, state_dir),
+        Ok(req) => apply(req, health, state_dir, cfg),
     };
     let mut out = serde_json::to_vec(&reply).unwrap_or_default();
     out.push(b'\n');
     w.write_all(&out).await
 }
 
-fn apply(req: Request, health: &Health, state_dir: &Path) -> Reply {
+fn apply(req: Request, health: &Health, state_dir: &Path, cfg: &crate::util::ConfigRx) -> Reply {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
     let next = match req {
         Request::Status => {
+            let cfg = cfg.borrow().clone();
             return Reply {
                 ok: true,
                 admin: Some(health.admin()),
                 error: None,
-            }
+                status: Some(crate::health::status::build(&health.snapshot(), &cfg)),
+            };
         }
         Request::Drain { reason } => AdminState {
             admin: Admin::Drain,
@@ -273,6 +293,7 @@ fn apply(req: Request, health: &Health, state_dir: &Path) -> Reply {
                 "cannot persist the admin state in {}: {e}",
                 state_dir.display()
             )),
+            status: None,
         };
     }
     tracing::info!(admin = next.admin.as_str(), reason = ?next.reason, "admin state changed");
@@ -281,6 +302,7 @@ fn apply(req: Request, health: &Health, state_dir: &Path) -> Reply {
         ok: true,
         admin: Some(next),
         error: None,
+        status: None,
     }
 }
 

@@ -9,8 +9,9 @@
 //! - the agent, read from its report endpoint (`GET /status`): up is OK, drain and maint are
 //!   WARNING (an admin took the node out on purpose), down is CRITICAL and names the failing
 //!   checks. An agent that does not answer is CRITICAL: the guidelines keep UNKNOWN for the
-//!   plugin's own failures, and a director sees that node as down too. An agent that is alive
-//!   on its control socket but refuses this plugin (`[report] allow`) is UNKNOWN, with the fix.
+//!   plugin's own failures, and a director sees that node as down too. When the report
+//!   endpoint refuses the plugin (`[report] allow`), the plugin run as root reads the same
+//!   status from the agent's root-only control socket; without it, UNKNOWN with the fix.
 //! - the data plane, by the same plan as `lvs-node status`: drift is CRITICAL (a missing VIP
 //!   or ARP suppression breaks the node or the whole pool). A drift is observed twice, 1 s
 //!   apart, so a repair the agent is making at that moment is not reported.
@@ -272,12 +273,30 @@ async fn agent_part(cfg: &NodeConfig, args: &Options) -> Part {
     )
     .await;
     if let Ok(Ok(r)) = alive {
+        // Root on this host reads the whole status from the root-only socket: the node's
+        // own address needs no place in `[report] allow` (which would give every local
+        // user `/status`).
+        let from_socket = r
+            .status
+            .as_ref()
+            .and_then(|doc| serde_json::to_value(doc).ok())
+            .and_then(|v| serde_json::from_value::<AgentStatus>(v).ok());
+        if let Some(s) = from_socket {
+            let mut p = judge_agent(&s, took);
+            p.details.push(format!(
+                "read from the control socket {}: {url} refused this plugin ({failure})",
+                cfg.daemon.control_socket.display()
+            ));
+            return p;
+        }
         if r.ok {
             return Part::new(
                 State::Unknown,
                 format!(
                     "the agent runs (control socket {} answers) but {url} refused this plugin \
-                     ({failure}): add this node's own address to [report] allow",
+                     ({failure}): run the plugin as root (NRPE: through sudo), which reads the \
+                     agent's root-only control socket; adding this node's own address to \
+                     [report] allow would give every local user /status",
                     cfg.daemon.control_socket.display()
                 ),
             );
