@@ -130,14 +130,48 @@ impl IpvsDirector {
         mac: &str,
         ipv6: Option<(&str, &str)>,
     ) -> Result<IpvsDirector> {
-        let mut opts = VmOpts::new("dir").on_bridge(netns, bridge);
+        IpvsDirector::boot_as("dir", workdir, netns, bridge, ip, vip, true, mac, ipv6)
+    }
+
+    /// A member of a VRRP pair: like [`IpvsDirector::boot`], but the VIP is left to
+    /// keepalived's `vrrp_instance` (only the master holds it). `tag` names the guest's tap
+    /// (`vt{tag}`), so each member of the pair needs its own.
+    pub fn boot_pair_member(
+        tag: &str,
+        netns: &str,
+        bridge: &str,
+        ip: Ipv4Addr,
+        vip: Ipv4Addr,
+        mac: &str,
+    ) -> Result<IpvsDirector> {
+        IpvsDirector::boot_as(tag, None, netns, bridge, ip, vip, false, mac, None)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn boot_as(
+        tag: &str,
+        workdir: Option<PathBuf>,
+        netns: &str,
+        bridge: &str,
+        ip: Ipv4Addr,
+        vip: Ipv4Addr,
+        hold_vip: bool,
+        mac: &str,
+        ipv6: Option<(&str, &str)>,
+    ) -> Result<IpvsDirector> {
+        let mut opts = VmOpts::new(tag).on_bridge(netns, bridge);
         opts.mac = mac.to_string();
         opts.workdir = workdir;
+        let vip_line = if hold_vip {
+            format!("ip addr add {vip}/32 dev eth0\n")
+        } else {
+            String::new()
+        };
         let setup = format!(
             "set -e\n\
              ip link set eth0 up\n\
              ip addr add {ip}/24 dev eth0\n\
-             ip addr add {vip}/32 dev eth0\n\
+             {vip_line}\
              {v6}\
              ipvsadm -Ln\n",
             v6 = match ipv6 {
