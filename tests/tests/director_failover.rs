@@ -340,6 +340,13 @@ fn the_backup_director_takes_over_transfers_arp_bfd_and_a_drain_when_the_master_
             );
         }
     }
+    for d in [da, db] {
+        eprintln!(
+            "{}: {}",
+            d.vm.ok("ip -4 -br addr show dev eth0").trim(),
+            d.vm.ok("ipvsadm -L --daemon").trim()
+        );
+    }
     // Both nodes in rotation on both directors, for both services.
     for d in [da, db] {
         let ok = wait_for(Duration::from_secs(60), || {
@@ -671,6 +678,11 @@ fn the_backup_director_takes_over_transfers_arp_bfd_and_a_drain_when_the_master_
     );
     assert!(gap < 60.0, "first byte through B {gap:.1} s after the kill");
     // The failover as the logs show it (docs/director.md).
+    eprintln!(
+        "B after the failover: ipvsadm -L --daemon:\n{}\nip -4 addr show dev eth0:\n{}",
+        db.vm.ok("ipvsadm -L --daemon"),
+        db.vm.ok("ip -4 addr show dev eth0")
+    );
     eprintln!("B's keepalived log:\n{}", db.keepalived_log());
     for i in 0..2 {
         eprintln!(
