@@ -196,11 +196,22 @@ fn agent_events(dir: &TestDir, i: usize) -> String {
         .join("\n")
 }
 
+/// The lab and the test's directory, dropped in this order (fields drop in declaration
+/// order): the namespaces' processes (agents, GridFTP, apache) die before their files go,
+/// so none writes into a removed directory.
+struct Run {
+    lab: IpvsLab,
+    dir: TestDir,
+}
+
 #[test]
 fn the_backup_director_takes_over_transfers_arp_bfd_and_a_drain_when_the_master_dies() {
-    let mut lab = IpvsLab::build_pair("failover", 2)
+    let lab = IpvsLab::build_pair("failover", 2)
         .unwrap_or_else(|e| panic!("the director guests did not come up: {e:#}"));
     let dir = TestDir::new(&lab.prefix);
+    let mut run = Run { lab, dir };
+    let Run { lab, dir } = &mut run;
+    let dir = &*dir;
     let allow = format!(
         "allow = [\"{DIRECTOR_IP}\", \"{DIRECTOR2_IP}\", \"{CLIENT_IP}\", \"{}\", \"{}\"]",
         lab.reals[0].ip, lab.reals[1].ip
@@ -326,12 +337,12 @@ fn the_backup_director_takes_over_transfers_arp_bfd_and_a_drain_when_the_master_
     for i in 0..2 {
         for d in [DIRECTOR_IP, DIRECTOR2_IP] {
             let up = wait_for(Duration::from_secs(30), || {
-                (bfd_state(&lab, i, d) == Some(3)).then_some(())
+                (bfd_state(lab, i, d) == Some(3)).then_some(())
             });
             assert!(
                 up.is_some(),
                 "rs{i}'s BFD session to {d} is not up: {:?}\n{}",
-                bfd_state(&lab, i, d),
+                bfd_state(lab, i, d),
                 tail(
                     &std::fs::read_to_string(dir.join(&format!("rs{i}/agent.log")))
                         .unwrap_or_default(),
@@ -459,8 +470,8 @@ fn the_backup_director_takes_over_transfers_arp_bfd_and_a_drain_when_the_master_
             std::fs::metadata(&ftp_out).map(|m| m.len()),
             std::fs::read_to_string(dir.join("http.log")).unwrap_or_default(),
             std::fs::read_to_string(dir.join("ftp.log")).unwrap_or_default(),
-            agent_events(&dir, 0),
-            agent_events(&dir, 1),
+            agent_events(dir, 0),
+            agent_events(dir, 1),
         )
     });
     eprintln!(
@@ -615,15 +626,15 @@ fn the_backup_director_takes_over_transfers_arp_bfd_and_a_drain_when_the_master_
     // BFD: the other node's session to B stays up; the drained node holds its session to
     // B in AdminDown (0), which is how a drain reaches a BFD_CHECK; the sessions to the dead
     // A are no longer up.
-    assert_eq!(bfd_state(&lab, up, DIRECTOR2_IP), Some(3), "rs{up} to B");
+    assert_eq!(bfd_state(lab, up, DIRECTOR2_IP), Some(3), "rs{up} to B");
     assert_eq!(
-        bfd_state(&lab, dn, DIRECTOR2_IP),
+        bfd_state(lab, dn, DIRECTOR2_IP),
         Some(0),
         "the drained rs{dn} to B"
     );
     for i in 0..2 {
         let down = wait_for(Duration::from_secs(10), || {
-            (bfd_state(&lab, i, DIRECTOR_IP) != Some(3)).then_some(())
+            (bfd_state(lab, i, DIRECTOR_IP) != Some(3)).then_some(())
         });
         assert!(down.is_some(), "rs{i}'s session to the dead A is still up");
     }
@@ -687,7 +698,7 @@ fn the_backup_director_takes_over_transfers_arp_bfd_and_a_drain_when_the_master_
     for i in 0..2 {
         eprintln!(
             "rs{i}'s agent log (BFD, checks, admin):\n{}",
-            agent_events(&dir, i)
+            agent_events(dir, i)
         );
     }
 }
