@@ -220,6 +220,12 @@ impl IpvsDirector {
         Ok(())
     }
 
+    /// The config file keepalived reads, as the guest reads it: for checks that what was
+    /// loaded is, byte for byte, what a command printed.
+    pub fn loaded_keepalived_conf(&self) -> String {
+        self.vm.ok(&format!("cat {GUEST_CONF}"))
+    }
+
     /// keepalived's log (the guest writes it to /lab/keepalived.log).
     pub fn keepalived_log(&self) -> String {
         std::fs::read_to_string(self.vm.io_dir().join("keepalived.log")).unwrap_or_default()
