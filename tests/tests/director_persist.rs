@@ -36,8 +36,8 @@ const EVERY: Duration = Duration::from_secs(1);
 /// ... and holds each one this long (several are open at any time, as under FTS).
 const HOLD: Duration = Duration::from_secs(3);
 /// docs/director.md, "Draining a node under persistence": with the sysctl, the last new
-/// session that reaches a drained node starts at most `delay_loop` (1 s as printed) + 1 s
-/// after `drain`.
+/// session that reaches a drained node starts at most `delay_loop` + `connect_timeout`
+/// (1 s + 1 s as printed) after `drain`.
 const LEFT_WITHIN: Duration = Duration::from_secs(2);
 
 /// One GridFTP control session of the client.

@@ -170,8 +170,8 @@ pub fn checker(
         // No retry: /health is already the agent's confirmed verdict (its checks' `fall`),
         // so a retry would only add `delay_before_retry` to every real failure. A false
         // failure (one lost or late answer) costs little: with `inhibit_on_failure` the
-        // node goes to weight 0 until the next check passes, one `delay_loop` later, and
-        // its running transfers continue.
+        // node goes to weight 0 until keepalived has seen two passing checks in a row (two
+        // `delay_loop`s), and its running transfers continue.
         let _ = writeln!(o, "{ind}    retry 0");
         if let Some(d) = delay_loop {
             let _ = writeln!(o, "{ind}    delay_loop {d}");
