@@ -231,7 +231,8 @@ pub struct IpvsLab {
     pub director: crate::vm::director::IpvsDirector,
     /// The second director of a VRRP pair ([`IpvsLab::build_pair`]), at `DIRECTOR2_IP`;
     /// `None` in a one-director lab. Dropped like `director`.
-    pub director2: Option<crate::vm::director::IpvsDirector>,
+    /// Boxed: a one-director lab does not carry a second guest's worth of fields.
+    pub director2: Option<Box<crate::vm::director::IpvsDirector>>,
     // Dropped last: every host's veth dies with its namespace, then the bridge.
     pub bridge: Netns,
 }
@@ -284,7 +285,7 @@ impl IpvsLab {
                 VIP,
                 DIRECTOR2_MAC,
             )?;
-            Ok((a, Some(b)))
+            Ok((a, Some(Box::new(b))))
         })
     }
 
@@ -313,7 +314,7 @@ impl IpvsLab {
             &Netns,
         ) -> anyhow::Result<(
             crate::vm::director::IpvsDirector,
-            Option<crate::vm::director::IpvsDirector>,
+            Option<Box<crate::vm::director::IpvsDirector>>,
         )>,
     ) -> anyhow::Result<IpvsLab> {
         crate::netns::require_root();

@@ -281,14 +281,14 @@ fn the_backup_director_takes_over_transfers_arp_bfd_and_a_drain_when_the_master_
         lab.client.ok(&cmd)
     };
     let a = lab.director.vm.pid();
-    let b = lab.director2.as_ref().unwrap().vm.pid();
+    let b = lab.director2.as_deref().unwrap().vm.pid();
     let confs = [
         print(&DIRECTOR_IP.to_string(), ""),
         print(&DIRECTOR2_IP.to_string(), ""),
     ];
     std::fs::write(dir.join("keepalived-a.conf"), &confs[0]).unwrap();
     std::fs::write(dir.join("keepalived-b.conf"), &confs[1]).unwrap();
-    let directors = [&lab.director, lab.director2.as_ref().unwrap()];
+    let directors = [&lab.director, lab.director2.as_deref().unwrap()];
     for (k, (d, me)) in directors
         .iter()
         .zip([DIRECTOR_IP, DIRECTOR2_IP])
@@ -526,7 +526,7 @@ fn the_backup_director_takes_over_transfers_arp_bfd_and_a_drain_when_the_master_
         "drain: {}",
         String::from_utf8_lossy(&d.stderr)
     );
-    let db = lab.director2.as_ref().unwrap();
+    let db = lab.director2.as_deref().unwrap();
     let took = wait_for(Duration::from_secs(30), || {
         db.keepalived_log()
             .contains("Entering MASTER STATE")
