@@ -202,6 +202,39 @@ fn agent_events(dir: &TestDir, i: usize) -> String {
 struct Run {
     lab: IpvsLab,
     dir: TestDir,
+    /// apache2 parents (node index, PID): SIGTERMed first, since a SIGKILLed parent
+    /// (the namespaces' drop) would leave its worker processes running.
+    apaches: Vec<(usize, u32)>,
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        for &(i, pid) in &self.apaches {
+            self.lab.reals[i]
+                .ns
+                .signal(pid, nix::sys::signal::Signal::SIGTERM);
+        }
+        let conf = self.dir.join("");
+        let conf = conf.to_string_lossy();
+        let gone = wait_for(Duration::from_secs(10), || {
+            (procs_with(&format!("{conf}rs0/apache.conf")) == 0
+                && procs_with(&format!("{conf}rs1/apache.conf")) == 0)
+                .then_some(())
+        });
+        if gone.is_none() {
+            eprintln!("apache2 workers of {conf} still run 10 s after SIGTERM");
+        }
+    }
+}
+
+/// How many live processes have `needle` in their command line (a zombie has none).
+fn procs_with(needle: &str) -> usize {
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    rd.filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
+        .filter(|c| String::from_utf8_lossy(c).contains(needle))
+        .count()
 }
 
 #[test]
@@ -209,8 +242,12 @@ fn the_backup_director_takes_over_transfers_arp_bfd_and_a_drain_when_the_master_
     let lab = IpvsLab::build_pair("failover", 2)
         .unwrap_or_else(|e| panic!("the director guests did not come up: {e:#}"));
     let dir = TestDir::new(&lab.prefix);
-    let mut run = Run { lab, dir };
-    let Run { lab, dir } = &mut run;
+    let mut run = Run {
+        lab,
+        dir,
+        apaches: Vec::new(),
+    };
+    let Run { lab, dir, apaches } = &mut run;
     let dir = &*dir;
     let allow = format!(
         "allow = [\"{DIRECTOR_IP}\", \"{DIRECTOR2_IP}\", \"{CLIENT_IP}\", \"{}\", \"{}\"]",
@@ -235,7 +272,7 @@ fn the_backup_director_takes_over_transfers_arp_bfd_and_a_drain_when_the_master_
             &format!("rs{i}.lab"),
             &sub.join("gridftp.log"),
         );
-        start_apache(rs, &sub, &data);
+        apaches.push((i, start_apache(rs, &sub, &data)));
         let text = node_toml(
             rs,
             &sub,
