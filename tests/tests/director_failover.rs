@@ -285,9 +285,9 @@ fn the_backup_director_takes_over_transfers_arp_bfd_and_a_drain_when_the_master_
         )
         .replace("ports = [2811]", &format!("ports = [2811, {WEB_PORT}]"));
         let text = text
-            // Two TCG guests, two transfers and the other sessions' guests load this machine:
-            // the harness's 300 ms GridFTP check with fall 1 flaps here, and a flapping node
-            // is not what this test is about.
+            // Two TCG guests and two transfers load a 2-core machine: the harness's 300 ms
+            // GridFTP check with fall 1 flaps under that, and a flapping node is not what
+            // this test is about.
             .replace(
                 "interval = \"500ms\"\ntimeout = \"300ms\"\nrise = 2\nfall = 1",
                 "interval = \"1s\"\ntimeout = \"800ms\"\nrise = 2\nfall = 3",
