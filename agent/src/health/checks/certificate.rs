@@ -248,6 +248,41 @@ mod tests {
         assert!(!covers("*.example.org", "example.org"));
     }
 
+    /// Self-signed by openssl with the extendedKeyUsage given (None: no extension).
+    fn openssl_cert(dir: &std::path::Path, name: &str, eku: Option<&str>) -> Vec<u8> {
+        let mut c = std::process::Command::new("openssl");
+        c.args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"])
+            .args(["-nodes", "-days", "30", "-subj", "/CN=node1.example.org"]);
+        if let Some(e) = eku {
+            c.args(["-addext", &format!("extendedKeyUsage={e}")]);
+        }
+        let out = c
+            .arg("-keyout")
+            .arg(dir.join(format!("{name}.key")))
+            .arg("-out")
+            .arg(dir.join(format!("{name}.pem")))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        std::fs::read(dir.join(format!("{name}.pem"))).unwrap()
+    }
+
+    #[test]
+    fn tpc_client_needs_client_auth() {
+        let dir = std::env::temp_dir().join(format!("lvs-cert-eku-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let server_only = parse(&openssl_cert(&dir, "s", Some("serverAuth"))).unwrap();
+        assert_eq!(server_only.eku, Some(vec!["serverAuth".to_string()]));
+        let p = server_only.tpc_client_problem().expect("serverAuth only must be refused");
+        assert!(p.contains("no clientAuth") && p.contains("(serverAuth)"), "{p}");
+        let both = parse(&openssl_cert(&dir, "b", Some("serverAuth,clientAuth"))).unwrap();
+        assert_eq!(both.tpc_client_problem(), None);
+        // No extension at all allows every purpose.
+        let none = parse(&openssl_cert(&dir, "n", None)).unwrap();
+        assert_eq!((none.eku.clone(), none.tpc_client_problem()), (None, None));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
     #[test]
     fn real_certificate() {
         let dir = std::env::temp_dir().join(format!("lvs-cert-{}", std::process::id()));
