@@ -251,8 +251,15 @@ mod tests {
     /// Self-signed by openssl with the extendedKeyUsage given (None: no extension).
     fn openssl_cert(dir: &std::path::Path, name: &str, eku: Option<&str>) -> Vec<u8> {
         let mut c = std::process::Command::new("openssl");
-        c.args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"])
-            .args(["-nodes", "-days", "30", "-subj", "/CN=node1.example.org"]);
+        c.args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args(["-nodes", "-days", "30", "-subj", "/CN=node1.example.org"]);
         if let Some(e) = eku {
             c.args(["-addext", &format!("extendedKeyUsage={e}")]);
         }
@@ -263,7 +270,11 @@ mod tests {
             .arg(dir.join(format!("{name}.pem")))
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         std::fs::read(dir.join(format!("{name}.pem"))).unwrap()
     }
 
@@ -273,8 +284,13 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let server_only = parse(&openssl_cert(&dir, "s", Some("serverAuth"))).unwrap();
         assert_eq!(server_only.eku, Some(vec!["serverAuth".to_string()]));
-        let p = server_only.tpc_client_problem().expect("serverAuth only must be refused");
-        assert!(p.contains("no clientAuth") && p.contains("(serverAuth)"), "{p}");
+        let p = server_only
+            .tpc_client_problem()
+            .expect("serverAuth only must be refused");
+        assert!(
+            p.contains("no clientAuth") && p.contains("(serverAuth)"),
+            "{p}"
+        );
         let both = parse(&openssl_cert(&dir, "b", Some("serverAuth,clientAuth"))).unwrap();
         assert_eq!(both.tpc_client_problem(), None);
         // No extension at all allows every purpose.

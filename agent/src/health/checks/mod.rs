@@ -131,7 +131,16 @@ pub fn spawn(spec: CheckSpec, health: Arc<Health>) -> tokio::task::JoinHandle<()
         } => {
             let tls =
                 https::TlsClient::new(target, ca_file, client_cert, client_key, sni, spec.timeout);
-            start(spec, webdav::Webdav { tls, expect_status }, health)
+            let timeout = spec.timeout;
+            start(
+                spec,
+                webdav::Webdav {
+                    tls,
+                    expect_status,
+                    timeout,
+                },
+                health,
+            )
         }
     }
 }

@@ -8,12 +8,17 @@
 //! 2. `PROPFIND` with `Depth: 0` of the URL's path: the expected status (207 Multi-Status by
 //!    default), and with 207 a body that is a `multistatus` document with a `response`.
 //!
+//! A request that gets no answer within nine tenths of the check's timeout is named
+//! (`OPTIONS: no answer within ...`).
+//!
 //! The answers are untrusted: bodies are capped, header values must be visible ASCII, and
 //! only the numeric compliance classes of `DAV` reach the detail.
 
 use super::https::TlsClient;
 use super::{Check, CheckResult};
 use lvs_shared::http;
+use std::sync::Mutex;
+use std::time::Duration;
 
 /// A Depth 0 PROPFIND answer is one `response` element; a few KiB at most.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -25,10 +30,28 @@ const PROPFIND_BODY: &str = "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n\
 pub struct Webdav {
     pub tls: TlsClient,
     pub expect_status: u16,
+    /// The check's timeout: the requests get nine tenths of it, so that a request that
+    /// waits is named before the runner's own timeout fires.
+    pub timeout: Duration,
 }
 
 impl Check for Webdav {
     async fn run(&self) -> CheckResult {
+        let step = Mutex::new("OPTIONS");
+        let budget = self.timeout * 9 / 10;
+        match tokio::time::timeout(budget, self.talk(&step)).await {
+            Ok(r) => r,
+            Err(_) => Err(format!(
+                "{}: no answer within {}",
+                step.lock().map(|s| *s).unwrap_or("?"),
+                lvs_shared::duration::format(budget)
+            )),
+        }
+    }
+}
+
+impl Webdav {
+    async fn talk(&self, step: &Mutex<&'static str>) -> CheckResult {
         let (url, connect_to) = self.tls.url()?;
         let client = self.tls.client(connect_to).await?;
         let o = http::request(&client, "OPTIONS", &url, &[], Vec::new(), BODY_LIMIT)
@@ -38,6 +61,9 @@ impl Check for Webdav {
             return Err(format!("OPTIONS: HTTP {} (expected 2xx)", o.status));
         }
         let classes = dav_classes(&o.headers)?;
+        if let Ok(mut g) = step.lock() {
+            *g = "PROPFIND";
+        }
         let p = http::request(
             &client,
             "PROPFIND",
