@@ -85,17 +85,14 @@ impl Check for Certificate {
                 if !self.warned.swap(true, Ordering::Relaxed) {
                     tracing::warn!(check = %self.name, path = %self.path.display(), "{p}; {TPC_FIX}");
                 }
-                Ok(format!("{ok}; WARNING: {p}"))
+                Ok(format!("{ok}; WARNING: {p}; fix: {TPC_FIX}"))
             }
         }
     }
 }
 
 /// The way out when a TPC client certificate lacks clientAuth; doctor and the check say it.
-pub const TPC_FIX: &str = "use a certificate whose extendedKeyUsage keeps clientAuth: an \
-    IGTF-accredited CA profile (InCommon/Sectigo IGTF, GEANT TCS (HARICA) IGTF, or the national \
-    grid CA), e.g. `lvs-cert acme --directory <the IGTF endpoint> --eab-file ...` (docs/certs.md, \
-    \"Certificates for third-party copy\")";
+pub use lvs_shared::tpc::CLIENT_AUTH_FIX as TPC_FIX;
 
 /// What the checks need from a certificate: validity (unix seconds) and the names clients
 /// match (DNS SANs, else the CN).
@@ -113,24 +110,7 @@ impl CertInfo {
     /// Why a TLS server would refuse this certificate from a client, or None when
     /// clientAuth is allowed (no extendedKeyUsage, clientAuth, or anyExtendedKeyUsage).
     pub fn tpc_client_problem(&self) -> Option<String> {
-        let eku = self.eku.as_ref()?;
-        if eku
-            .iter()
-            .any(|p| p == "clientAuth" || p == "anyExtendedKeyUsage")
-        {
-            return None;
-        }
-        Some(format!(
-            "no clientAuth in its extendedKeyUsage ({}): XRootD and its HTTP plugin present it \
-             as the client in third-party copy, and the other server refuses it \
-             (\"unsupported certificate purpose\"); Let's Encrypt certificates carry no \
-             clientAuth since February 2026",
-            if eku.is_empty() {
-                "empty".to_string()
-            } else {
-                eku.join(", ")
-            }
-        ))
+        lvs_shared::tpc::client_auth_problem(self.eku.as_deref())
     }
 
     /// The hostnames among `hostnames` that no name of the certificate covers.
