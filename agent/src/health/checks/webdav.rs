@@ -101,10 +101,9 @@ pub fn dav_classes(h: &http::reqwest::header::HeaderMap) -> Result<String, Strin
             .to_str()
             .map_err(|_| "OPTIONS: a DAV header that is not visible ASCII".to_string())?;
         for t in v.split(',').map(str::trim) {
-            if !t.is_empty() && t.len() <= 3 && t.bytes().all(|b| b.is_ascii_digit()) {
-                if !classes.iter().any(|c| c == t) {
-                    classes.push(t.to_string());
-                }
+            let numeric = !t.is_empty() && t.len() <= 3 && t.bytes().all(|b| b.is_ascii_digit());
+            if numeric && !classes.iter().any(|c| c == t) {
+                classes.push(t.to_string());
             }
         }
     }
