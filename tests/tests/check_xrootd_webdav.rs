@@ -6,6 +6,10 @@
 //! the process stopped but its socket still accepting, the process gone, another web server
 //! on the port, a server that demands authentication) and asserts the reason names the
 //! step that failed.
+//!
+//! The lab is `DrLab::one_real`: its director namespace is the nftables MAC-rewrite emulation
+//! of LVS-DR, not IPVS; only its address is used here, to read `/health` and `/status` as a
+//! director does.
 
 mod daemon_util;
 

@@ -4,6 +4,10 @@
 //! the CSR `lvs-cert request` writes (serverAuth and clientAuth, what IGTF profiles issue).
 //! `lvs-cert inspect`, `lvs-node doctor` (`cert.client_auth`) and the `certificate` check
 //! with `tpc_client = true` warn on the first, naming the IGTF route, and not on the second.
+//!
+//! The lab is `DrLab::one_real`: its director namespace is the nftables MAC-rewrite emulation
+//! of LVS-DR, not IPVS; only its address is used here, to read `/health` and `/status` as a
+//! director does.
 
 mod daemon_util;
 
