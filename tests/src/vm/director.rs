@@ -52,6 +52,15 @@ fn hex_addr(s: &str) -> String {
     s.to_string()
 }
 
+/// A firewall mark in decimal: /proc/net/ip_vs writes it as 8 hex digits (`00000AFB`),
+/// `ipvsadm -Ln` in decimal (`2811`).
+fn fwmark(s: &str) -> String {
+    match u32::from_str_radix(s, 16) {
+        Ok(m) if s.len() == 8 => m.to_string(),
+        _ => s.to_string(),
+    }
+}
+
 /// Parses `ipvsadm -Ln` or /proc/net/ip_vs (hex addresses) into services.
 pub fn parse_table(text: &str) -> Vec<Service> {
     let mut out: Vec<Service> = Vec::new();
@@ -62,7 +71,15 @@ pub fn parse_table(text: &str) -> Vec<Service> {
         }
         match w[0] {
             "TCP" | "UDP" | "SCTP" | "FWM" if w.len() >= 3 => out.push(Service {
-                key: format!("{} {}", w[0], hex_addr(w[1])),
+                key: format!(
+                    "{} {}",
+                    w[0],
+                    if w[0] == "FWM" {
+                        fwmark(w[1])
+                    } else {
+                        hex_addr(w[1])
+                    }
+                ),
                 scheduler: w[2].to_string(),
                 reals: Vec::new(),
             }),
@@ -220,6 +237,12 @@ impl IpvsDirector {
         Ok(())
     }
 
+    /// The config file keepalived reads, as the guest reads it: for checks that what was
+    /// loaded is, byte for byte, what a command printed.
+    pub fn loaded_keepalived_conf(&self) -> String {
+        self.vm.ok(&format!("cat {GUEST_CONF}"))
+    }
+
     /// keepalived's log (the guest writes it to /lab/keepalived.log).
     pub fn keepalived_log(&self) -> String {
         std::fs::read_to_string(self.vm.io_dir().join("keepalived.log")).unwrap_or_default()
@@ -356,6 +379,14 @@ mod tests {
         assert_eq!(s[0].key, "TCP 192.0.2.100:2811");
         assert_eq!(s[0].reals[0].addr, "192.0.2.11:2811");
         assert_eq!(s[0].reals[0].weight, 7);
+        let f = "FWM  00000AFB wlc persistent 300\n  -> C000020B:0000      Route   100    0          0\n";
+        let s = parse_table(f);
+        assert_eq!(s[0].key, "FWM 2811");
+        assert_eq!(s[0].reals[0].addr, "192.0.2.11:0");
+        let s = parse_table(
+            "FWM  2811 wlc persistent 300\n  -> 192.0.2.11:0   Route   100    0    0\n",
+        );
+        assert_eq!(s[0].key, "FWM 2811");
         let st = "TCP  192.0.2.100:2811     3    30    0   2000   0\n  -> 192.0.2.11:2811  2  20  0  1500  0\n";
         let r = parse_stats(st);
         assert_eq!(r.len(), 1);
