@@ -102,10 +102,9 @@ fn inspect(cert: &Path, json: bool) -> (Output, String) {
 /// serverAuth-only certificate (exit 0: a warning) and not on the IGTF-style one.
 #[test]
 fn inspect_warns_without_client_auth_and_request_asks_for_it() {
-    let dir = std::env::temp_dir().join(format!("lvt-tpc-inspect-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let (le, igtf, _) = two_certs(&dir);
+    // Removed on drop, even when an assertion fails.
+    let tmp = lab::pebble::TempDir::new("tpci");
+    let (le, igtf, _) = two_certs(tmp.path());
 
     let (o, s) = inspect(&le, false);
     assert_eq!(
@@ -149,7 +148,6 @@ fn inspect_warns_without_client_auth_and_request_asks_for_it() {
         (Value::Bool(true), serde_json::json!([])),
         "{v}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// doctor's `cert.client_auth` finding from `lvs-node -c CFG doctor --json ARGS` in the
