@@ -22,6 +22,9 @@ apt-get install -y --no-install-recommends firewalld
 # Uploads through the redirect (WebDAV server and clients), GSI (grid proxies).
 apt-get install -y --no-install-recommends \
   apache2 davix globus-proxy-utils globus-gsi-cert-utils-progs
+# XRootD's HTTP/WebDAV plugin (XrdHttp, xrootd-server-plugins) and its security plugins
+# (sss, xrootd-plugins): the xrootd and webdav checks against the real server.
+apt-get install -y --no-install-recommends xrootd-server-plugins xrootd-plugins
 # The pool page in a real browser (headless, inside a lab namespace).
 apt-get install -y --no-install-recommends chromium
 # The workspace needs a current stable Rust (Debian 12's rustc 1.63 is too old). CI machines
