@@ -206,6 +206,13 @@ impl Daemon {
                 })
                 .collect::<Vec<_>>(),
         );
+        self.health.set_shared(
+            &d.checks
+                .iter()
+                .filter(|c| c.shared)
+                .map(|c| c.name.clone())
+                .collect::<Vec<_>>(),
+        );
         self.health.set_dataplane_stale(dataplane_stale(cfg));
         self.checks.retain(|name, t| {
             let keep = d.checks.iter().any(|c| &c.name == name && *c == t.key);

@@ -156,6 +156,8 @@ struct Daemon {
     redirect_counts: crate::edge::redirect::Counts,
     /// None once stopping: no repair may race the final `down`.
     dataplane: Option<DataplaneThread>,
+    /// This node's shared-failure and held flags as last logged (see `depool`).
+    depool_logged: (bool, bool),
     _load: Task<()>,
 }
 
@@ -236,6 +238,7 @@ impl Daemon {
             bfd: None,
             pool_history: crate::pool::history::History::shared(),
             dataplane: Some(dataplane),
+            depool_logged: (false, false),
             _load: load,
         };
         d.apply(&cfg).await?;
@@ -269,7 +272,10 @@ impl Daemon {
                     tracing::warn!("injected fault: the main loop hangs");
                     std::future::pending::<()>().await;
                 }
-                _ = refresh.tick() => self.health.refresh(),
+                _ = refresh.tick() => {
+                    self.health.refresh();
+                    self.depool();
+                }
                 _ = hup.recv() => self.reload().await,
                 _ = term.recv() => return self.stop("SIGTERM").await,
                 _ = int.recv() => return self.stop("SIGINT").await,
@@ -277,6 +283,38 @@ impl Daemon {
                     let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
                 }
             }
+        }
+    }
+
+    /// Grants or withdraws the hold of `[pool] depool_threshold` from the pool poller's
+    /// latest view (`pool::depool`), and logs when this node starts or stops serving
+    /// through a shared failure. Runs every second, so a view that goes stale withdraws
+    /// the hold within a second of `[pool] max_age`.
+    fn depool(&mut self) {
+        let view = self.pool_tx.borrow().clone();
+        let d = crate::pool::depool::decide(
+            &view,
+            self.cfg.daemon.pool.depool_threshold,
+            std::time::SystemTime::now(),
+        );
+        self.health.set_hold(d.hold);
+        let snap = self.health.snapshot();
+        let now = (snap.shared_failure, snap.held);
+        if now == self.depool_logged {
+            return;
+        }
+        self.depool_logged = now;
+        let reason = snap.reason.clone().unwrap_or_default();
+        match now {
+            (true, true) => tracing::warn!(
+                reason = %reason, members = d.members, seen = d.seen, healthy = d.healthy, need = d.need,
+                "held in: only shared checks fail, and depooling this node would leave fewer nodes serving than [pool] depool_threshold; {}", d.why
+            ),
+            (true, false) => tracing::warn!(
+                reason = %reason, members = d.members, seen = d.seen, healthy = d.healthy, need = d.need,
+                "shared check failing, node leaves the pool: {}", d.why
+            ),
+            (false, _) => tracing::info!("no shared failure: the depool threshold holds nothing"),
         }
     }
 

@@ -34,8 +34,14 @@ pub fn stale_bound(interval: Duration, timeout: Duration) -> Duration {
 pub struct Snapshot {
     pub state: NodeState,
     pub admin: AdminState,
-    /// Why the node is down (the first failing check), if it is.
+    /// Why the node is down (the first failing check), if it is; when `held`, the
+    /// shared check that fails.
     pub reason: Option<String>,
+    /// Admin ready, at least one check fails and every failing check is `shared`.
+    pub shared_failure: bool,
+    /// Serving despite `shared_failure`: the daemon granted a hold from the pool view
+    /// ([`Health::set_hold`]).
+    pub held: bool,
     pub weight: u32,
     pub base_weight: u32,
     pub load: Load,
@@ -75,6 +81,9 @@ struct Inner {
     reload_error: Option<String>,
     /// What the `certificate` checks last read, by check name.
     certificates: Vec<CertFact>,
+    /// The pool needs this node while only shared checks fail (decided by the daemon
+    /// from the pool view, which sits above this layer).
+    hold: bool,
 }
 
 /// One watched certificate as its `certificate` check last read it: `/status`, `/metrics`
@@ -112,6 +121,7 @@ impl Health {
             last_repair_ms: None,
             reload_error: None,
             certificates: Vec::new(),
+            hold: false,
         };
         let snap = Arc::new(compute(&inner));
         let state_tx = tokio::sync::watch::channel(snap.state).0;
@@ -177,6 +187,21 @@ impl Health {
                 .retain(|f| next.iter().any(|c| c.name == f.check));
             g.checks = next;
         });
+    }
+
+    /// Marks which configured checks are `shared` (the others are not).
+    pub fn set_shared(&self, names: &[String]) {
+        self.update(|g| {
+            for c in g.checks.iter_mut() {
+                c.shared = c.name != DATAPLANE && names.contains(&c.name);
+            }
+        });
+    }
+
+    /// Grants or withdraws the hold: while granted, a node whose only failing checks are
+    /// shared stays up. The daemon decides from the pool view; a failing check that is not shared always takes the node down.
+    pub fn set_hold(&self, hold: bool) {
+        self.update(|g| g.hold = hold);
     }
 
     /// Re-evaluates staleness without a new result.
@@ -306,17 +331,24 @@ fn compute(g: &Inner) -> Snapshot {
 fn compute_at(g: &Inner, now: u64) -> Snapshot {
     // A check that has not reported yet, or whose last result is stale, counts as down:
     // fail closed.
-    let failing = g.checks.iter().find_map(|c| match c.up {
-        Some(true) => c.stale(now).map(|why| (c, why)),
-        _ => Some((c, c.detail.clone())),
-    });
-    let reason = failing
-        .as_ref()
-        .map(|(c, why)| format!("{}: {}", c.name, why));
+    let all_failing: Vec<(&CheckStatus, String)> = g
+        .checks
+        .iter()
+        .filter_map(|c| match c.up {
+            Some(true) => c.stale(now).map(|why| (c, why)),
+            _ => Some((c, c.detail.clone())),
+        })
+        .collect();
+    let failing = all_failing.first();
+    let reason = failing.map(|(c, why)| format!("{}: {}", c.name, why));
+    let shared_failure = g.admin.admin == Admin::Ready
+        && !all_failing.is_empty()
+        && all_failing.iter().all(|(c, _)| c.shared);
+    let held = shared_failure && g.hold;
     let state = match g.admin.admin {
         Admin::Maint => NodeState::Maint,
         Admin::Drain => NodeState::Drain,
-        Admin::Ready if failing.is_some() => NodeState::Down,
+        Admin::Ready if failing.is_some() && !held => NodeState::Down,
         Admin::Ready => NodeState::Up,
     };
     let weight = if state == NodeState::Up {
@@ -332,6 +364,9 @@ fn compute_at(g: &Inner, now: u64) -> Snapshot {
         weight,
         base
     );
+    if held {
+        health_line.push_str(" held=1");
+    }
     if let Some(r) = &reason {
         health_line.push_str(&format!(" reason=\"{}\"", one_line(r)));
     }
@@ -341,6 +376,8 @@ fn compute_at(g: &Inner, now: u64) -> Snapshot {
         state,
         admin: g.admin.clone(),
         reason,
+        shared_failure,
+        held,
         weight,
         base_weight: base,
         load: g.load.clone(),
@@ -474,6 +511,52 @@ mod tests {
         assert!(s
             .health_line
             .starts_with(b"state=drain admin=drain weight=0"));
+    }
+
+    #[test]
+    fn a_hold_keeps_a_node_up_only_while_every_failing_check_is_shared() {
+        let h = Health::new(w(), AdminState::default());
+        h.set_checks(&[
+            ("nfs".into(), "filesystem".into(), 1, 1),
+            ("gridftp".into(), "gridftp".into(), 1, 1),
+        ]);
+        h.set_shared(&["nfs".into()]);
+        h.record(DATAPLANE, Ok("ok".into()), Duration::ZERO);
+        h.record("gridftp", Ok("220".into()), Duration::ZERO);
+        h.record("nfs", Err("not a mount point".into()), Duration::ZERO);
+        let s = h.snapshot();
+        assert_eq!((s.state, s.shared_failure, s.held), (NodeState::Down, true, false));
+        h.set_hold(true);
+        let s = h.snapshot();
+        assert_eq!((s.state, s.shared_failure, s.held), (NodeState::Up, true, true));
+        assert_eq!(s.weight, 100);
+        assert_eq!(
+            &s.health_line[..],
+            b"state=up admin=ready weight=100 base=100 held=1 reason=\"nfs: not a mount point\"\n"
+        );
+        assert_eq!(&s.agent_line[..], b"up ready 100%\n");
+        // A failing check that is not shared takes the node down, hold or not.
+        h.record("gridftp", Err("connection refused".into()), Duration::ZERO);
+        let s = h.snapshot();
+        assert_eq!((s.state, s.shared_failure, s.held), (NodeState::Down, false, false));
+        h.record("gridftp", Ok("220".into()), Duration::ZERO);
+        // A drained node is never held.
+        h.set_admin(AdminState {
+            admin: Admin::Drain,
+            ..AdminState::default()
+        });
+        let s = h.snapshot();
+        assert_eq!((s.state, s.held), (NodeState::Drain, false));
+        h.set_admin(AdminState::default());
+        // Without the shared mark the same failure takes the node down.
+        h.set_shared(&[]);
+        let s = h.snapshot();
+        assert_eq!((s.state, s.shared_failure, s.held), (NodeState::Down, false, false));
+        h.set_shared(&["nfs".into()]);
+        h.record("nfs", Ok("ok".into()), Duration::ZERO);
+        let s = h.snapshot();
+        assert_eq!((s.state, s.shared_failure, s.held), (NodeState::Up, false, false));
+        assert_eq!(&s.health_line[..], b"state=up admin=ready weight=100 base=100\n");
     }
 
     #[test]
