@@ -525,10 +525,16 @@ mod tests {
         h.record("gridftp", Ok("220".into()), Duration::ZERO);
         h.record("nfs", Err("not a mount point".into()), Duration::ZERO);
         let s = h.snapshot();
-        assert_eq!((s.state, s.shared_failure, s.held), (NodeState::Down, true, false));
+        assert_eq!(
+            (s.state, s.shared_failure, s.held),
+            (NodeState::Down, true, false)
+        );
         h.set_hold(true);
         let s = h.snapshot();
-        assert_eq!((s.state, s.shared_failure, s.held), (NodeState::Up, true, true));
+        assert_eq!(
+            (s.state, s.shared_failure, s.held),
+            (NodeState::Up, true, true)
+        );
         assert_eq!(s.weight, 100);
         assert_eq!(
             &s.health_line[..],
@@ -538,7 +544,10 @@ mod tests {
         // A failing check that is not shared takes the node down, hold or not.
         h.record("gridftp", Err("connection refused".into()), Duration::ZERO);
         let s = h.snapshot();
-        assert_eq!((s.state, s.shared_failure, s.held), (NodeState::Down, false, false));
+        assert_eq!(
+            (s.state, s.shared_failure, s.held),
+            (NodeState::Down, false, false)
+        );
         h.record("gridftp", Ok("220".into()), Duration::ZERO);
         // A drained node is never held.
         h.set_admin(AdminState {
@@ -551,12 +560,21 @@ mod tests {
         // Without the shared mark the same failure takes the node down.
         h.set_shared(&[]);
         let s = h.snapshot();
-        assert_eq!((s.state, s.shared_failure, s.held), (NodeState::Down, false, false));
+        assert_eq!(
+            (s.state, s.shared_failure, s.held),
+            (NodeState::Down, false, false)
+        );
         h.set_shared(&["nfs".into()]);
         h.record("nfs", Ok("ok".into()), Duration::ZERO);
         let s = h.snapshot();
-        assert_eq!((s.state, s.shared_failure, s.held), (NodeState::Up, false, false));
-        assert_eq!(&s.health_line[..], b"state=up admin=ready weight=100 base=100\n");
+        assert_eq!(
+            (s.state, s.shared_failure, s.held),
+            (NodeState::Up, false, false)
+        );
+        assert_eq!(
+            &s.health_line[..],
+            b"state=up admin=ready weight=100 base=100\n"
+        );
     }
 
     #[test]

@@ -100,7 +100,10 @@ pub fn decide(view: &PoolView, threshold: f64, now: SystemTime) -> Decision {
     candidates.sort_unstable();
     candidates.dedup();
     let slots = d.need - d.healthy;
-    let rank = candidates.iter().position(|u| *u == me.url).unwrap_or(usize::MAX);
+    let rank = candidates
+        .iter()
+        .position(|u| *u == me.url)
+        .unwrap_or(usize::MAX);
     d.hold = rank < slots;
     d.why = format!(
         "{} other node(s) serve without a shared failure, {} needed: the first {} of {} node(s) with a shared failure by URL stay in; this node is number {}",

@@ -449,8 +449,18 @@ mod tests {
                 fetched_at: now,
             }],
         };
-        let page = render(&view, &History::default(), "n1", Duration::from_secs(5), None, now);
-        assert!(page.contains("<span class=\"st st-held\">held</span>"), "{page}");
+        let page = render(
+            &view,
+            &History::default(),
+            "n1",
+            Duration::from_secs(5),
+            None,
+            now,
+        );
+        assert!(
+            page.contains("<span class=\"st st-held\">held</span>"),
+            "{page}"
+        );
         assert!(page.contains("1 node(s) held in"), "{page}");
         assert!(page.contains("1 held"), "{page}");
     }
