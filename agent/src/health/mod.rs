@@ -37,11 +37,15 @@ pub struct Snapshot {
     /// Why the node is down (the first failing check), if it is; when `held`, the
     /// shared check that fails.
     pub reason: Option<String>,
-    /// Admin ready, at least one check fails and every failing check is `shared`.
+    /// Admin ready, at least one check fails and every failing check is `shared` and has
+    /// reported (a check that never ran is no shared failure: nothing is held at start-up).
     pub shared_failure: bool,
     /// Serving despite `shared_failure`: the daemon granted a hold from the pool view
-    /// ([`Health::set_hold`]).
+    /// ([`Health::set_hold`]), or the shared failure is younger than the hold grace.
     pub held: bool,
+    /// Held only because the shared failure is younger than the hold grace
+    /// ([`Health::set_hold_grace`]): the pool view may not show the peers' failure yet.
+    pub hold_pending: bool,
     pub weight: u32,
     pub base_weight: u32,
     pub load: Load,
@@ -84,6 +88,11 @@ struct Inner {
     /// The pool needs this node while only shared checks fail (decided by the daemon
     /// from the pool view, which sits above this layer).
     hold: bool,
+    /// How long a fresh shared failure keeps the node up before the hold decides
+    /// (milliseconds; 0: no grace, no hold by time).
+    hold_grace_ms: u64,
+    /// When the current shared failure began (unix milliseconds).
+    shared_since_ms: Option<u64>,
 }
 
 /// One watched certificate as its `certificate` check last read it: `/status`, `/metrics`
@@ -122,6 +131,8 @@ impl Health {
             reload_error: None,
             certificates: Vec::new(),
             hold: false,
+            hold_grace_ms: 0,
+            shared_since_ms: None,
         };
         let snap = Arc::new(compute(&inner));
         let state_tx = tokio::sync::watch::channel(snap.state).0;
@@ -144,7 +155,16 @@ impl Health {
     fn update(&self, f: impl FnOnce(&mut Inner)) {
         let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         f(&mut g);
-        let s = Arc::new(compute(&g));
+        let now = now_ms();
+        let s = compute_at(&g, now);
+        // The shared failure's start is what the grace counts from; a snapshot computed
+        // as it begins already counts it (`compute_at` treats None as "now").
+        match (s.shared_failure, g.shared_since_ms) {
+            (true, None) => g.shared_since_ms = Some(now),
+            (false, Some(_)) => g.shared_since_ms = None,
+            _ => {}
+        }
+        let s = Arc::new(s);
         let state = s.state;
         *self.snap.write().unwrap_or_else(|e| e.into_inner()) = s;
         self.state_tx.send_if_modified(|cur| {
@@ -199,9 +219,19 @@ impl Health {
     }
 
     /// Grants or withdraws the hold: while granted, a node whose only failing checks are
-    /// shared stays up. The daemon decides from the pool view; a failing check that is not shared always takes the node down.
+    /// shared stays up. The daemon decides from the pool view; a failing check that is not
+    /// shared always takes the node down.
     pub fn set_hold(&self, hold: bool) {
         self.update(|g| g.hold = hold);
+    }
+
+    /// A shared failure younger than `grace` keeps the node up whatever the hold says:
+    /// the peers fail at about the same moment, but the pool view shows it only after
+    /// their checks and the next poll round, and a node that left at once would flap out
+    /// and back in (with every node doing so, the pool would be empty for that time).
+    /// Zero: no grace (without `[pool]` or with `depool_threshold = 0`).
+    pub fn set_hold_grace(&self, grace: Duration) {
+        self.update(|g| g.hold_grace_ms = grace.as_millis() as u64);
     }
 
     /// Re-evaluates staleness without a new result.
@@ -343,8 +373,13 @@ fn compute_at(g: &Inner, now: u64) -> Snapshot {
     let reason = failing.map(|(c, why)| format!("{}: {}", c.name, why));
     let shared_failure = g.admin.admin == Admin::Ready
         && !all_failing.is_empty()
-        && all_failing.iter().all(|(c, _)| c.shared);
-    let held = shared_failure && g.hold;
+        && all_failing.iter().all(|(c, _)| c.shared && c.up.is_some());
+    let pending = shared_failure
+        && !g.hold
+        && g.hold_grace_ms > 0
+        && g.shared_since_ms
+            .map_or(true, |t| now < t.saturating_add(g.hold_grace_ms));
+    let held = shared_failure && (g.hold || pending);
     let state = match g.admin.admin {
         Admin::Maint => NodeState::Maint,
         Admin::Drain => NodeState::Drain,
@@ -378,6 +413,7 @@ fn compute_at(g: &Inner, now: u64) -> Snapshot {
         reason,
         shared_failure,
         held,
+        hold_pending: pending,
         weight,
         base_weight: base,
         load: g.load.clone(),
@@ -575,6 +611,51 @@ mod tests {
             &s.health_line[..],
             b"state=up admin=ready weight=100 base=100\n"
         );
+    }
+
+    #[test]
+    fn a_fresh_shared_failure_stays_in_for_the_grace_only() {
+        let h = Health::new(w(), AdminState::default());
+        h.set_checks(&[("nfs".into(), "filesystem".into(), 1, 1)]);
+        h.set_shared(&["nfs".into()]);
+        h.set_hold_grace(Duration::from_millis(300));
+        h.record(DATAPLANE, Ok("ok".into()), Duration::ZERO);
+        // Never run: down, no shared failure, no grace.
+        let s = h.snapshot();
+        assert_eq!(
+            (s.state, s.shared_failure, s.held),
+            (NodeState::Down, false, false)
+        );
+        h.record("nfs", Ok("ok".into()), Duration::ZERO);
+        assert_eq!(h.snapshot().state, NodeState::Up);
+        h.record("nfs", Err("not writable".into()), Duration::ZERO);
+        let s = h.snapshot();
+        assert_eq!(
+            (s.state, s.shared_failure, s.held, s.hold_pending),
+            (NodeState::Up, true, true, true)
+        );
+        std::thread::sleep(Duration::from_millis(350));
+        h.refresh();
+        let s = h.snapshot();
+        assert_eq!(
+            (s.state, s.held, s.hold_pending),
+            (NodeState::Down, false, false)
+        );
+        // A hold granted later keeps it in, not pending.
+        h.set_hold(true);
+        let s = h.snapshot();
+        assert_eq!(
+            (s.state, s.held, s.hold_pending),
+            (NodeState::Up, true, false)
+        );
+        // Recovery ends the failure; the next one gets a grace of its own.
+        h.set_hold(false);
+        h.record("nfs", Ok("ok".into()), Duration::ZERO);
+        h.record("nfs", Err("not writable".into()), Duration::ZERO);
+        assert!(h.snapshot().hold_pending);
+        // Without a grace, a shared failure without a hold is down at once.
+        h.set_hold_grace(Duration::ZERO);
+        assert_eq!(h.snapshot().state, NodeState::Down);
     }
 
     #[test]
