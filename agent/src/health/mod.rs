@@ -256,7 +256,10 @@ impl Health {
     pub fn reset_check(&self, name: &str) {
         self.update(|g| {
             if let Some(c) = g.checks.iter_mut().find(|c| c.name == name) {
-                *c = CheckStatus::new(&c.name, &c.kind, c.rise, c.fall);
+                // The results go; the `shared` mark from the config stays.
+                let mut fresh = CheckStatus::new(&c.name, &c.kind, c.rise, c.fall);
+                fresh.shared = c.shared;
+                *c = fresh;
             }
         });
     }
@@ -618,6 +621,8 @@ mod tests {
         let h = Health::new(w(), AdminState::default());
         h.set_checks(&[("nfs".into(), "filesystem".into(), 1, 1)]);
         h.set_shared(&["nfs".into()]);
+        // The daemon starts a (re)configured check from a reset: the mark stays.
+        h.reset_check("nfs");
         h.set_hold_grace(Duration::from_millis(300));
         h.record(DATAPLANE, Ok("ok".into()), Duration::ZERO);
         // Never run: down, no shared failure, no grace.
