@@ -339,7 +339,10 @@ fn a_shared_failure_on_every_node_keeps_half_the_pool_serving_through_ipvs() {
     // On a held node: its own part and the pool's are WARNING.
     let (code, text) = nagios(1);
     assert_eq!(code, 1, "{text}");
-    assert!(text.contains("up, held in through a shared failure"), "{text}");
+    assert!(
+        text.contains("up, held in through a shared failure"),
+        "{text}"
+    );
     assert!(
         text.contains("pool: 2 of 4 node(s) serve, 2 held in through a shared failure, fewer than the minimum of 3"),
         "{text}"
