@@ -380,8 +380,8 @@ fn a_shared_failure_on_every_node_keeps_half_the_pool_serving_through_ipvs() {
     }
 
     // Every node drained: nothing serves. pool status exits 1, nagios is CRITICAL.
-    for i in 0..NODES {
-        let o = lvs(&lab.reals[i].ns, &cfgs[i], "drain --reason test");
+    for (rs, cfg) in lab.reals.iter().zip(&cfgs) {
+        let o = lvs(&rs.ns, cfg, "drain --reason test");
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     }
     let none = wait_for(Duration::from_secs(30), || {

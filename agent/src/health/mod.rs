@@ -381,7 +381,7 @@ fn compute_at(g: &Inner, now: u64) -> Snapshot {
         && !g.hold
         && g.hold_grace_ms > 0
         && g.shared_since_ms
-            .map_or(true, |t| now < t.saturating_add(g.hold_grace_ms));
+            .is_none_or(|t| now < t.saturating_add(g.hold_grace_ms));
     let held = shared_failure && (g.hold || pending);
     let state = match g.admin.admin {
         Admin::Maint => NodeState::Maint,
