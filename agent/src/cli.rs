@@ -216,6 +216,10 @@ pub struct PoolStatusArgs {
     /// Timeout for each node's /status.
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
     pub timeout: std::time::Duration,
+    /// Exit 1 when fewer nodes than this serve (up or held); default `[pool] min_serving`,
+    /// else 1. No node serving always exits 1.
+    #[arg(long, value_name = "N")]
+    pub min_serving: Option<u32>,
     /// CA bundle (PEM) or directory that the certificates of https:// nodes must verify
     /// against; default: `[pool] ca`, else the system's roots.
     #[arg(long, value_name = "PATH")]
@@ -276,6 +280,11 @@ pub struct NagiosArgs {
     /// Give up on the agent after this long (CRITICAL: it does not answer).
     #[arg(short, long, default_value = "5s", value_parser = parse_duration)]
     pub timeout: std::time::Duration,
+    /// Judge the pool: WARNING when fewer nodes than this serve (up or held), CRITICAL
+    /// when none does. Default `[pool] min_serving`; the pool is judged when `[pool] peers`
+    /// is set or this flag is given.
+    #[arg(long, value_name = "N")]
+    pub min_serving: Option<u32>,
 }
 
 #[derive(Args, Debug, Clone)]

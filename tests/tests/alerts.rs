@@ -81,6 +81,7 @@ fn every_alert_has_a_firing_case_that_is_checked() {
         "LvsNodeDown",
         "LvsNodeDrainedTooLong",
         "LvsNodeRepairFight",
+        "LvsNodeHeldThroughSharedFailure",
         "LvsNodeCertificateExpiringSoon",
         "LvsCertRenewalFailed",
         "LvsPoolBelowMinimumHealthy",

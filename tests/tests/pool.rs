@@ -95,7 +95,9 @@ fn pool_status_shows_up_drained_down_and_unreachable_nodes() {
     .unwrap_or_else(|| panic!("pool never all up: {:?}", pool_status(rs0, &cfgs[0], "")));
     eprintln!("{out}{err}");
     assert_eq!(code, 0);
-    assert_eq!(out.lines().count(), 4, "{out}");
+    // The header, one line per node, and the serving count.
+    assert_eq!(out.lines().count(), 5, "{out}");
+    assert_eq!(out.lines().last(), Some("SERVING 3 of 3"), "{out}");
     assert!(out.starts_with("NODE"), "{out}");
     for rs in &lab.reals {
         let c = cols(line_for(&out, rs));
@@ -185,8 +187,15 @@ fn pool_status_shows_up_drained_down_and_unreachable_nodes() {
         &cfgs[0],
         &format!("--peer http://{}:{HTTP_PORT}", rs1.ip),
     );
-    assert_eq!(code, 0, "{out}");
-    assert_eq!(out.lines().count(), 2, "{out}");
+    // rs1 is drained: the one named node does not serve, which fails even though each
+    // drain is an admin's choice.
+    assert_eq!(code, 1, "{out}");
+    assert_eq!(out.lines().count(), 3, "{out}");
+    assert_eq!(
+        out.lines().last(),
+        Some("SERVING 0 of 1: no node serves: the VIP answers nothing"),
+        "{out}"
+    );
 
     // Bad usage: exit 2 naming the flag.
     let (code, _, err) = pool_status(rs0, &cfgs[0], "--peer ftp://x:1");

@@ -306,7 +306,8 @@ fn pool_reads_over_tls_refuse_a_spoofed_peer() {
         )
     });
     eprintln!("{out}{err}");
-    assert_eq!(out.lines().count(), 3, "{out}");
+    // The header, two nodes and the serving count.
+    assert_eq!(out.lines().count(), 4, "{out}");
     assert_eq!(state_of(&out, "rs0.lab"), "up", "{out}");
     assert_eq!(state_of(&out, "rs1.lab"), "up", "{out}");
 

@@ -11,6 +11,7 @@ pub async fn run(config: &Path, args: NagiosArgs) -> u8 {
         cert: args.cert,
         agent: args.agent,
         timeout: args.timeout,
+        min_serving: args.min_serving,
     };
     let (state, out) = match check(config, &opts).await {
         Ok(parts) => render(&parts),

@@ -88,14 +88,17 @@ pub async fn status(config: &Path, args: PoolStatusArgs) -> u8 {
             return EXIT_USAGE;
         }
     };
-    if ca.is_none() || cert.is_none() {
-        // Without the flags, `[pool]`'s files (the config was read and checked above
+    let mut min_serving = args.min_serving;
+    if ca.is_none() || cert.is_none() || min_serving.is_none() {
+        // Without the flags, `[pool]`'s settings (the config was read and checked above
         // unless --peer was given; then only a config that loads is used).
         if let Ok(cfg) = NodeConfig::load(config) {
             ca = ca.or(cfg.daemon.pool.ca);
             cert = cert.or(cfg.daemon.pool.client);
+            min_serving = min_serving.or(Some(cfg.daemon.pool.min_serving));
         }
     }
+    let min_serving = min_serving.unwrap_or(1);
     let c = match client(args.timeout, ca.as_deref(), cert.as_ref(), &list) {
         Ok(c) => c,
         Err(e) => {
@@ -107,12 +110,8 @@ pub async fn status(config: &Path, args: PoolStatusArgs) -> u8 {
     let now = SystemTime::now();
     // Fresh answers only: nothing here is older than this run.
     let max_age = args.timeout + Duration::from_secs(1);
-    let bad = views.iter().any(|v| {
-        matches!(
-            v.state(now, max_age),
-            PeerState::Down | PeerState::Unreachable | PeerState::Stale | PeerState::Invalid
-        )
-    });
+    let states: Vec<PeerState> = views.iter().map(|v| v.state(now, max_age)).collect();
+    let verdict = judge(&states, min_serving);
     if args.json {
         let arr: Vec<serde_json::Value> = views
             .iter()
@@ -130,10 +129,65 @@ pub async fn status(config: &Path, args: PoolStatusArgs) -> u8 {
     } else {
         print_table(&views, now, max_age);
     }
-    if bad {
+    // The serving summary goes to stderr with --json, so the array stays the whole stdout.
+    match (&verdict.warning, args.json) {
+        (Some(w), true) => eprintln!("{}: {w}", verdict.summary),
+        (Some(w), false) => println!("{}: {w}", verdict.summary),
+        (None, false) => println!("{}", verdict.summary),
+        (None, true) => {}
+    }
+    if verdict.fail {
         EXIT_FAIL
     } else {
         EXIT_OK
+    }
+}
+
+/// What the states of the pool add up to.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Verdict {
+    /// `SERVING 2 of 4 (1 held)`.
+    pub summary: String,
+    /// Fewer nodes serve than `min_serving`, or none does.
+    pub warning: Option<String>,
+    /// Exit 1: a node is down, held, unreachable, stale or invalid, or fewer than
+    /// `min_serving` nodes serve, or none does. Drained and maintenance nodes alone are an
+    /// admin's choice, as long as enough others serve.
+    pub fail: bool,
+}
+
+pub fn judge(states: &[PeerState], min_serving: u32) -> Verdict {
+    let serving = states.iter().filter(|s| s.serving()).count();
+    let held = states.iter().filter(|s| **s == PeerState::Held).count();
+    let mut summary = format!("SERVING {serving} of {}", states.len());
+    if held > 0 {
+        summary.push_str(&format!(
+            " ({held} held: serving through a shared failure, [pool] depool_threshold)"
+        ));
+    }
+    let warning = if serving == 0 {
+        Some("no node serves: the VIP answers nothing".to_string())
+    } else if serving < min_serving as usize {
+        Some(format!(
+            "fewer nodes serve than the minimum of {min_serving} (--min-serving, [pool] min_serving)"
+        ))
+    } else {
+        None
+    };
+    let bad = states.iter().any(|s| {
+        matches!(
+            s,
+            PeerState::Down
+                | PeerState::Held
+                | PeerState::Unreachable
+                | PeerState::Stale
+                | PeerState::Invalid
+        )
+    });
+    Verdict {
+        summary,
+        fail: bad || warning.is_some(),
+        warning,
     }
 }
 
@@ -204,6 +258,37 @@ mod tests {
     use crate::health::{Admin, NodeState};
     use crate::wire::peer::PeerStatus;
     use crate::wire::status::{FailingCheck, StatusDoc};
+
+    #[test]
+    fn none_serving_fails_and_fewer_than_the_minimum_warns() {
+        use PeerState::*;
+        // Every node drained: an admin's choice per node, but nothing serves.
+        let v = judge(&[Drain, Drain, Maint], 1);
+        assert!(v.fail);
+        assert_eq!(v.summary, "SERVING 0 of 3");
+        assert_eq!(
+            v.warning.as_deref(),
+            Some("no node serves: the VIP answers nothing")
+        );
+        // ... even with no minimum configured.
+        assert!(judge(&[Drain, Drain], 0).fail);
+        // One drained, the rest up: fine.
+        let v = judge(&[Up, Drain, Up], 2);
+        assert_eq!((v.fail, v.warning), (false, None));
+        // Below the minimum.
+        let v = judge(&[Up, Drain, Drain], 2);
+        assert!(v.fail);
+        assert!(v.warning.unwrap().contains("minimum of 2"));
+        // Held nodes serve, and say so; a held node is a failing check: exit 1.
+        let v = judge(&[Held, Held, Down, Down], 2);
+        assert!(v.fail);
+        assert_eq!(v.warning, None);
+        assert!(
+            v.summary.starts_with("SERVING 2 of 4 (2 held"),
+            "{}",
+            v.summary
+        );
+    }
 
     #[test]
     fn no_control_character_reaches_the_terminal() {

@@ -206,6 +206,14 @@ impl Daemon {
                 })
                 .collect::<Vec<_>>(),
         );
+        self.health.set_shared(
+            &d.checks
+                .iter()
+                .filter(|c| c.shared)
+                .map(|c| c.name.clone())
+                .collect::<Vec<_>>(),
+        );
+        self.health.set_hold_grace(hold_grace(d));
         self.health.set_dataplane_stale(dataplane_stale(cfg));
         self.checks.retain(|name, t| {
             let keep = d.checks.iter().any(|c| &c.name == name && *c == t.key);
@@ -426,5 +434,25 @@ impl report::http::PoolPage for PoolPageOn {
                 .await
                 .unwrap_or_default()
         })
+    }
+}
+
+/// How long a fresh shared failure keeps the node up before `[pool] depool_threshold`
+/// decides: long enough for every peer's shared check to fail (its interval times its
+/// `fall`, plus its timeout, assuming the peers share this node's check schedule) and for
+/// one poll round to read that (`[pool] interval` plus `timeout`). Zero without `[pool]
+/// peers`, with `depool_threshold = 0` or without a shared check: nothing is held then.
+fn hold_grace(d: &lvs_shared::config::daemon::Settings) -> std::time::Duration {
+    let checks = d
+        .checks
+        .iter()
+        .filter(|c| c.shared)
+        .map(|c| c.interval * c.fall + c.timeout)
+        .max();
+    match checks {
+        Some(c) if !d.pool.peers.is_empty() && d.pool.depool_threshold > 0.0 => {
+            c + d.pool.interval + d.pool.timeout
+        }
+        _ => std::time::Duration::ZERO,
     }
 }

@@ -156,6 +156,8 @@ struct Daemon {
     redirect_counts: crate::edge::redirect::Counts,
     /// None once stopping: no repair may race the final `down`.
     dataplane: Option<DataplaneThread>,
+    /// This node's depool state as last logged (see `depool`).
+    depool_logged: Depool,
     _load: Task<()>,
 }
 
@@ -236,6 +238,7 @@ impl Daemon {
             bfd: None,
             pool_history: crate::pool::history::History::shared(),
             dataplane: Some(dataplane),
+            depool_logged: Depool::Clear,
             _load: load,
         };
         d.apply(&cfg).await?;
@@ -269,7 +272,12 @@ impl Daemon {
                     tracing::warn!("injected fault: the main loop hangs");
                     std::future::pending::<()>().await;
                 }
-                _ = refresh.tick() => self.health.refresh(),
+                // The hold first: a grace that ends on this tick meets the hold already
+                // decided from the latest view, so a held node never shows down between.
+                _ = refresh.tick() => {
+                    self.depool();
+                    self.health.refresh();
+                }
                 _ = hup.recv() => self.reload().await,
                 _ = term.recv() => return self.stop("SIGTERM").await,
                 _ = int.recv() => return self.stop("SIGINT").await,
@@ -277,6 +285,52 @@ impl Daemon {
                     let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
                 }
             }
+        }
+    }
+
+    /// Grants or withdraws the hold of `[pool] depool_threshold` from the pool poller's
+    /// latest view (`pool::depool`), and logs when this node's depool state changes.
+    /// Runs every second, so a view that goes stale withdraws the hold within a second of
+    /// `[pool] max_age`. The log lines carry `depool=` (held, pending, out, clear) for
+    /// journal searches; the metrics `lvs_realserver_held` and `_shared_failure` say the
+    /// same to the alert rules.
+    fn depool(&mut self) {
+        let view = self.pool_tx.borrow().clone();
+        let d = crate::pool::depool::decide(
+            &view,
+            self.cfg.daemon.pool.depool_threshold,
+            std::time::SystemTime::now(),
+        );
+        self.health.set_hold(d.hold);
+        let snap = self.health.snapshot();
+        let now = match (snap.shared_failure, snap.held, snap.hold_pending) {
+            (false, _, _) => Depool::Clear,
+            (true, true, true) => Depool::Pending,
+            (true, true, false) => Depool::Held,
+            (true, false, _) => Depool::Out,
+        };
+        if now == self.depool_logged {
+            return;
+        }
+        self.depool_logged = now;
+        let reason = snap.reason.clone().unwrap_or_default();
+        match now {
+            Depool::Held => tracing::warn!(
+                depool = "held", reason = %reason, members = d.members, seen = d.seen, healthy = d.healthy, need = d.need,
+                "held in: only shared checks fail, and depooling this node would leave fewer nodes serving than [pool] depool_threshold; {}", d.why
+            ),
+            Depool::Pending => tracing::warn!(
+                depool = "pending", reason = %reason,
+                "shared check failing: the node stays in until the pool view shows whether the peers fail too"
+            ),
+            Depool::Out => tracing::warn!(
+                depool = "out", reason = %reason, members = d.members, seen = d.seen, healthy = d.healthy, need = d.need,
+                "shared check failing, node leaves the pool: {}", d.why
+            ),
+            Depool::Clear => tracing::info!(
+                depool = "clear",
+                "no shared failure: the depool threshold holds nothing"
+            ),
         }
     }
 
@@ -416,4 +470,17 @@ async fn load_loop(health: Arc<Health>, cfg_rx: watch::Receiver<Arc<NodeConfig>>
             .unwrap_or(0.0);
         health.set_load(sessions, load1);
     }
+}
+
+/// This node's place under `[pool] depool_threshold`, for the log lines of `depool`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Depool {
+    /// No shared failure.
+    Clear,
+    /// A shared failure younger than the hold grace: still in.
+    Pending,
+    /// Held in by the pool view.
+    Held,
+    /// A shared failure, and enough others serve: out.
+    Out,
 }

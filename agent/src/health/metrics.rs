@@ -97,6 +97,18 @@ pub fn encode_snapshot(s: &Snapshot, enc: &mut DescriptorEncoder) -> std::fmt::R
     )?;
     put(
         enc,
+        "shared_failure",
+        "1 when every failing check is `shared` (admin ready): the node may be held in by [pool] depool_threshold",
+        &gauge(s.shared_failure as i64),
+    )?;
+    put(
+        enc,
+        "held",
+        "1 when the node serves although its shared checks fail, because [pool] depool_threshold needs it",
+        &gauge(s.held as i64),
+    )?;
+    put(
+        enc,
         "admin_state",
         "0 ready, 1 drain, 2 maint",
         &gauge(s.admin.admin.code()),

@@ -34,8 +34,18 @@ pub fn stale_bound(interval: Duration, timeout: Duration) -> Duration {
 pub struct Snapshot {
     pub state: NodeState,
     pub admin: AdminState,
-    /// Why the node is down (the first failing check), if it is.
+    /// Why the node is down (the first failing check), if it is; when `held`, the
+    /// shared check that fails.
     pub reason: Option<String>,
+    /// Admin ready, at least one check fails and every failing check is `shared` and has
+    /// reported (a check that never ran is no shared failure: nothing is held at start-up).
+    pub shared_failure: bool,
+    /// Serving despite `shared_failure`: the daemon granted a hold from the pool view
+    /// ([`Health::set_hold`]), or the shared failure is younger than the hold grace.
+    pub held: bool,
+    /// Held only because the shared failure is younger than the hold grace
+    /// ([`Health::set_hold_grace`]): the pool view may not show the peers' failure yet.
+    pub hold_pending: bool,
     pub weight: u32,
     pub base_weight: u32,
     pub load: Load,
@@ -75,6 +85,14 @@ struct Inner {
     reload_error: Option<String>,
     /// What the `certificate` checks last read, by check name.
     certificates: Vec<CertFact>,
+    /// The pool needs this node while only shared checks fail (decided by the daemon
+    /// from the pool view, which sits above this layer).
+    hold: bool,
+    /// How long a fresh shared failure keeps the node up before the hold decides
+    /// (milliseconds; 0: no grace, no hold by time).
+    hold_grace_ms: u64,
+    /// When the current shared failure began (unix milliseconds).
+    shared_since_ms: Option<u64>,
 }
 
 /// One watched certificate as its `certificate` check last read it: `/status`, `/metrics`
@@ -112,6 +130,9 @@ impl Health {
             last_repair_ms: None,
             reload_error: None,
             certificates: Vec::new(),
+            hold: false,
+            hold_grace_ms: 0,
+            shared_since_ms: None,
         };
         let snap = Arc::new(compute(&inner));
         let state_tx = tokio::sync::watch::channel(snap.state).0;
@@ -134,7 +155,16 @@ impl Health {
     fn update(&self, f: impl FnOnce(&mut Inner)) {
         let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         f(&mut g);
-        let s = Arc::new(compute(&g));
+        let now = now_ms();
+        let s = compute_at(&g, now);
+        // The shared failure's start is what the grace counts from; a snapshot computed
+        // as it begins already counts it (`compute_at` treats None as "now").
+        match (s.shared_failure, g.shared_since_ms) {
+            (true, None) => g.shared_since_ms = Some(now),
+            (false, Some(_)) => g.shared_since_ms = None,
+            _ => {}
+        }
+        let s = Arc::new(s);
         let state = s.state;
         *self.snap.write().unwrap_or_else(|e| e.into_inner()) = s;
         self.state_tx.send_if_modified(|cur| {
@@ -179,6 +209,31 @@ impl Health {
         });
     }
 
+    /// Marks which configured checks are `shared` (the others are not).
+    pub fn set_shared(&self, names: &[String]) {
+        self.update(|g| {
+            for c in g.checks.iter_mut() {
+                c.shared = c.name != DATAPLANE && names.contains(&c.name);
+            }
+        });
+    }
+
+    /// Grants or withdraws the hold: while granted, a node whose only failing checks are
+    /// shared stays up. The daemon decides from the pool view; a failing check that is not
+    /// shared always takes the node down.
+    pub fn set_hold(&self, hold: bool) {
+        self.update(|g| g.hold = hold);
+    }
+
+    /// A shared failure younger than `grace` keeps the node up whatever the hold says:
+    /// the peers fail at about the same moment, but the pool view shows it only after
+    /// their checks and the next poll round, and a node that left at once would flap out
+    /// and back in (with every node doing so, the pool would be empty for that time).
+    /// Zero: no grace (without `[pool]` or with `depool_threshold = 0`).
+    pub fn set_hold_grace(&self, grace: Duration) {
+        self.update(|g| g.hold_grace_ms = grace.as_millis() as u64);
+    }
+
     /// Re-evaluates staleness without a new result.
     pub fn refresh(&self) {
         self.update(|_| {});
@@ -201,7 +256,10 @@ impl Health {
     pub fn reset_check(&self, name: &str) {
         self.update(|g| {
             if let Some(c) = g.checks.iter_mut().find(|c| c.name == name) {
-                *c = CheckStatus::new(&c.name, &c.kind, c.rise, c.fall);
+                // The results go; the `shared` mark from the config stays.
+                let mut fresh = CheckStatus::new(&c.name, &c.kind, c.rise, c.fall);
+                fresh.shared = c.shared;
+                *c = fresh;
             }
         });
     }
@@ -306,17 +364,29 @@ fn compute(g: &Inner) -> Snapshot {
 fn compute_at(g: &Inner, now: u64) -> Snapshot {
     // A check that has not reported yet, or whose last result is stale, counts as down:
     // fail closed.
-    let failing = g.checks.iter().find_map(|c| match c.up {
-        Some(true) => c.stale(now).map(|why| (c, why)),
-        _ => Some((c, c.detail.clone())),
-    });
-    let reason = failing
-        .as_ref()
-        .map(|(c, why)| format!("{}: {}", c.name, why));
+    let all_failing: Vec<(&CheckStatus, String)> = g
+        .checks
+        .iter()
+        .filter_map(|c| match c.up {
+            Some(true) => c.stale(now).map(|why| (c, why)),
+            _ => Some((c, c.detail.clone())),
+        })
+        .collect();
+    let failing = all_failing.first();
+    let reason = failing.map(|(c, why)| format!("{}: {}", c.name, why));
+    let shared_failure = g.admin.admin == Admin::Ready
+        && !all_failing.is_empty()
+        && all_failing.iter().all(|(c, _)| c.shared && c.up.is_some());
+    let pending = shared_failure
+        && !g.hold
+        && g.hold_grace_ms > 0
+        && g.shared_since_ms
+            .is_none_or(|t| now < t.saturating_add(g.hold_grace_ms));
+    let held = shared_failure && (g.hold || pending);
     let state = match g.admin.admin {
         Admin::Maint => NodeState::Maint,
         Admin::Drain => NodeState::Drain,
-        Admin::Ready if failing.is_some() => NodeState::Down,
+        Admin::Ready if failing.is_some() && !held => NodeState::Down,
         Admin::Ready => NodeState::Up,
     };
     let weight = if state == NodeState::Up {
@@ -332,6 +402,9 @@ fn compute_at(g: &Inner, now: u64) -> Snapshot {
         weight,
         base
     );
+    if held {
+        health_line.push_str(" held=1");
+    }
     if let Some(r) = &reason {
         health_line.push_str(&format!(" reason=\"{}\"", one_line(r)));
     }
@@ -341,6 +414,9 @@ fn compute_at(g: &Inner, now: u64) -> Snapshot {
         state,
         admin: g.admin.clone(),
         reason,
+        shared_failure,
+        held,
+        hold_pending: pending,
         weight,
         base_weight: base,
         load: g.load.clone(),
@@ -474,6 +550,117 @@ mod tests {
         assert!(s
             .health_line
             .starts_with(b"state=drain admin=drain weight=0"));
+    }
+
+    #[test]
+    fn a_hold_keeps_a_node_up_only_while_every_failing_check_is_shared() {
+        let h = Health::new(w(), AdminState::default());
+        h.set_checks(&[
+            ("nfs".into(), "filesystem".into(), 1, 1),
+            ("gridftp".into(), "gridftp".into(), 1, 1),
+        ]);
+        h.set_shared(&["nfs".into()]);
+        h.record(DATAPLANE, Ok("ok".into()), Duration::ZERO);
+        h.record("gridftp", Ok("220".into()), Duration::ZERO);
+        h.record("nfs", Err("not a mount point".into()), Duration::ZERO);
+        let s = h.snapshot();
+        assert_eq!(
+            (s.state, s.shared_failure, s.held),
+            (NodeState::Down, true, false)
+        );
+        h.set_hold(true);
+        let s = h.snapshot();
+        assert_eq!(
+            (s.state, s.shared_failure, s.held),
+            (NodeState::Up, true, true)
+        );
+        assert_eq!(s.weight, 100);
+        assert_eq!(
+            &s.health_line[..],
+            b"state=up admin=ready weight=100 base=100 held=1 reason=\"nfs: not a mount point\"\n"
+        );
+        assert_eq!(&s.agent_line[..], b"up ready 100%\n");
+        // A failing check that is not shared takes the node down, hold or not.
+        h.record("gridftp", Err("connection refused".into()), Duration::ZERO);
+        let s = h.snapshot();
+        assert_eq!(
+            (s.state, s.shared_failure, s.held),
+            (NodeState::Down, false, false)
+        );
+        h.record("gridftp", Ok("220".into()), Duration::ZERO);
+        // A drained node is never held.
+        h.set_admin(AdminState {
+            admin: Admin::Drain,
+            ..AdminState::default()
+        });
+        let s = h.snapshot();
+        assert_eq!((s.state, s.held), (NodeState::Drain, false));
+        h.set_admin(AdminState::default());
+        // Without the shared mark the same failure takes the node down.
+        h.set_shared(&[]);
+        let s = h.snapshot();
+        assert_eq!(
+            (s.state, s.shared_failure, s.held),
+            (NodeState::Down, false, false)
+        );
+        h.set_shared(&["nfs".into()]);
+        h.record("nfs", Ok("ok".into()), Duration::ZERO);
+        let s = h.snapshot();
+        assert_eq!(
+            (s.state, s.shared_failure, s.held),
+            (NodeState::Up, false, false)
+        );
+        assert_eq!(
+            &s.health_line[..],
+            b"state=up admin=ready weight=100 base=100\n"
+        );
+    }
+
+    #[test]
+    fn a_fresh_shared_failure_stays_in_for_the_grace_only() {
+        let h = Health::new(w(), AdminState::default());
+        h.set_checks(&[("nfs".into(), "filesystem".into(), 1, 1)]);
+        h.set_shared(&["nfs".into()]);
+        // The daemon starts a (re)configured check from a reset: the mark stays.
+        h.reset_check("nfs");
+        h.set_hold_grace(Duration::from_millis(300));
+        h.record(DATAPLANE, Ok("ok".into()), Duration::ZERO);
+        // Never run: down, no shared failure, no grace.
+        let s = h.snapshot();
+        assert_eq!(
+            (s.state, s.shared_failure, s.held),
+            (NodeState::Down, false, false)
+        );
+        h.record("nfs", Ok("ok".into()), Duration::ZERO);
+        assert_eq!(h.snapshot().state, NodeState::Up);
+        h.record("nfs", Err("not writable".into()), Duration::ZERO);
+        let s = h.snapshot();
+        assert_eq!(
+            (s.state, s.shared_failure, s.held, s.hold_pending),
+            (NodeState::Up, true, true, true)
+        );
+        std::thread::sleep(Duration::from_millis(350));
+        h.refresh();
+        let s = h.snapshot();
+        assert_eq!(
+            (s.state, s.held, s.hold_pending),
+            (NodeState::Down, false, false)
+        );
+        // A hold granted later keeps it in, not pending.
+        h.set_hold(true);
+        let s = h.snapshot();
+        assert_eq!(
+            (s.state, s.held, s.hold_pending),
+            (NodeState::Up, true, false)
+        );
+        // Recovery ends the failure; the next one gets a grace of its own.
+        h.set_hold(false);
+        h.record("nfs", Ok("ok".into()), Duration::ZERO);
+        h.record("nfs", Err("not writable".into()), Duration::ZERO);
+        assert!(h.snapshot().hold_pending);
+        // Without a grace, a shared failure without a hold is down at once.
+        h.set_hold_grace(Duration::ZERO);
+        assert_eq!(h.snapshot().state, NodeState::Down);
     }
 
     #[test]

@@ -42,6 +42,8 @@ pub fn build(snap: &Snapshot, cfg: &NodeConfig) -> StatusDoc {
             })
             .collect(),
         certificates: certificates(snap, now),
+        shared_failure: snap.shared_failure,
+        held: snap.held,
     }
 }
 

@@ -12,8 +12,9 @@ use std::time::SystemTime;
 
 type Labels = Vec<(&'static str, String)>;
 
-const STATES: [PeerState; 7] = [
+const STATES: [PeerState; 8] = [
     PeerState::Up,
+    PeerState::Held,
     PeerState::Down,
     PeerState::Drain,
     PeerState::Maint,

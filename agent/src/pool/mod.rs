@@ -19,6 +19,7 @@
 //! validated [`PeerStatus`]. A peer whose answer fails validation is [`PeerState::Invalid`]:
 //! shown with its reason, never chosen, never configured.
 
+pub mod depool;
 pub mod history;
 pub mod metrics;
 pub mod page;
@@ -59,6 +60,9 @@ pub struct PeerView {
 pub enum PeerState {
     /// Up, admin ready, weight > 0: may be chosen.
     Up,
+    /// Serving (and chosen like `Up`) although its shared checks fail, because
+    /// `[pool] depool_threshold` needs it (see [`depool`]).
+    Held,
     /// Reports itself down (a failing check).
     Down,
     Drain,
@@ -75,6 +79,7 @@ impl PeerState {
     pub fn as_str(self) -> &'static str {
         match self {
             PeerState::Up => "up",
+            PeerState::Held => "held",
             PeerState::Down => "down",
             PeerState::Drain => "drain",
             PeerState::Maint => "maint",
@@ -82,6 +87,11 @@ impl PeerState {
             PeerState::Stale => "stale",
             PeerState::Invalid => "invalid",
         }
+    }
+
+    /// The node takes traffic: up, or held in through a shared failure.
+    pub fn serving(self) -> bool {
+        matches!(self, PeerState::Up | PeerState::Held)
     }
 }
 
@@ -101,6 +111,7 @@ impl PeerView {
         match (s.admin.admin, s.state) {
             (Admin::Maint, _) | (_, NodeState::Maint) => PeerState::Maint,
             (Admin::Drain, _) | (_, NodeState::Drain) => PeerState::Drain,
+            (Admin::Ready, NodeState::Up) if s.weight > 0 && s.held => PeerState::Held,
             (Admin::Ready, NodeState::Up) if s.weight > 0 => PeerState::Up,
             _ => PeerState::Down,
         }
@@ -110,7 +121,8 @@ impl PeerView {
     /// validation) when it is up, None otherwise (drained, maint, down, unreachable, stale
     /// and invalid nodes are never chosen).
     pub fn eligible_weight(&self, now: SystemTime, max_age: Duration) -> Option<u32> {
-        (self.state(now, max_age) == PeerState::Up)
+        self.state(now, max_age)
+            .serving()
             .then(|| self.status.as_ref().map(|s| s.weight))
             .flatten()
     }

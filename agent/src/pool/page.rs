@@ -68,7 +68,7 @@ text-align:left;vertical-align:top}th{background:#f4f4f4;font-weight:600}\
 .url{color:#666;font-size:.85em}.me{font-size:.75em;background:#e8eefc;color:#1f4fa8;\
 padding:0 .35em;border-radius:3px;margin-left:.3em}\
 .st{display:inline-block;padding:.1em .55em;border-radius:3px;font-weight:600;color:#fff}\
-.st-up{background:#2e8540}.st-drain,.st-maint{background:#c77c02}\
+.st-up{background:#2e8540}.st-held{background:#8e44ad}.st-drain,.st-maint{background:#c77c02}\
 .st-down,.st-unreachable,.st-stale,.st-invalid{background:#c0392b}\
 .err{color:#a12a1e}.warn{color:#a35f00}.ok{color:#2e6b3a}.muted{color:#888}\
 ul{margin:0;padding-left:1.1em}.num{font-variant-numeric:tabular-nums;white-space:nowrap}\
@@ -119,6 +119,17 @@ pub fn render(
     if let Some(n) = note {
         let _ = writeln!(o, "<p class=\"warn\">{}</p>", esc(n));
     }
+    let held = counts
+        .iter()
+        .find(|(s, _)| *s == PeerState::Held)
+        .map_or(0, |(_, n)| *n);
+    if held > 0 {
+        let _ = writeln!(
+            o,
+            "<p class=\"warn\">{held} node(s) held in: their shared checks fail, and \
+             depooling them would leave fewer nodes serving than [pool] depool_threshold.</p>"
+        );
+    }
     o.push_str(
         "<table><thead><tr><th>Node</th><th>State</th><th>Admin</th><th>Weight</th>\
          <th>Sessions</th><th>Failing checks</th><th>Certificate</th>\
@@ -154,6 +165,9 @@ fn row(o: &mut String, p: &PeerView, max_age: Duration, samples: &[Sample], now:
         "<td><span class=\"st st-{s}\">{s}</span>",
         s = st.as_str()
     );
+    if st == PeerState::Held {
+        o.push_str("<div class=\"warn\">serving through a shared failure</div>");
+    }
     if let Some(e) = &p.error {
         let _ = write!(o, "<div class=\"err\">{}</div>", text(e));
     }
@@ -285,7 +299,7 @@ fn graph(samples: &[Sample], base: u32, now: SystemTime) -> String {
     // a run of samples of one colour is one rectangle.
     let band = |st: PeerState| match st {
         PeerState::Up => None,
-        PeerState::Drain | PeerState::Maint => Some("#f5dca0"),
+        PeerState::Held | PeerState::Drain | PeerState::Maint => Some("#f5dca0"),
         _ => Some("#f3b0b0"),
     };
     let mut i = 0;
@@ -416,6 +430,39 @@ mod tests {
             ..Load::default()
         };
         d
+    }
+
+    #[test]
+    fn a_held_node_is_shown_as_held() {
+        let now = SystemTime::now();
+        let mut d = doc(NodeState::Up, Admin::Ready, 100);
+        d.held = true;
+        d.shared_failure = true;
+        let view = PoolView {
+            max_age: Duration::from_secs(3),
+            peers: vec![PeerView {
+                url: "http://192.0.2.12:8080".into(),
+                is_self: false,
+                status: Some(PeerStatus::unchecked(d)),
+                error: None,
+                invalid: None,
+                fetched_at: now,
+            }],
+        };
+        let page = render(
+            &view,
+            &History::default(),
+            "n1",
+            Duration::from_secs(5),
+            None,
+            now,
+        );
+        assert!(
+            page.contains("<span class=\"st st-held\">held</span>"),
+            "{page}"
+        );
+        assert!(page.contains("1 node(s) held in"), "{page}");
+        assert!(page.contains("1 held"), "{page}");
     }
 
     #[test]

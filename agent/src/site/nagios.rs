@@ -16,6 +16,10 @@
 //!   or ARP suppression breaks the node or the whole pool). A drift is observed twice, 1 s
 //!   apart, so a repair the agent is making at that moment is not reported.
 //! - certificate expiry against `--cert-warn`/`--cert-crit` days.
+//! - with `[pool] peers` or `--min-serving`: how many nodes of the pool serve (up, or held in
+//!   through a shared failure by `[pool] depool_threshold`). None serving is CRITICAL (the
+//!   VIP answers nothing), fewer than the minimum WARNING. This node counts from the agent
+//!   part above; the others are read as `pool status` reads them.
 
 use crate::health::checks::certificate;
 use crate::site::gridftp_conf::{self, GridftpSettings};
@@ -138,6 +142,9 @@ pub struct Options {
     /// The agent's report endpoint; None: `[report] http`.
     pub agent: Option<String>,
     pub timeout: Duration,
+    /// WARNING when fewer nodes of the pool serve; None: `[pool] min_serving`, and the
+    /// pool is judged only when `[pool] peers` is set.
+    pub min_serving: Option<u32>,
 }
 
 /// Every part of the plugin's answer, or why none could be given (UNKNOWN).
@@ -150,10 +157,14 @@ pub async fn check(config: &Path, args: &Options) -> Result<Vec<Part>, String> {
         ));
     }
     let cfg = NodeConfig::load(config).map_err(|e| format!("bad config: {e}"))?;
-    let agent = agent_part(&cfg, args).await;
+    let (agent, own_state) = agent_part(&cfg, args).await;
     let dataplane = dataplane_part(&cfg).await;
     let cert = cert_part(&cfg, args);
-    Ok(vec![agent, dataplane, cert])
+    let mut parts = vec![agent, dataplane, cert];
+    if !cfg.daemon.pool.peers.is_empty() || args.min_serving.is_some() {
+        parts.push(pool_part(&cfg, args, own_state).await);
+    }
+    Ok(parts)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -176,6 +187,9 @@ pub struct AgentStatus {
     pub checks: Vec<CheckView>,
     #[serde(default)]
     pub repairs_total: u64,
+    /// Serving through a shared failure (`[pool] depool_threshold`).
+    #[serde(default)]
+    pub held: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -215,23 +229,44 @@ fn agent_url(cfg: &NodeConfig, args: &Options) -> Option<String> {
     })
 }
 
-async fn agent_part(cfg: &NodeConfig, args: &Options) -> Part {
+/// This node's state in the pool's terms, from its own status.
+fn own_state(s: &AgentStatus) -> crate::pool::PeerState {
+    use crate::pool::PeerState;
+    match s.state.as_str() {
+        "up" if s.weight > 0 && s.held => PeerState::Held,
+        "up" if s.weight > 0 => PeerState::Up,
+        "drain" => PeerState::Drain,
+        "maint" => PeerState::Maint,
+        _ => PeerState::Down,
+    }
+}
+
+/// The agent's part, and this node's state in the pool (None: the agent could not be
+/// read; the pool part counts the node as unreachable).
+async fn agent_part(cfg: &NodeConfig, args: &Options) -> (Part, Option<crate::pool::PeerState>) {
     let Some(url) = agent_url(cfg, args) else {
-        return Part::new(
-            State::Unknown,
-            format!(
-                "agent not checked: no [report] http in {}; set it, or pass --agent URL",
-                cfg.file.display()
+        return (
+            Part::new(
+                State::Unknown,
+                format!(
+                    "agent not checked: no [report] http in {}; set it, or pass --agent URL",
+                    cfg.file.display()
+                ),
             ),
+            None,
         );
     };
+    let serving = |s: &AgentStatus| Some(own_state(s));
     let t0 = Instant::now();
     let client = match lvs_shared::http::ClientOptions::with_timeout(args.timeout).build() {
         Ok(c) => c,
         Err(e) => {
-            return Part::new(
-                State::Unknown,
-                format!("cannot set up the HTTP client: {e}"),
+            return (
+                Part::new(
+                    State::Unknown,
+                    format!("cannot set up the HTTP client: {e}"),
+                ),
+                None,
             )
         }
     };
@@ -255,10 +290,13 @@ async fn agent_part(cfg: &NodeConfig, args: &Options) -> Part {
         Ok(Ok(r)) if r.status != 200 => format!("HTTP {} from {url}", r.status),
         Ok(Ok(r)) => {
             return match serde_json::from_slice::<AgentStatus>(&r.body) {
-                Ok(s) => judge_agent(&s, took),
-                Err(e) => Part::new(
-                    State::Unknown,
-                    format!("agent at {url} sent a reply that is not its status JSON: {e}"),
+                Ok(s) => (judge_agent(&s, took), serving(&s)),
+                Err(e) => (
+                    Part::new(
+                        State::Unknown,
+                        format!("agent at {url} sent a reply that is not its status JSON: {e}"),
+                    ),
+                    None,
                 ),
             };
         }
@@ -287,18 +325,21 @@ async fn agent_part(cfg: &NodeConfig, args: &Options) -> Part {
                 "read from the control socket {}: {url} refused this plugin ({failure})",
                 cfg.daemon.control_socket.display()
             ));
-            return p;
+            return (p, serving(&s));
         }
         if r.ok {
-            return Part::new(
-                State::Unknown,
-                format!(
-                    "the agent runs (control socket {} answers) but {url} refused this plugin \
+            return (
+                Part::new(
+                    State::Unknown,
+                    format!(
+                        "the agent runs (control socket {} answers) but {url} refused this plugin \
                      ({failure}): run the plugin as root (NRPE: through sudo), which reads the \
                      agent's root-only control socket; adding this node's own address to \
                      [report] allow would give every local user /status",
-                    cfg.daemon.control_socket.display()
+                        cfg.daemon.control_socket.display()
+                    ),
                 ),
+                None,
             );
         }
     }
@@ -308,6 +349,81 @@ async fn agent_part(cfg: &NodeConfig, args: &Options) -> Part {
     );
     p.details
         .push("is `lvs-node run` (systemctl status lvs-node) running?".into());
+    (p, Some(crate::pool::PeerState::Down))
+}
+
+// ---------------------------------------------------------------------------------------
+// The pool
+
+async fn pool_part(
+    cfg: &NodeConfig,
+    args: &Options,
+    own_state: Option<crate::pool::PeerState>,
+) -> Part {
+    let min = args.min_serving.unwrap_or(cfg.daemon.pool.min_serving);
+    let own = crate::pool::self_url(cfg);
+    let others: Vec<String> = crate::pool::members(cfg)
+        .into_iter()
+        .filter(|u| Some(u) != own.as_ref())
+        .collect();
+    let p = &cfg.daemon.pool;
+    let client =
+        match crate::pool::client(args.timeout, p.ca.as_deref(), p.client.as_ref(), &others) {
+            Ok(c) => c,
+            Err(e) => return Part::new(State::Unknown, format!("pool not checked: {e}")),
+        };
+    let views = crate::pool::poll_once(&client, &others, args.timeout, None).await;
+    let now = std::time::SystemTime::now();
+    let max_age = args.timeout + Duration::from_secs(1);
+    let mut states: Vec<(String, crate::pool::PeerState)> = views
+        .iter()
+        .map(|v| (v.url.clone(), v.state(now, max_age)))
+        .collect();
+    if let Some(u) = &own {
+        let st = own_state.unwrap_or(crate::pool::PeerState::Unreachable);
+        states.insert(0, (u.clone(), st));
+    }
+    judge_pool(&states, min)
+}
+
+/// CRITICAL when no node serves, WARNING when fewer than `min` do, else OK; each node's
+/// state in the details (URLs from the config, states this plugin's verdict).
+pub fn judge_pool(states: &[(String, crate::pool::PeerState)], min: u32) -> Part {
+    let serving = states.iter().filter(|(_, s)| s.serving()).count();
+    let held = states
+        .iter()
+        .filter(|(_, s)| *s == crate::pool::PeerState::Held)
+        .count();
+    let n = states.len();
+    let held_text = if held > 0 {
+        format!(", {held} held in through a shared failure")
+    } else {
+        String::new()
+    };
+    let (state, text) = if serving == 0 {
+        (
+            State::Critical,
+            format!("pool: no node of {n} serves, the VIP answers nothing"),
+        )
+    } else if serving < min as usize {
+        (
+            State::Warning,
+            format!(
+                "pool: {serving} of {n} node(s) serve{held_text}, fewer than the minimum of {min}"
+            ),
+        )
+    } else {
+        (
+            State::Ok,
+            format!("pool: {serving} of {n} node(s) serve{held_text}"),
+        )
+    };
+    let mut p = Part::new(state, text);
+    for (u, s) in states {
+        p.details.push(format!("pool node {u}: {}", s.as_str()));
+    }
+    p.perf.push(format!("serving={serving};{min}:;1:;0;{n}"));
+    p.perf.push(format!("held={held};;;0;{n}"));
     p
 }
 
@@ -331,6 +447,13 @@ pub fn judge_agent(s: &AgentStatus, took: Duration) -> Part {
         String::new()
     };
     let (state, mut text) = match s.state.as_str() {
+        "up" if s.held => (
+            State::Warning,
+            format!(
+                "up, held in through a shared failure ([pool] depool_threshold): failing {failing_text}; weight {}/{}",
+                s.weight, s.base_weight
+            ),
+        ),
         "up" => (
             State::Ok,
             format!(
@@ -579,6 +702,7 @@ mod tests {
                 })
                 .collect(),
             repairs_total: 2,
+            held: false,
         }
     }
 
@@ -618,6 +742,44 @@ mod tests {
         let maint = judge_agent(&status("maint", "maint", &[]), Duration::ZERO);
         assert_eq!(maint.state, State::Warning);
         assert!(maint.text.starts_with("maintenance: kernel update"));
+    }
+
+    #[test]
+    fn held_is_a_warning_and_the_pool_needs_a_serving_node() {
+        let mut s = status("up", "ready", &[("nfs", Some(false), "not a mount point")]);
+        s.held = true;
+        let p = judge_agent(&s, Duration::ZERO);
+        assert_eq!(p.state, State::Warning);
+        assert!(p.text.contains("held in"), "{}", p.text);
+        assert!(p.text.contains("nfs (not a mount point)"), "{}", p.text);
+
+        use crate::pool::PeerState::*;
+        let st = |v: &[crate::pool::PeerState]| -> Vec<(String, crate::pool::PeerState)> {
+            v.iter()
+                .enumerate()
+                .map(|(i, s)| (format!("http://192.0.2.{}:8080", 11 + i), *s))
+                .collect()
+        };
+        let none = judge_pool(&st(&[Drain, Drain, Down, Unreachable]), 1);
+        assert_eq!(none.state, State::Critical);
+        assert_eq!(
+            none.text,
+            "pool: no node of 4 serves, the VIP answers nothing"
+        );
+        assert!(none.perf.contains(&"serving=0;1:;1:;0;4".to_string()));
+        // None serving is critical even with no minimum.
+        assert_eq!(judge_pool(&st(&[Drain]), 0).state, State::Critical);
+        let few = judge_pool(&st(&[Held, Held, Down, Down]), 3);
+        assert_eq!(few.state, State::Warning);
+        assert_eq!(
+            few.text,
+            "pool: 2 of 4 node(s) serve, 2 held in through a shared failure, fewer than the minimum of 3"
+        );
+        let ok = judge_pool(&st(&[Up, Up, Drain, Down]), 2);
+        assert_eq!(ok.state, State::Ok);
+        assert!(ok
+            .details
+            .contains(&"pool node http://192.0.2.14:8080: down".to_string()));
     }
 
     #[test]

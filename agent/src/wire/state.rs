@@ -83,6 +83,9 @@ pub struct CheckStatus {
     pub fall: u32,
     /// A result older than this counts as down (milliseconds).
     pub stale_after_ms: u64,
+    /// The check depends on something every node shares (`[[check]] shared`).
+    #[serde(default)]
+    pub shared: bool,
     #[serde(skip)]
     streak: u32,
 }
@@ -100,6 +103,7 @@ impl CheckStatus {
             rise,
             fall,
             stale_after_ms: DEFAULT_STALE.as_millis() as u64,
+            shared: false,
             streak: 0,
         }
     }

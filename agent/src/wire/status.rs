@@ -41,6 +41,14 @@ pub struct StatusDoc {
     /// The certificates watched by `certificate` checks.
     #[serde(default)]
     pub certificates: Vec<CertExpiry>,
+    /// Admin ready, and every failing check is `shared` (at least one fails): the node
+    /// may be held in by `[pool] depool_threshold`. Peers count candidates from this.
+    #[serde(default)]
+    pub shared_failure: bool,
+    /// The node serves although its shared checks fail, because depooling it would leave
+    /// fewer nodes serving than `[pool] depool_threshold` (`reason` says which check).
+    #[serde(default)]
+    pub held: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -137,6 +145,8 @@ impl StatusDoc {
             node: Default::default(),
             failing: Vec::new(),
             certificates: Vec::new(),
+            shared_failure: false,
+            held: false,
         }
     }
 

@@ -16,6 +16,7 @@ pub struct RawCheck {
     pub timeout: Option<String>,
     pub rise: Option<i64>,
     pub fall: Option<i64>,
+    pub shared: Option<bool>,
     // gridftp, tcp, xrootd; https, webdav (a URL)
     pub target: Option<String>,
     // xrootd
@@ -141,6 +142,11 @@ pub struct CheckSpec {
     pub timeout: Duration,
     pub rise: u32,
     pub fall: u32,
+    /// The check depends on something every node shares (NFS, the site CA, DNS): when it
+    /// fails on much of the pool at once, `[pool] depool_threshold` keeps a share of the
+    /// pool serving instead of every node leaving.
+    #[serde(default)]
+    pub shared: bool,
     #[serde(flatten)]
     pub kind: CheckKind,
 }
@@ -462,6 +468,7 @@ pub(super) fn validate_check(
         timeout,
         rise,
         fall,
+        shared: rc.shared.unwrap_or(false),
         kind,
     })
 }

@@ -74,6 +74,8 @@ pub struct RawPool {
     pub key: Option<String>,
     #[serde(rename = "self")]
     pub self_url: Option<String>,
+    pub depool_threshold: Option<f64>,
+    pub min_serving: Option<i64>,
 }
 
 pub struct RawSections {
@@ -173,6 +175,12 @@ pub struct Pool {
     /// network), e.g. `https://gridftp-n1.example.org:8443`; None: `http://` + `[report]
     /// http`.
     pub self_url: Option<String>,
+    /// The share of the pool (0 to 1) that a failure of `shared` checks may not take out:
+    /// while fewer nodes than `ceil(depool_threshold x nodes)` serve, nodes whose only
+    /// failing checks are shared keep serving ("held"), chosen by URL order. 0: never hold.
+    pub depool_threshold: f64,
+    /// `pool status` and `nagios` warn when fewer nodes than this serve.
+    pub min_serving: u32,
 }
 
 impl Default for Pool {
@@ -185,6 +193,8 @@ impl Default for Pool {
             ca: None,
             client: None,
             self_url: None,
+            depool_threshold: 0.5,
+            min_serving: 1,
         }
     }
 }
@@ -584,6 +594,27 @@ pub fn validate(file: &Path, raw: RawSections, vips: &[Vip]) -> Result<Settings,
         })?);
     }
 
+    if let Some(t) = p.depool_threshold {
+        if !(0.0..=1.0).contains(&t) {
+            return Err(err(
+                "pool.depool_threshold",
+                format!("{t} is not a share between 0 and 1"),
+                "use e.g. 0.5 (keep at least half the pool serving through a shared failure), or 0 to never hold a node in",
+            ));
+        }
+        s.pool.depool_threshold = t;
+    }
+    if let Some(m) = p.min_serving {
+        if !(0..=256).contains(&m) {
+            return Err(err(
+                "pool.min_serving",
+                format!("{m} is out of range"),
+                "use 0 to 256 (the number of serving nodes below which pool status and nagios warn; default 1)",
+            ));
+        }
+        s.pool.min_serving = m as u32;
+    }
+
     let w = raw.weight;
     if let Some(b) = w.base {
         if !(1..=253).contains(&b) {
@@ -902,7 +933,17 @@ mod tests {
             vec!["http://192.0.2.12:8080", "http://[2001:db8::12]:8080"]
         );
         assert_eq!(p.max_age, std::time::Duration::from_secs(3));
+        assert_eq!((p.depool_threshold, p.min_serving), (0.5, 1));
+        let c = parse("[pool]\ndepool_threshold = 0.75\nmin_serving = 2\n").unwrap();
+        assert_eq!(
+            (c.daemon.pool.depool_threshold, c.daemon.pool.min_serving),
+            (0.75, 2)
+        );
         let key = |t: &str| parse(&format!("[pool]\n{t}")).unwrap_err().key;
+        assert_eq!(key("depool_threshold = 1.5"), "pool.depool_threshold");
+        assert_eq!(key("depool_threshold = -0.1"), "pool.depool_threshold");
+        assert_eq!(key("depool_threshold = nan"), "pool.depool_threshold");
+        assert_eq!(key("min_serving = -1"), "pool.min_serving");
         assert_eq!(key("peers = [\"ftp://h:1\"]"), "pool.peers[0]");
         assert_eq!(key("peers = [\"https://h\"]"), "pool.peers[0]");
         assert_eq!(key("ca = \"ca.pem\""), "pool.ca");

@@ -268,6 +268,7 @@ mod tests {
             timeout: Duration::from_millis(50),
             rise: 1,
             fall: 1,
+            shared: false,
             kind: CheckKind::Tcp {
                 target: "127.0.0.1:1".into(),
             },
