@@ -171,6 +171,8 @@ thread_ticks() {
     awk '{n = $0; sub(/^[^(]*\(/, "", n); sub(/\).*$/, "", n); gsub(/ /, "_", n); r = $0; sub(/.*\) /, "", r); split(r, f, " "); print FILENAME, n, f[12] + f[13]}' "$t/stat" 2>/dev/null
   done
 }
+# keepalived runs its BFD process as a child: the parent's ticks and its children's.
+tree_ticks() { local t=0 c; t=$(proc_ticks "$1"); for c in $(pgrep -P "$1"); do t=$((t + $(proc_ticks "$c"))); done; echo "$t"; }
 rss_kib() { awk '/^VmRSS:/ {print $2}' /proc/"$1"/status; }
 ms_now() { echo $(( ${EPOCHREALTIME/./} / 1000 )); }
 # "median max" (ms) of the numbers in file $1
@@ -304,7 +306,7 @@ $(tail -10 "$d/ka1.log")"
   # At rest: CPU and traffic over the window, RSS at its end.
   for k in $(seq "$N"); do echo "$k $(proc_ticks "${APID[$k]}") $(pool_bytes "$k")"; done > "$d/t0"
   for k in $(seq "$N"); do thread_ticks "${APID[$k]}"; done > "$d/threads0"
-  ka0=$(( $(proc_ticks $KA1) + $(proc_ticks $KA2) ))
+  ka0=$(( $(tree_ticks $KA1) + $(tree_ticks $KA2) ))
   kx0=$(cat "$d/ka1.log" "$d/ka2.log" | grep -c 'Control Detection Time Expired' || [ $? = 1 ])
   w0=$(ms_now)
   sleep "$WINDOW"
@@ -314,7 +316,7 @@ $(tail -10 "$d/ka1.log")"
   done > "$d/t1"
   for k in $(seq "$N"); do thread_ticks "${APID[$k]}"; done > "$d/threads1"
   w1=$(ms_now)
-  ka1=$(( $(proc_ticks $KA1) + $(proc_ticks $KA2) ))
+  ka1=$(( $(tree_ticks $KA1) + $(tree_ticks $KA2) ))
   secs=$(awk -v a="$w0" -v b="$w1" 'BEGIN {print (b - a) / 1000}')
   # Per node: CPU % of a core, RSS MiB, pool traffic bytes/s.
   awk -v hz="$HZ" -v s="$secs" 'NR == FNR {c[$1] = $2; b[$1] = $3; next}
