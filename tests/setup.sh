@@ -22,6 +22,13 @@ apt-get install -y --no-install-recommends firewalld
 # Uploads through the redirect (WebDAV server and clients), GSI (grid proxies).
 apt-get install -y --no-install-recommends \
   apache2 davix globus-proxy-utils globus-gsi-cert-utils-progs
+# The WLCG lab (wlcg_transfers.rs, wlcg_tokens.rs): XRootD with XrdHttp, HTTP third-party
+# copy and scitokens on the nodes; scitokens-cpp's tools mint tokens; xrdcp, gfal-copy and
+# davix are the clients. gfal-copy starts with #!/usr/bin/python (python-is-python3) and needs
+# gfal2-plugin-file for file:// ends with the http plugin.
+apt-get install -y --no-install-recommends \
+  xrootd-server-plugins xrootd-scitokens-plugins xrootd-client-plugins scitokens-cpp \
+  gfal2-util-scripts gfal2-plugin-http gfal2-plugin-xrootd gfal2-plugin-file python-is-python3
 # The pool page in a real browser (headless, inside a lab namespace).
 apt-get install -y --no-install-recommends chromium
 # The workspace needs a current stable Rust (Debian 12's rustc 1.63 is too old). CI machines

@@ -110,7 +110,11 @@ fn root_and_davs_transfers_redirected_uploads_and_tpc_through_the_ipvs_vip() {
         ),
     );
     let mut words = o.split_whitespace();
-    assert_eq!(words.next(), Some("201"), "{o}");
+    // XrdHttp 5.5 answers a completed PUT with 200 (newer releases with 201).
+    assert!(
+        matches!(words.next(), Some("200" | "201")),
+        "the PUT should succeed at the node: {o}"
+    );
     assert_eq!(words.next(), Some("1"), "one redirect: {o}");
     let effective = words.next().unwrap_or_default();
     assert!(
