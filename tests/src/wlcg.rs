@@ -67,7 +67,8 @@ fn sh(cmd: &str) -> String {
 
 /// The hosts file of every namespace: the VIP's name, the nodes, the site and the issuer.
 pub fn hosts(nodes: usize) -> String {
-    let mut h = format!("127.0.0.1 localhost\n{VIP} {VIP_HOST}\n{SITE_IP} {SITE_HOST} issuer.lab\n");
+    let mut h =
+        format!("127.0.0.1 localhost\n{VIP} {VIP_HOST}\n{SITE_IP} {SITE_HOST} issuer.lab\n");
     for i in 0..nodes {
         h.push_str(&format!("{} {}\n", real_ip(i), node_name(i)));
     }
@@ -315,17 +316,18 @@ pub fn start_xrootd(
         std::fs::Permissions::from_mode(0o600),
     )
     .unwrap();
-    std::fs::write(
-        dir.join("xrootd.cfg"),
-        xrootd_cfg(dir, localroot, &trust.0),
-    )
-    .unwrap();
+    std::fs::write(dir.join("xrootd.cfg"), xrootd_cfg(dir, localroot, &trust.0)).unwrap();
     std::fs::write(dir.join("scitokens.cfg"), scitokens_cfg(audiences)).unwrap();
     sh(&format!(
         "chown -R xrootd:xrootd {} {}",
         dir.display(),
         localroot.display()
     ));
+    launch_xrootd(h, hostname, dir, ca_pem)
+}
+
+/// Starts xrootd with the config already in `dir` and waits until it listens on both ports.
+pub fn launch_xrootd(h: &Host, hostname: &str, dir: &Path, ca_pem: &Path) -> Xrootd {
     let pid = h.ns.spawn_logged(
         &format!(
             "unshare -u -m --propagation private sh -c 'hostname {hostname} && \
@@ -485,7 +487,9 @@ impl WlcgLab {
         lab.director
             .load_keepalived(&director_conf)
             .unwrap_or_else(|e| {
-                panic!("keepalived did not load the --pool config as printed: {e:#}\n{director_conf}")
+                panic!(
+                    "keepalived did not load the --pool config as printed: {e:#}\n{director_conf}"
+                )
             });
         let wl = WlcgLab {
             lab,
@@ -534,6 +538,29 @@ impl WlcgLab {
                 20
             )
         );
+    }
+
+    /// Kills node `i`'s xrootd (by its PID) and starts it again with `scitokens_cfg` as
+    /// its scitokens.cfg, everything else as before.
+    pub fn restart_node_xrootd(&mut self, i: usize, scitokens_cfg: &str) {
+        let rs = &self.lab.reals[i];
+        rs.ns.kill(self.nodes[i].pid);
+        let gone = wait_for(Duration::from_secs(10), || {
+            (!rs.ns
+                .run(&format!("ss -Hltn 'sport = :{ROOT_PORT}' | grep -q LISTEN"))
+                .status
+                .success())
+            .then_some(())
+        });
+        assert!(gone.is_some(), "xrootd on {} still listens", node_name(i));
+        let dir = self.work.path().join(format!("xrootd{i}"));
+        std::fs::write(dir.join("scitokens.cfg"), scitokens_cfg).unwrap();
+        self.nodes[i] = launch_xrootd(rs, &node_name(i), &dir, &self.pki.ca.cert);
+    }
+
+    /// The scitokens.cfg node `i`'s xrootd reads.
+    pub fn node_scitokens_cfg(&self, i: usize) -> PathBuf {
+        self.work.path().join(format!("xrootd{i}/scitokens.cfg"))
     }
 
     /// Where the pool stores /data/`name`.
@@ -591,7 +618,11 @@ impl WlcgLab {
     pub fn logs(&self) -> String {
         let mut s = String::new();
         for (i, x) in self.nodes.iter().enumerate() {
-            s.push_str(&format!("--- xrootd on {}:\n{}\n", node_name(i), tail(&x.log(), 15)));
+            s.push_str(&format!(
+                "--- xrootd on {}:\n{}\n",
+                node_name(i),
+                tail(&x.log(), 15)
+            ));
         }
         s.push_str(&format!(
             "--- xrootd on {SITE_HOST}:\n{}\n",
@@ -662,7 +693,13 @@ fn start_agent(h: &Host, config: &Path, log: &Path) -> u32 {
 mod tests {
     #[test]
     fn b64url_matches_rfc4648_vectors() {
-        for (i, o) in [("", ""), ("f", "Zg"), ("fo", "Zm8"), ("foo", "Zm9v"), ("foob", "Zm9vYg")] {
+        for (i, o) in [
+            ("", ""),
+            ("f", "Zg"),
+            ("fo", "Zm8"),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg"),
+        ] {
             assert_eq!(super::b64url(i.as_bytes()), o);
         }
         assert_eq!(super::b64url(&[0xfb, 0xff]), "-_8");

@@ -79,7 +79,10 @@ fn root_and_davs_transfers_redirected_uploads_and_tpc_through_the_ipvs_vip() {
     );
     w.client_ok(
         &bearer(&tok),
-        &format!("gfal-copy -f file://{} {vip_root}/up-gfal-root.bin", src.display()),
+        &format!(
+            "gfal-copy -f file://{} {vip_root}/up-gfal-root.bin",
+            src.display()
+        ),
     );
     w.client_ok(
         "",
@@ -90,9 +93,17 @@ fn root_and_davs_transfers_redirected_uploads_and_tpc_through_the_ipvs_vip() {
     );
     w.client_ok(
         &bearer(&tok),
-        &format!("gfal-copy -f file://{} {vip_davs}/up-gfal-davs.bin", src.display()),
+        &format!(
+            "gfal-copy -f file://{} {vip_davs}/up-gfal-davs.bin",
+            src.display()
+        ),
     );
-    for f in ["up-xrdcp.bin", "up-gfal-root.bin", "up-davix.bin", "up-gfal-davs.bin"] {
+    for f in [
+        "up-xrdcp.bin",
+        "up-gfal-root.bin",
+        "up-davix.bin",
+        "up-gfal-davs.bin",
+    ] {
         assert_eq!(sha256(&w.pool_file(f)), src_sum, "upload {f} not intact");
     }
 
@@ -118,8 +129,9 @@ fn root_and_davs_transfers_redirected_uploads_and_tpc_through_the_ipvs_vip() {
     assert_eq!(words.next(), Some("1"), "one redirect: {o}");
     let effective = words.next().unwrap_or_default();
     assert!(
-        (0..2).any(|i| effective
-            == format!("https://{}:{DAVS_PORT}/data/redir-curl.bin", node_name(i))),
+        (0..2)
+            .any(|i| effective
+                == format!("https://{}:{DAVS_PORT}/data/redir-curl.bin", node_name(i))),
         "the upload should end at a node's own name: {o}"
     );
     w.client_ok(
@@ -172,7 +184,11 @@ fn root_and_davs_transfers_redirected_uploads_and_tpc_through_the_ipvs_vip() {
         &tok,
         &site_tok,
     );
-    assert_eq!(sha256(&w.pool_file("tpc-pull-in.bin")), site_src, "pull into the VIP");
+    assert_eq!(
+        sha256(&w.pool_file("tpc-pull-in.bin")),
+        site_src,
+        "pull into the VIP"
+    );
     // Push from the VIP: the node sends the pool's file to the site.
     copy(
         &format!("{vip_https}/seed.bin"),
@@ -180,7 +196,11 @@ fn root_and_davs_transfers_redirected_uploads_and_tpc_through_the_ipvs_vip() {
         &tok,
         &site_tok,
     );
-    assert_eq!(sha256(&w.site_file("tpc-push-out.bin")), seed, "push from the VIP");
+    assert_eq!(
+        sha256(&w.site_file("tpc-push-out.bin")),
+        seed,
+        "push from the VIP"
+    );
     // Pull from the VIP: the site fetches through the director.
     copy(
         &format!("{site_https}/tpc-pull-out.bin"),
@@ -188,7 +208,11 @@ fn root_and_davs_transfers_redirected_uploads_and_tpc_through_the_ipvs_vip() {
         &site_tok,
         &tok,
     );
-    assert_eq!(sha256(&w.site_file("tpc-pull-out.bin")), seed, "pull from the VIP");
+    assert_eq!(
+        sha256(&w.site_file("tpc-pull-out.bin")),
+        seed,
+        "pull from the VIP"
+    );
     // Push to the VIP: the site sends through the director.
     copy(
         &format!("{site_https}/site-src.bin"),
@@ -196,7 +220,11 @@ fn root_and_davs_transfers_redirected_uploads_and_tpc_through_the_ipvs_vip() {
         &site_tok,
         &tok,
     );
-    assert_eq!(sha256(&w.pool_file("tpc-push-in.bin")), site_src, "push to the VIP");
+    assert_eq!(
+        sha256(&w.pool_file("tpc-push-in.bin")),
+        site_src,
+        "push to the VIP"
+    );
 
     // gfal-copy --copy-mode pull|push between the VIP and the site. gfal-copy hands one
     // BEARER_TOKEN to both ends, so this token carries the WLCG "any" audience.
