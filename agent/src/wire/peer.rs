@@ -443,6 +443,24 @@ pub fn validate(
             text("certificate error", e, MAX_TEXT)?;
         }
     }
+    if let Some(m) = &doc.macaroon {
+        text("macaroon secret path", &m.path, MAX_TEXT)?;
+        if let Some(e) = &m.error {
+            text("macaroon secret error", e, MAX_TEXT)?;
+        }
+        if let Some(f) = &m.fingerprint {
+            if f.len() != 16
+                || !f
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            {
+                return Err(Invalid::new(format!(
+                    "macaroon fingerprint {} is not 16 lowercase hex digits",
+                    quote(f)
+                )));
+            }
+        }
+    }
 
     let n = &doc.node;
     let hostname = if n.hostname.is_empty() {

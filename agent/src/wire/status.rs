@@ -41,6 +41,17 @@ pub struct StatusDoc {
     /// The certificates watched by `certificate` checks.
     #[serde(default)]
     pub certificates: Vec<CertExpiry>,
+    /// XrdMacaroons' secret: its fingerprint, never the secret (`[report] macaroon_secret`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub macaroon: Option<MacaroonSecret>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MacaroonSecret {
+    pub path: String,
+    /// 16 hex digits; None when the file cannot be read (see `error`).
+    pub fingerprint: Option<String>,
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -137,6 +148,7 @@ impl StatusDoc {
             node: Default::default(),
             failing: Vec::new(),
             certificates: Vec::new(),
+            macaroon: None,
         }
     }
 

@@ -50,6 +50,7 @@ pub struct RawReport {
     pub client_ca: Option<String>,
     #[serde(default)]
     pub allow_clients: Vec<String>,
+    pub macaroon_secret: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -126,6 +127,10 @@ pub struct Report {
     /// Names (a subject CN or a DNS name of the certificate) that count as directors and
     /// peers for `/status` and `/pool` with `client_ca`.
     pub allow_clients: Vec<String>,
+    /// XrdMacaroons' secret (`macaroons.secretkey`): `/status` carries a fingerprint of it
+    /// (never the secret) so the pool can tell nodes whose macaroons do not verify on each
+    /// other.
+    pub macaroon_secret: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -483,6 +488,17 @@ pub fn validate(file: &Path, raw: RawSections, vips: &[Vip]) -> Result<Settings,
         let p = super::tls::abs(file, "report.client_ca", &ca)?;
         super::tls::ca_path(file, "report.client_ca", &p)?;
         s.report.client_ca = Some(p);
+    }
+    if let Some(m) = &r.macaroon_secret {
+        let p = PathBuf::from(m);
+        if !p.is_absolute() {
+            return Err(err(
+                "report.macaroon_secret",
+                format!("`{}` is not an absolute path", m.escape_debug()),
+                "write the path of macaroons.secretkey in the XRootD config, e.g. /etc/xrootd/macaroon-secret",
+            ));
+        }
+        s.report.macaroon_secret = Some(p);
     }
     for (i, n) in r.allow_clients.iter().enumerate() {
         let key = format!("report.allow_clients[{i}]");
