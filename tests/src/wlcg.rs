@@ -274,8 +274,12 @@ pub fn xrootd_cfg(dir: &Path, localroot: &Path, certdir: &Path) -> String {
          sec.protbind * only ztn\n\
          ofs.authorize 1\n\
          ofs.authlib libXrdAccSciTokens.so config={d}/scitokens.cfg\n\
+         ofs.authlib ++ libXrdMacaroons.so\n\
+         all.sitename LAB\n\
+         macaroons.secretkey {d}/macaroon-secret\n\
          http.header2cgi Authorization authz\n\
          http.exthandler xrdtpc libXrdHttpTPC.so\n\
+         http.exthandler xrdmacaroons libXrdMacaroons.so\n\
          all.adminpath {d}/adm\n\
          all.pidpath {d}/adm\n",
         root = localroot.display(),
@@ -304,6 +308,7 @@ pub fn start_xrootd(
     trust: &TrustDir,
     ca_pem: &Path,
     audiences: &str,
+    macaroon_secret: &str,
 ) -> Xrootd {
     for d in ["adm", "log", "cache"] {
         std::fs::create_dir_all(dir.join(d)).unwrap();
@@ -318,12 +323,25 @@ pub fn start_xrootd(
     .unwrap();
     std::fs::write(dir.join("xrootd.cfg"), xrootd_cfg(dir, localroot, &trust.0)).unwrap();
     std::fs::write(dir.join("scitokens.cfg"), scitokens_cfg(audiences)).unwrap();
+    write_secret(&dir.join("macaroon-secret"), macaroon_secret);
     sh(&format!(
         "chown -R xrootd:xrootd {} {}",
         dir.display(),
         localroot.display()
     ));
     launch_xrootd(h, hostname, dir, ca_pem)
+}
+
+/// A macaroon secret file as XrdMacaroons wants it: base64 text, 0600, owned by xrootd.
+pub fn write_secret(path: &Path, secret: &str) {
+    std::fs::write(path, format!("{secret}\n")).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    sh(&format!("chown xrootd:xrootd {}", path.display()));
+}
+
+/// A new random macaroon secret (64 bytes, base64).
+pub fn new_secret() -> String {
+    sh("openssl rand -base64 64 | tr -d '\\n'")
 }
 
 /// Starts xrootd with the config already in `dir` and waits until it listens on both ports.
@@ -402,7 +420,7 @@ pub fn node_toml(i: usize, dir: &Path, pki: &Pki) -> String {
          [[check]]\nname = \"xrootd\"\nkind = \"xrootd\"\ntarget = \"{ip}:{ROOT_PORT}\"\ninterval = \"1s\"\ntimeout = \"900ms\"\n\
          [[check]]\nname = \"webdav\"\nkind = \"https\"\ntarget = \"https://{ip}:{DAVS_PORT}/\"\nsni = \"{VIP_HOST}\"\n\
          ca_file = \"{ca}\"\nexpect_status = 403\ninterval = \"1s\"\ntimeout = \"900ms\"\n\
-         [report]\nhttp = \"{ip}:{AGENT_PORT}\"\nallow = [{allow}]\n\
+         [report]\nhttp = \"{ip}:{AGENT_PORT}\"\nallow = [{allow}]\nmacaroon_secret = \"{secret}\"\n\
          [[redirect]]\nlisten = \"{VIP}:{UPLOAD_PORT}\"\ntls_cert = \"{c}\"\ntls_key = \"{k}\"\n\
          target = \"https://{n}:{DAVS_PORT}\"\n",
         d = dir.display(),
@@ -411,6 +429,11 @@ pub fn node_toml(i: usize, dir: &Path, pki: &Pki) -> String {
         c = pki.pool_cert.display(),
         k = pki.pool_key.display(),
         n = node_name(i),
+        secret = dir
+            .parent()
+            .unwrap()
+            .join(format!("xrootd{i}/macaroon-secret"))
+            .display(),
     )
 }
 
@@ -448,6 +471,8 @@ impl WlcgLab {
         let issuer = Issuer::start(&site, &w.join("issuer"), &pki.site_cert, &pki.site_key);
         let storage = w.join("pool-storage");
         let site_storage = w.join("site-storage");
+        // One macaroon secret for the pool: a macaroon from one node verifies on all.
+        let pool_secret = new_secret();
         let mut nodes = Vec::new();
         for (i, rs) in lab.reals.iter().enumerate() {
             nodes.push(start_xrootd(
@@ -459,6 +484,7 @@ impl WlcgLab {
                 &pki.trust,
                 &pki.ca.cert,
                 &format!("{VIP_AUD}, {VIP_HOST}"),
+                &pool_secret,
             ));
         }
         let site_xrootd = start_xrootd(
@@ -470,6 +496,7 @@ impl WlcgLab {
             &pki.trust,
             &pki.ca.cert,
             &format!("{SITE_AUD}, {SITE_HOST}"),
+            &new_secret(),
         );
         for (i, rs) in lab.reals.iter().enumerate() {
             let d = w.join(format!("node{i}"));
@@ -556,6 +583,18 @@ impl WlcgLab {
         let dir = self.work.path().join(format!("xrootd{i}"));
         std::fs::write(dir.join("scitokens.cfg"), scitokens_cfg).unwrap();
         self.nodes[i] = launch_xrootd(rs, &node_name(i), &dir, &self.pki.ca.cert);
+    }
+
+    /// Kills node `i`'s xrootd and starts it again with `secret` as its macaroon secret.
+    pub fn restart_node_with_secret(&mut self, i: usize, secret: &str) {
+        let st = std::fs::read_to_string(self.node_scitokens_cfg(i)).unwrap();
+        write_secret(&self.node_secret(i), secret);
+        self.restart_node_xrootd(i, &st);
+    }
+
+    /// Node `i`'s macaroon secret file (`macaroons.secretkey`, `[report] macaroon_secret`).
+    pub fn node_secret(&self, i: usize) -> PathBuf {
+        self.work.path().join(format!("xrootd{i}/macaroon-secret"))
     }
 
     /// The scitokens.cfg node `i`'s xrootd reads.
