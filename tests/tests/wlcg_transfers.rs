@@ -32,7 +32,6 @@ fn root_and_davs_transfers_redirected_uploads_and_tpc_through_the_ipvs_vip() {
     let vip_root = format!("root://{VIP_HOST}:{ROOT_PORT}//data");
     let vip_davs = format!("davs://{VIP_HOST}:{DAVS_PORT}/data");
     let vip_https = format!("https://{VIP_HOST}:{DAVS_PORT}/data");
-    let auth = format!("-H 'Authorization: Bearer {tok}'");
 
     // Downloads through the VIP: xrdcp and gfal-copy over root://, davix-get and gfal-copy
     // over davs://. Each one intact.
@@ -47,7 +46,7 @@ fn root_and_davs_transfers_redirected_uploads_and_tpc_through_the_ipvs_vip() {
         w.client_ok(
             "",
             &format!(
-                "davix-get --capath {trust} {auth} {vip_davs}/seed.bin {}",
+                "davix-get --capath {trust} -H 'Authorization: Bearer {tok}' {vip_davs}/seed.bin {}",
                 out.display()
             ),
         );
@@ -87,7 +86,7 @@ fn root_and_davs_transfers_redirected_uploads_and_tpc_through_the_ipvs_vip() {
     w.client_ok(
         "",
         &format!(
-            "davix-put --capath {trust} {auth} {} {vip_davs}/up-davix.bin",
+            "davix-put --capath {trust} -H 'Authorization: Bearer {tok}' {} {vip_davs}/up-davix.bin",
             src.display()
         ),
     );
@@ -115,7 +114,7 @@ fn root_and_davs_transfers_redirected_uploads_and_tpc_through_the_ipvs_vip() {
     let o = w.client_ok(
         "",
         &format!(
-            "curl -sS --capath {trust} --location-trusted {auth} -T {} -o /dev/null \
+            "curl -sS --capath {trust} --location-trusted -H 'Authorization: Bearer {tok}' -T {} -o /dev/null \
              -w '%{{http_code}} %{{num_redirects}} %{{url_effective}}' {up}/redir-curl.bin",
             src.display()
         ),
@@ -137,7 +136,7 @@ fn root_and_davs_transfers_redirected_uploads_and_tpc_through_the_ipvs_vip() {
     w.client_ok(
         "",
         &format!(
-            "davix-put --capath {trust} {auth} {} davs://{VIP_HOST}:{UPLOAD_PORT}/data/redir-davix.bin",
+            "davix-put --capath {trust} -H 'Authorization: Bearer {tok}' {} davs://{VIP_HOST}:{UPLOAD_PORT}/data/redir-davix.bin",
             src.display()
         ),
     );
