@@ -119,3 +119,18 @@ cfg=$(write_cfg 16 sysctl lo)
 X "$BIN" -q --config "$cfg" up >/dev/null
 floor "lvs-node status (16 VIPs up, sysctl)" "$BIN" -q --config "$cfg" status
 X "$BIN" -q --config "$cfg" down >/dev/null
+# The nftables costs the notes in docs/benchmarks.md cite: one `nft` process that only
+# lists, one `nft -f` that creates an ARP table (what `up` does when none exists), and
+# the delete of that table, which waits for the kernel's RCU grace period.
+echo "-- nftables costs (median of $RUNS)"
+floor "nft list tables" nft list tables
+nftfile=$WORK/arp.nft
+printf 'table arp lvsbench_floor {\n  chain input { type filter hook input priority 0; }\n}\n' >"$nftfile"
+t_add=() t_del=()
+for ((r = 0; r < RUNS; r++)); do
+  a=${EPOCHREALTIME/./}; nft -f "$nftfile"; b=${EPOCHREALTIME/./}
+  nft delete table arp lvsbench_floor; c=${EPOCHREALTIME/./}
+  t_add+=($((b - a))); t_del+=($((c - b)))
+done
+printf '%-40s %8.2f ms\n' "nft -f (create an arp table)" "$(echo "$(printf '%s\n' "${t_add[@]}" | median)/1000" | bc -l)"
+printf '%-40s %8.2f ms\n' "nft delete table (RCU grace period)" "$(echo "$(printf '%s\n' "${t_del[@]}" | median)/1000" | bc -l)"

@@ -380,11 +380,25 @@ fn data_interface_vip_with_only_2811_balanced_is_an_error() {
     );
     assert_eq!(code, 1);
 
-    // Unset: the server advertises the control connection's address, the VIP.
+    // Unset: the server advertises what the system host name resolves to (not the
+    // control connection's address): the real IP here, so data goes straight to the node.
     n.write_gridftp("port_range 50000,50100\n", "");
     let (code, v) = n.doctor();
-    let f = expect(&v, "gridftp.data_interface", "error");
+    let f = expect(&v, "gridftp.data_interface", "ok");
     assert!(f["summary"].as_str().unwrap().contains("not set"), "{f:#}");
+    assert_eq!(code, 0, "{v:#}");
+
+    // Unset, with the host name mapped to the VIP: passive replies advertise the VIP.
+    n.hosts(&format!(
+        "127.0.0.1 localhost\n{VIP} {HOSTNAME} {VIP_NAME}\n"
+    ));
+    let (code, v) = n.doctor();
+    let f = expect(&v, "gridftp.data_interface", "error");
+    assert!(
+        f["summary"].as_str().unwrap().contains("not set")
+            && f["summary"].as_str().unwrap().contains("is the VIP"),
+        "{f:#}"
+    );
     assert_eq!(code, 1);
 }
 

@@ -47,7 +47,15 @@ pub const MIN_INTERVAL: Duration = Duration::from_millis(10);
 /// Longest interval accepted; the field holds microseconds in 32 bits (about 71 minutes).
 pub const MAX_INTERVAL: Duration = Duration::from_secs(60);
 
-pub fn validate(file: &Path, raw: RawBfd, real_ip: Option<IpAddr>) -> Result<Bfd, ConfigError> {
+/// `real_ip` and `real_ip6` are the node's fixed addresses: the default `source` is the one
+/// of the directors' family (the first director decides), so an IPv6-only node with
+/// `real_ip6` needs no `source`.
+pub fn validate(
+    file: &Path,
+    raw: RawBfd,
+    real_ip: Option<IpAddr>,
+    real_ip6: Option<IpAddr>,
+) -> Result<Bfd, ConfigError> {
     let err = |key: &str, problem: String, fix: &str| ConfigError::new(file, key, problem, fix);
     if raw.directors.is_empty() {
         return Err(err(
@@ -64,13 +72,30 @@ pub fn validate(file: &Path, raw: RawBfd, real_ip: Option<IpAddr>) -> Result<Bfd
                 "write the node's own address, e.g. source = \"192.0.2.11\"",
             )
         })?,
-        None => real_ip.ok_or_else(|| {
-            err(
-                "bfd.source",
-                "missing, and there is no real_ip to default to (the interface's address is not used: the directors' neighbor_ip must name a fixed address)".into(),
-                "set source = \"NODE_IP\" in [bfd] (the address the directors list as neighbor_ip), or set real_ip",
-            )
-        })?,
+        None => {
+            let v6 = raw
+                .directors
+                .first()
+                .and_then(|d| d.parse::<IpAddr>().ok())
+                .is_some_and(|d| d.is_ipv6());
+            let fixed = if v6 {
+                real_ip6.or(real_ip.filter(|a| a.is_ipv6()))
+            } else {
+                real_ip.filter(|a| a.is_ipv4())
+            };
+            let (key, fam) = if v6 {
+                ("real_ip6", "IPv6")
+            } else {
+                ("real_ip", "IPv4")
+            };
+            fixed.ok_or_else(|| {
+                err(
+                    "bfd.source",
+                    format!("missing, and there is no {key} to default to for {fam} directors (the interface's address is not used: the directors' neighbor_ip must name a fixed address)"),
+                    &format!("set source = \"NODE_IP\" in [bfd] (the address the directors list as neighbor_ip), or set {key}"),
+                )
+            })?
+        }
     };
     if source.is_unspecified() || source.is_loopback() || source.is_multicast() {
         return Err(err(
@@ -171,23 +196,25 @@ mod tests {
             p,
             raw("directors = [\"192.0.2.2\"]"),
             Some("192.0.2.11".parse().unwrap()),
+            None,
         )
         .unwrap();
         assert_eq!(b.source, "192.0.2.11".parse::<IpAddr>().unwrap());
         assert_eq!(b.min_tx, Duration::from_millis(50));
         assert_eq!(b.multiplier, 3);
         // Without real_ip, source is required (documented in docs/daemon.md, "BFD").
-        let e = validate(p, raw("directors = [\"192.0.2.2\"]"), None).unwrap_err();
+        let e = validate(p, raw("directors = [\"192.0.2.2\"]"), None, None).unwrap_err();
         assert_eq!(e.key, "bfd.source");
         assert!(
             e.fix.contains("source = ") && e.fix.contains("real_ip"),
             "{e}"
         );
-        let e = validate(p, raw("directors = []"), None).unwrap_err();
+        let e = validate(p, raw("directors = []"), None, None).unwrap_err();
         assert_eq!(e.key, "bfd.directors");
         let e = validate(
             p,
             raw("directors = [\"192.0.2.2\", \"x\"]\nsource = \"192.0.2.11\""),
+            None,
             None,
         )
         .unwrap_err();
@@ -196,12 +223,14 @@ mod tests {
             p,
             raw("directors = [\"2001:db8::2\"]\nsource = \"192.0.2.11\""),
             None,
+            None,
         )
         .unwrap_err();
         assert!(e.problem.contains("families"), "{e}");
         let e = validate(
             p,
             raw("directors = [\"192.0.2.2\"]\nsource = \"192.0.2.11\"\nmin_tx = \"1ms\""),
+            None,
             None,
         )
         .unwrap_err();
@@ -210,8 +239,27 @@ mod tests {
             p,
             raw("directors = [\"192.0.2.2\"]\nsource = \"192.0.2.11\"\nmultiplier = 0"),
             None,
+            None,
         )
         .unwrap_err();
         assert_eq!(e.key, "bfd.multiplier");
+        // IPv6 directors default to real_ip6 (an IPv6-only node), never to an IPv4 real_ip.
+        let v6: IpAddr = "2001:db8::11".parse().unwrap();
+        let b = validate(
+            p,
+            raw("directors = [\"2001:db8::2\"]"),
+            Some("192.0.2.11".parse().unwrap()),
+            Some(v6),
+        )
+        .unwrap();
+        assert_eq!(b.source, v6);
+        let e = validate(
+            p,
+            raw("directors = [\"2001:db8::2\"]"),
+            Some("192.0.2.11".parse().unwrap()),
+            None,
+        )
+        .unwrap_err();
+        assert!(e.fix.contains("real_ip6"), "{e}");
     }
 }

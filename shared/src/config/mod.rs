@@ -344,7 +344,7 @@ impl NodeConfig {
             None => None,
         };
         let bfd = match raw.bfd {
-            Some(b) => Some(bfd::validate(path, b, real_ip)?),
+            Some(b) => Some(bfd::validate(path, b, real_ip, real_ip6)?),
             None => None,
         };
         let vip_addrs: Vec<IpAddr> = vips.iter().map(|v| v.address).collect();

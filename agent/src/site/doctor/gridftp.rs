@@ -4,9 +4,10 @@
 //!
 //! The trap: in passive mode the server tells the client which address to open the data
 //! connection to. That is `data_interface` (or `hostname`, which sets it), and without
-//! either it is the local address of the control connection, which under LVS-DR is the VIP.
-//! If the director balances only 2811, a data connection to the VIP lands on any node (or
-//! none) and the transfer hangs.
+//! either it is what the system host name resolves to (seen with globus-gridftp-server 13 in
+//! the lab: not the control connection's local address). If that is the VIP and the director
+//! balances only 2811, a data connection to the VIP lands on any node (or none) and the
+//! transfer hangs.
 
 use super::Finding;
 use crate::site::gridftp_conf::{parse_range, resolve, GridftpSettings, Setting};
@@ -109,7 +110,7 @@ fn data_interface(cfg: &NodeConfig, gf: &GridftpSettings, range: &RangeSetting) 
          [[vip]] ports."
     );
     let trap = "In passive mode the server tells the client which address to open the data \
-                connection to. Under LVS-DR that is the VIP, and the director balances only the \
+                connection to. Here that is the VIP, and the director balances only the \
                 control port, so the data connection is dropped or lands on another node: the \
                 login works and every transfer hangs.";
     let (what, addrs) = match gf.data_interface() {
@@ -129,8 +130,8 @@ fn data_interface(cfg: &NodeConfig, gf: &GridftpSettings, range: &RangeSetting) 
                 ID,
                 "no GridFTP config found: data_interface not checked",
                 format!(
-                    "looked at: {}\nWithout data_interface the server advertises the address of \
-                     the control connection, which under LVS-DR is the VIP.",
+                    "looked at: {}\nWithout data_interface (or hostname) the server advertises the \
+                     address its host name resolves to.",
                     gf.missing
                         .iter()
                         .map(|p| p.display().to_string())
@@ -144,32 +145,38 @@ fn data_interface(cfg: &NodeConfig, gf: &GridftpSettings, range: &RangeSetting) 
             )
         }
         None => {
-            // Unset: the control interface, i.e. the VIP for every client of the pool.
-            let narrow: Vec<String> = cfg
-                .vips
-                .iter()
-                .filter(|v| !covers(&v.ports, good_range))
-                .map(|v| v.address.to_string())
-                .collect();
-            if narrow.is_empty() {
-                return Finding::ok(
-                    ID,
-                    "data_interface not set, but the VIPs balance the data port range",
-                    "make sure the director uses source-IP persistence for the range",
-                );
-            }
-            return Finding::error(
-                ID,
-                "data_interface not set: passive replies advertise the VIP",
-                format!(
-                    "read: {}\nWithout data_interface (or hostname) the server advertises the \
-                     local address of the control connection, which is the VIP ({}) for clients \
-                     that come through the director.\n{trap}",
-                    gf.files_text(),
-                    narrow.join(", ")
+            // Unset: the server advertises what the system host name resolves to.
+            let host = match nix::unistd::gethostname() {
+                Ok(h) => h.to_string_lossy().into_owned(),
+                Err(e) => {
+                    return Finding::error(
+                        ID,
+                        "data_interface not set, and the system hostname cannot be read",
+                        e.to_string(),
+                        format!("set `data_interface {rip}` in /etc/gridftp.conf"),
+                    )
+                }
+            };
+            match resolve(&host) {
+                Ok(a) => (
+                    format!(
+                        "data_interface not set: the system hostname `{host}` ({})",
+                        gf.files_text()
+                    ),
+                    a,
                 ),
-                fix_vip,
-            );
+                Err(e) => {
+                    return Finding::error(
+                        ID,
+                        format!("data_interface not set, and the system hostname `{host}` does not resolve"),
+                        format!(
+                            "{e}\nWithout data_interface (or hostname) the server advertises the \
+                             address its host name resolves to."
+                        ),
+                        format!("set `data_interface {rip}` (an IP address, no lookup needed)"),
+                    )
+                }
+            }
         }
     };
     let vip_hit: Vec<&lvs_shared::config::Vip> = cfg
