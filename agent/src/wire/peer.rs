@@ -656,6 +656,28 @@ mod tests {
     }
 
     #[test]
+    fn a_macaroon_fingerprint_is_16_lowercase_hex_digits() {
+        let with = |f: &str| {
+            let mut d = doc();
+            d.macaroon = Some(crate::wire::status::MacaroonSecret {
+                path: "/etc/xrootd/macaroon-secret".into(),
+                fingerprint: Some(f.into()),
+                error: None,
+            });
+            peer(d)
+        };
+        assert!(with("0123456789abcdef").is_ok());
+        for bad in [
+            "0123456789ABCDEF",
+            "0123456789abcde",
+            "0123456789abcdef0",
+            "secret\u{1b}[2Jxxxxxx",
+        ] {
+            assert!(with(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn addresses_of_the_wrong_family_or_not_unicast_are_refused() {
         for (v4, v6) in [
             (Some("2001:db8::12"), None),
