@@ -597,6 +597,34 @@ impl WlcgLab {
         self.work.path().join(format!("xrootd{i}/macaroon-secret"))
     }
 
+    /// doctor's finding `id` on node `i`, run in the node's namespace with the node's agent
+    /// config and its xrootd config (`--xrootd-conf`).
+    pub fn doctor_finding(&self, i: usize, id: &str) -> serde_json::Value {
+        let dir = self.work.path();
+        let out = self.lab.reals[i].ns.run(&format!(
+            "{} -c {} doctor --json --xrootd-conf {}",
+            crate::bins::lvs_node().display(),
+            dir.join(format!("node{i}/node.toml")).display(),
+            dir.join(format!("xrootd{i}/xrootd.cfg")).display()
+        ));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "doctor --json is not JSON ({e}): {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        let mut f: Vec<serde_json::Value> = v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["id"] == id)
+            .cloned()
+            .collect();
+        assert_eq!(f.len(), 1, "one {id} finding: {v:#}");
+        f.remove(0)
+    }
+
     /// The scitokens.cfg node `i`'s xrootd reads.
     pub fn node_scitokens_cfg(&self, i: usize) -> PathBuf {
         self.work.path().join(format!("xrootd{i}/scitokens.cfg"))

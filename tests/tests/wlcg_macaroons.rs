@@ -9,10 +9,13 @@
 //!   secret on both nodes (never the secret) and `pool status` is clean.
 //! - With another secret on rs2, rs2 refuses rs1's macaroon; `pool status` flags rs2 and
 //!   exits 1.
+//! - doctor's `xrootd.macaroon_secret`: ok while the agent fingerprints the file XRootD
+//!   signs with; an error while the secret is readable by others (0644), ok again at 0600.
 //! - With rs1's secret copied to rs2, both verify it again and `pool status` is clean.
 
 use lab::netns::wait_for;
 use lab::wlcg::*;
+use std::os::unix::fs::PermissionsExt;
 use std::process::Output;
 use std::time::Duration;
 
@@ -133,6 +136,23 @@ fn a_macaroon_from_one_node_verifies_on_all_and_pool_status_flags_a_different_se
     let (code, out) = pool_status(&w);
     assert_eq!(code, 0, "{out}");
     assert!(!out.contains("MACAROON"), "{out}");
+
+    // doctor: the agent fingerprints the file XRootD signs with, and only its owner reads it.
+    let f = w.doctor_finding(0, "xrootd.macaroon_secret");
+    assert_eq!(f["severity"], "ok", "{f:#}");
+    std::fs::set_permissions(w.node_secret(0), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let f = w.doctor_finding(0, "xrootd.macaroon_secret");
+    assert_eq!(f["severity"], "error", "a world-readable secret: {f:#}");
+    assert!(
+        f["fix"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("chmod 0600 "),
+        "{f:#}"
+    );
+    std::fs::set_permissions(w.node_secret(0), std::fs::Permissions::from_mode(0o600)).unwrap();
+    let f = w.doctor_finding(0, "xrootd.macaroon_secret");
+    assert_eq!(f["severity"], "ok", "{f:#}");
 
     // Another secret on rs2: it refuses rs1's macaroon, and pool status flags it.
     w.restart_node_with_secret(1, &new_secret());

@@ -12,37 +12,9 @@
 
 use lab::gridftp::sha256;
 use lab::wlcg::*;
-use serde_json::Value;
 
 fn bearer(t: &str) -> String {
     format!("BEARER_TOKEN={t}")
-}
-
-/// doctor's `xrootd.token_audience` finding for node `i` with its own xrootd config.
-fn doctor_token_finding(w: &WlcgLab, i: usize) -> Value {
-    let dir = w.work.path();
-    let out = w.lab.reals[i].ns.run(&format!(
-        "{} -c {} doctor --json --xrootd-conf {}",
-        lab::bins::lvs_node().display(),
-        dir.join(format!("node{i}/node.toml")).display(),
-        dir.join(format!("xrootd{i}/xrootd.cfg")).display()
-    ));
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "doctor --json is not JSON ({e}): {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    let mut f: Vec<Value> = v["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| f["id"] == "xrootd.token_audience")
-        .cloned()
-        .collect();
-    assert_eq!(f.len(), 1, "one xrootd.token_audience finding: {v:#}");
-    f.remove(0)
 }
 
 #[test]
@@ -153,7 +125,7 @@ fn vip_audience_tokens_accepted_others_refused_and_doctor_names_the_audience_lin
     }
 
     // doctor on the lab's node: the VIP's both audiences are listed.
-    let f = doctor_token_finding(&w, 1);
+    let f = w.doctor_finding(1, "xrootd.token_audience");
     assert_eq!(f["severity"], "ok", "{f:#}");
 
     // The classic mistake: node rs2 lists its own name. doctor says which line to set...
@@ -161,7 +133,7 @@ fn vip_audience_tokens_accepted_others_refused_and_doctor_names_the_audience_lin
         1,
         &scitokens_cfg(&format!("https://{0}, {0}", node_name(1))),
     );
-    let f = doctor_token_finding(&w, 1);
+    let f = w.doctor_finding(1, "xrootd.token_audience");
     assert_eq!(f["severity"], "error", "{f:#}");
     let fix = f["fix"].as_str().unwrap_or_default().to_string();
     let line = fix
@@ -209,7 +181,7 @@ fn vip_audience_tokens_accepted_others_refused_and_doctor_names_the_audience_lin
         .collect::<Vec<_>>()
         .join("\n");
     w.restart_node_xrootd(1, &(fixed + "\n"));
-    let f = doctor_token_finding(&w, 1);
+    let f = w.doctor_finding(1, "xrootd.token_audience");
     assert_eq!(f["severity"], "ok", "{f:#}");
     let out = w.scratch("fixed-aud.bin");
     w.client_ok(

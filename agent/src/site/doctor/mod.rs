@@ -4,7 +4,7 @@
 //! One file per check area; each returns [`Finding`]s with stable ids (`dataplane`,
 //! `rp_filter`, `arp_announce`, `arp_ignore`, `gridftp.control_interface`, `gridftp.data_interface`, `gridftp.port_range`,
 //! `gridftp.firewall`, `firewalld`, `hostname.loopback`, `cert.names`, `cert.expiry`, `report.http`,
-//! `report.agent_check`, `report`, `pool.tls`, `xrootd.token_audience`). Exit 0 without error findings, 1 with at least one,
+//! `report.agent_check`, `report`, `pool.tls`, `xrootd.token_audience`, `xrootd.macaroon_secret`). Exit 0 without error findings, 1 with at least one,
 //! 2 for a bad config or usage.
 
 pub mod cert;
@@ -12,6 +12,7 @@ pub mod dataplane;
 pub mod firewall;
 pub mod gridftp;
 pub mod hostname;
+pub mod macaroons;
 pub mod pool;
 pub mod report;
 pub mod sysctl;
@@ -143,6 +144,7 @@ pub async fn diagnose(cfg: &NodeConfig, paths: &Paths) -> Vec<Finding> {
     out.extend(report::findings(cfg).await);
     out.extend(pool::findings(cfg));
     out.extend(tokens::findings(cfg, &paths.xrootd_conf));
+    out.extend(macaroons::findings(cfg, &paths.xrootd_conf));
     out
 }
 
