@@ -19,6 +19,9 @@
 //!   touched.
 //! - The director config is `lvs-node director-config --pool` as printed, loaded into the
 //!   guest's keepalived; the agents manage their own data plane (VIP on lo, ARP).
+//! - XrdMacaroons is stacked on the scitokens plugin, with one secret for the pool (the
+//!   site has its own); each agent fingerprints its node's secret (`[report]
+//!   macaroon_secret`).
 
 use crate::dr::{real_ip, Host, IpvsLab, CLIENT_IP, DIRECTOR_IP, VIP};
 use crate::gsi::{TestCa, TrustDir};
