@@ -862,6 +862,15 @@ mod tests {
         assert_eq!(rk("client_ca = \"/ca.pem\""), "report.client_ca");
         assert_eq!(rk("allow_clients = [\"a\"]"), "report.allow_clients");
         assert_eq!(
+            rk("macaroon_secret = \"macaroon-secret\""),
+            "report.macaroon_secret"
+        );
+        let m = parse("[report]\nmacaroon_secret = \"/etc/xrootd/macaroon-secret\"\n").unwrap();
+        assert_eq!(
+            m.daemon.report.macaroon_secret,
+            Some(std::path::PathBuf::from("/etc/xrootd/macaroon-secret"))
+        );
+        assert_eq!(
             rk("http = \"192.0.2.11:8080\"\nhttps = \"192.0.2.11:8080\""),
             "report.https"
         );
