@@ -180,8 +180,9 @@ pub struct PoolDirectorArgs {
     /// The VRRP virtual_router_id of the group (1-255).
     #[arg(long, default_value_t = crate::director::pair::DEFAULT_VRID, requires = "directors")]
     pub vrid: u8,
-    /// Print the --for director's sysctl.d file instead of its keepalived config.
-    #[arg(long, requires = "directors")]
+    /// Print the director's sysctl.d file instead of its keepalived config: the --for
+    /// director's with two or more --director, else a single director's (no --pool needed).
+    #[arg(long)]
     pub sysctl: bool,
     /// CA bundle (PEM) or directory (e.g. /etc/grid-security/certificates) that the
     /// certificates of https:// nodes must verify against; default: the system's roots.

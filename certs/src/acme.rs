@@ -586,7 +586,12 @@ pub async fn issue(
     }
 
     let key = csr::generate_key(p.key_type)?;
-    let (der, _) = csr::make_csr(&s.names, &Subject::default(), &key)?;
+    let (der, _) = csr::make_csr(
+        &s.names,
+        &Subject::default(),
+        &key,
+        csr::Purposes::CaProfile,
+    )?;
     retrying!("finalizing the order", order.finalize_csr(&der))?;
     let chain = retrying!(
         "downloading the certificate",

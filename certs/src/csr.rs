@@ -1,5 +1,6 @@
 //! Private keys and PEM CSRs made with rcgen. The CN is kept (XRootD and GridFTP clients
-//! still look at it) and every name is also a DNS SAN, as CAs require.
+//! still look at it) and every name is also a DNS SAN, as CAs require. CSRs for a CA's
+//! registration authority ask for serverAuth and clientAuth (see [`Purposes`]).
 
 use anyhow::{Context, Result};
 use rcgen::{
@@ -72,9 +73,33 @@ impl Subject {
     }
 }
 
+/// Which purposes a CSR asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purposes {
+    /// No extendedKeyUsage request: the CA's profile decides (ACME orders; an ACME CA
+    /// takes only the names from the CSR).
+    CaProfile,
+    /// extendedKeyUsage serverAuth and clientAuth requested: the host certificate is also
+    /// the client certificate of third-party copy (`lvs_shared::tpc`). IGTF profiles
+    /// (InCommon IGTF server, GEANT TCS IGTF grid host, national grid CAs) issue both;
+    /// a CA whose profile is server-only ignores the request.
+    ServerAndClient,
+}
+
 /// A DER and PEM CSR for `names` (CN = names[0]) signed by `key`.
-pub fn make_csr(names: &[String], subject: &Subject, key: &KeyPair) -> Result<(Vec<u8>, String)> {
+pub fn make_csr(
+    names: &[String],
+    subject: &Subject,
+    key: &KeyPair,
+    purposes: Purposes,
+) -> Result<(Vec<u8>, String)> {
     let mut params = CertificateParams::new(names.to_vec()).context("building the CSR")?;
+    if purposes == Purposes::ServerAndClient {
+        params.extended_key_usages = vec![
+            rcgen::ExtendedKeyUsagePurpose::ServerAuth,
+            rcgen::ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+    }
     let mut dn = DistinguishedName::new();
     if let Some(v) = &subject.country {
         dn.push(DnType::CountryName, v.to_ascii_uppercase());

@@ -22,6 +22,9 @@ pub struct CertInfo {
     /// Unix seconds.
     pub not_before: i64,
     pub not_after: i64,
+    /// The extendedKeyUsage purposes (`serverAuth`, `clientAuth`, an OID for others); None
+    /// without the extension, which allows every purpose.
+    pub eku: Option<Vec<String>>,
     #[serde(skip)]
     pub public_key: Vec<u8>,
     #[serde(skip)]
@@ -69,6 +72,28 @@ fn parse_one(der: &[u8]) -> Result<CertInfo> {
             }
         }
     }
+    let eku = match c.extended_key_usage() {
+        Ok(Some(e)) => {
+            let e = e.value;
+            let mut v: Vec<String> = [
+                (e.any, "anyExtendedKeyUsage"),
+                (e.server_auth, "serverAuth"),
+                (e.client_auth, "clientAuth"),
+                (e.code_signing, "codeSigning"),
+                (e.email_protection, "emailProtection"),
+                (e.time_stamping, "timeStamping"),
+                (e.ocsp_signing, "OCSPSigning"),
+            ]
+            .into_iter()
+            .filter(|(on, _)| *on)
+            .map(|(_, n)| n.to_string())
+            .collect();
+            v.extend(e.other.iter().map(|o| o.to_id_string()));
+            Some(v)
+        }
+        Ok(None) => None,
+        Err(e) => bail!("bad extendedKeyUsage: {e}"),
+    };
     let common_name = c
         .subject()
         .iter_common_name()
@@ -83,6 +108,7 @@ fn parse_one(der: &[u8]) -> Result<CertInfo> {
         serial: c.raw_serial_as_string(),
         not_before: c.validity().not_before.timestamp(),
         not_after: c.validity().not_after.timestamp(),
+        eku,
         public_key: c.public_key().subject_public_key.data.to_vec(),
         subject_raw: c.subject().as_raw().to_vec(),
         issuer_raw: c.issuer().as_raw().to_vec(),

@@ -148,6 +148,8 @@ pub fn ca_dir_files(dir: &std::path::Path) -> Vec<PathBuf> {
 #[derive(Debug, Clone)]
 pub struct Response {
     pub status: u16,
+    /// The response headers (the WebDAV check reads `DAV`).
+    pub headers: reqwest::header::HeaderMap,
     pub body: Vec<u8>,
 }
 
@@ -170,8 +172,36 @@ pub async fn get(
     if let Some(h) = host {
         req = req.header(reqwest::header::HOST, h);
     }
+    read(req, limit).await
+}
+
+/// Any method (OPTIONS, PROPFIND) with extra headers and a body, under the same bounds as
+/// [`get`].
+pub async fn request(
+    client: &reqwest::Client,
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+    limit: usize,
+) -> Result<Response, String> {
+    let m = reqwest::Method::from_bytes(method.as_bytes())
+        .map_err(|_| format!("`{method}` is not an HTTP method"))?;
+    let mut req = client.request(m, url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    if !body.is_empty() {
+        req = req.body(body);
+    }
+    read(req, limit).await
+}
+
+/// Sends `req` and reads its body up to `limit` bytes.
+async fn read(req: reqwest::RequestBuilder, limit: usize) -> Result<Response, String> {
     let mut resp = req.send().await.map_err(|e| reason(&e))?;
     let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
     if resp.content_length().is_some_and(|n| n > limit as u64) {
         return Err(format!("response larger than {limit} bytes"));
     }
@@ -182,7 +212,11 @@ pub async fn get(
         }
         body.extend_from_slice(&chunk);
     }
-    Ok(Response { status, body })
+    Ok(Response {
+        status,
+        headers,
+        body,
+    })
 }
 
 /// The useful part of a client error: the innermost cause (reqwest's own outer message

@@ -7,5 +7,6 @@ pub mod duration;
 pub mod error;
 pub mod hostname;
 pub mod http;
+pub mod tpc;
 
 pub use error::ConfigError;

@@ -118,7 +118,7 @@ pub fn seconds_until(t0: Instant, bound: Duration, mut gone: impl FnMut() -> boo
     None
 }
 
-/// `min, mean, max (N runs)` of times in seconds, printed in `unit` ("ms" or "s"). `runs` is
+/// `min, median, mean, max (N runs)` of times in seconds, printed in `unit` ("ms" or "s"). `runs` is
 /// how many were tried: runs missing from `v` (not detected within the bound) are counted
 /// in the text, never dropped silently.
 pub fn stats(v: &[f64], runs: usize, unit: &str) -> String {
@@ -132,7 +132,7 @@ pub fn stats(v: &[f64], runs: usize, unit: &str) -> String {
     }
     if missed > 0 {
         return format!(
-            "{}; {missed} of {runs} runs NOT detected within the bound, left out of min/mean/max",
+            "{}; {missed} of {runs} runs NOT detected within the bound, left out of min/median/mean/max",
             stats(v, v.len(), unit)
         );
     }
@@ -146,8 +146,9 @@ pub fn stats(v: &[f64], runs: usize, unit: &str) -> String {
         }
     };
     format!(
-        "min {}, mean {}, max {} ({} run{})",
+        "min {}, median {}, mean {}, max {} ({} run{})",
         f(min),
+        f(median(v).unwrap_or(0.0)),
         f(mean(v).unwrap_or(0.0)),
         f(max),
         v.len(),
@@ -157,6 +158,18 @@ pub fn stats(v: &[f64], runs: usize, unit: &str) -> String {
 
 pub fn mean(v: &[f64]) -> Option<f64> {
     (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+}
+
+/// The middle value (the mean of the two middle ones for an even count).
+pub fn median(v: &[f64]) -> Option<f64> {
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    let n = s.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(s[n / 2]),
+        _ => Some((s[n / 2 - 1] + s[n / 2]) / 2.0),
+    }
 }
 
 /// Prints the rows again under `summary:`, for copying into docs/benchmarks.md.
@@ -172,6 +185,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(median(&[]), None);
+        assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), Some(2.5));
+        assert_eq!(median(&[9.0, 1.0, 1.2, 1.1, 8.0]), Some(1.2));
+    }
+
+    #[test]
     fn stats_in_both_units() {
         assert_eq!(stats(&[], 0, "ms"), "-");
         assert_eq!(
@@ -180,19 +201,19 @@ mod tests {
         );
         assert_eq!(
             stats(&[0.5], 1, "s"),
-            "min 0.50 s, mean 0.50 s, max 0.50 s (1 run)"
+            "min 0.50 s, median 0.50 s, mean 0.50 s, max 0.50 s (1 run)"
         );
         assert_eq!(
             stats(&[0.1, 0.2, 0.3], 3, "ms"),
-            "min 100 ms, mean 200 ms, max 300 ms (3 runs)"
+            "min 100 ms, median 200 ms, mean 200 ms, max 300 ms (3 runs)"
         );
         assert_eq!(
             stats(&[1.0, 2.5], 2, "s"),
-            "min 1.00 s, mean 1.75 s, max 2.50 s (2 runs)"
+            "min 1.00 s, median 1.75 s, mean 1.75 s, max 2.50 s (2 runs)"
         );
         assert_eq!(
             stats(&[1.0, 2.5], 3, "s"),
-            "min 1.00 s, mean 1.75 s, max 2.50 s (2 runs); 1 of 3 runs NOT detected within the bound, left out of min/mean/max"
+            "min 1.00 s, median 1.75 s, mean 1.75 s, max 2.50 s (2 runs); 1 of 3 runs NOT detected within the bound, left out of min/median/mean/max"
         );
     }
 

@@ -229,12 +229,19 @@ pub struct IpvsLab {
     pub reals: Vec<Host>,
     /// Dropped first: qemu is killed by PID and its files removed.
     pub director: crate::vm::director::IpvsDirector,
+    /// The second director of a VRRP pair ([`IpvsLab::build_pair`]), at `DIRECTOR2_IP`;
+    /// `None` in a one-director lab. Dropped like `director`.
+    /// Boxed: a one-director lab does not carry a second guest's worth of fields.
+    pub director2: Option<Box<crate::vm::director::IpvsDirector>>,
     // Dropped last: every host's veth dies with its namespace, then the bridge.
     pub bridge: Netns,
 }
 
 /// The guest director's MAC.
 pub const DIRECTOR_MAC: &str = "02:00:00:00:00:02";
+/// The second director of a pair ([`IpvsLab::build_pair`]): its address and MAC.
+pub const DIRECTOR2_IP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 3);
+pub const DIRECTOR2_MAC: &str = "02:00:00:00:00:03";
 
 impl IpvsLab {
     /// Builds the namespaces and boots the director guest (at most 20 s, or an error that
@@ -254,21 +261,68 @@ impl IpvsLab {
         IpvsLab::build_opts(&unique_prefix(tag), reals, true)
     }
 
+    /// Two director guests on the segment, the members of a VRRP pair: `director` at
+    /// `DIRECTOR_IP` (MAC `DIRECTOR_MAC`) and `director2` at `DIRECTOR2_IP` (MAC
+    /// `DIRECTOR2_MAC`). Neither holds the VIP: the test's keepalived `vrrp_instance` puts
+    /// it on the master. Each boot is bounded like [`IpvsLab::build`]'s. IPv4 only.
+    pub fn build_pair(tag: &str, reals: usize) -> anyhow::Result<IpvsLab> {
+        use crate::vm::director::IpvsDirector;
+        let prefix = unique_prefix(tag);
+        IpvsLab::assemble(&prefix, reals, false, |bridge| {
+            let a = IpvsDirector::boot_pair_member(
+                "dira",
+                &bridge.name,
+                "br0",
+                DIRECTOR_IP,
+                VIP,
+                DIRECTOR_MAC,
+            )?;
+            let b = IpvsDirector::boot_pair_member(
+                "dirb",
+                &bridge.name,
+                "br0",
+                DIRECTOR2_IP,
+                VIP,
+                DIRECTOR2_MAC,
+            )?;
+            Ok((a, Some(Box::new(b))))
+        })
+    }
+
     fn build_opts(prefix: &str, reals: usize, ipv6: bool) -> anyhow::Result<IpvsLab> {
+        IpvsLab::assemble(prefix, reals, ipv6, |bridge| {
+            let d = crate::vm::director::IpvsDirector::boot(
+                Some(std::env::temp_dir().join(format!("{prefix}-vm"))),
+                &bridge.name,
+                "br0",
+                DIRECTOR_IP,
+                VIP,
+                DIRECTOR_MAC,
+                ipv6.then_some(("2001:db8::2", VIP6)),
+            )?;
+            Ok((d, None))
+        })
+    }
+
+    /// The bridge, the guest(s) `boot` starts on it, the client and the real servers.
+    #[allow(clippy::type_complexity)]
+    fn assemble(
+        prefix: &str,
+        reals: usize,
+        ipv6: bool,
+        boot: impl FnOnce(
+            &Netns,
+        ) -> anyhow::Result<(
+            crate::vm::director::IpvsDirector,
+            Option<Box<crate::vm::director::IpvsDirector>>,
+        )>,
+    ) -> anyhow::Result<IpvsLab> {
         crate::netns::require_root();
         let prefix = prefix.to_string();
         let bridge = Netns::new(&format!("{prefix}br"));
         bridge.ok("ip link add br0 type bridge && ip link set br0 up");
-        // The guest is booted on this thread: qemu dies with the thread that started it.
-        let director = crate::vm::director::IpvsDirector::boot(
-            Some(std::env::temp_dir().join(format!("{prefix}-vm"))),
-            &bridge.name,
-            "br0",
-            DIRECTOR_IP,
-            VIP,
-            DIRECTOR_MAC,
-            ipv6.then_some(("2001:db8::2", VIP6)),
-        )?;
+        // The guests are booted on this thread: qemu dies with the thread that started it.
+        let (director, director2) = boot(&bridge)?;
         let client = add_host(&bridge, &prefix, "cl", CLIENT_IP, 1, 1, ipv6);
         let reals: Vec<Host> = (0..reals)
             .map(|i| {
@@ -288,6 +342,7 @@ impl IpvsLab {
             client,
             reals,
             director,
+            director2,
             bridge,
         })
     }

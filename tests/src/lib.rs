@@ -14,6 +14,7 @@ pub mod units;
 pub mod vm;
 pub mod webdav;
 pub mod wlcg;
+pub mod xrootd;
 
 pub use dr::{DrLab, LabOpts};
 pub use netns::{require_root, wait_for, Netns};

@@ -350,6 +350,16 @@ impl Vm {
         self.pid
     }
 
+    /// Kills qemu (SIGKILL to its PID, the guest dies like a host losing power) and reaps
+    /// it. The guest's files stay until drop.
+    pub fn kill(&mut self) -> Result<()> {
+        if let Some(mut c) = self.child.take() {
+            c.kill().context("killing qemu")?;
+            c.wait().context("reaping qemu")?;
+        }
+        Ok(())
+    }
+
     /// The host directory the guest sees at `/lab` (read-write).
     pub fn io_dir(&self) -> &Path {
         &self.io

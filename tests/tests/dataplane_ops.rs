@@ -238,6 +238,7 @@ const FAULT_ENV: &[&str] = &[
     "LVS_NODE_FAIL_AT_STEP",
     "LVS_NODE_CRASH_AT_STEP",
     "LVS_NODE_HANG_LOOP_AFTER_MS",
+    "LVS_NODE_HISTORY_STEP_MS",
 ];
 /// `LVS_NODE_...` names every build reads.
 const PRODUCT_ENV: &[&str] = &["LVS_NODE_CONFIG"];

@@ -7,7 +7,7 @@
 
 use crate::cli::DirectorConfigArgs;
 use crate::director::node::{render, Style};
-use crate::director::pair::Pair;
+use crate::director::pair::{single_sysctl, Pair};
 use crate::director::pool::{haproxy, keepalived, parse_range, Node, Options};
 use crate::pool;
 use crate::util::exit::{EXIT_FAIL, EXIT_OK, EXIT_USAGE};
@@ -16,8 +16,12 @@ use lvs_shared::config::daemon::parse_peer;
 use lvs_shared::config::NodeConfig;
 use std::path::Path;
 
-/// This node's snippet (without `--pool`).
+/// This node's snippet (without `--pool`), or a single director's sysctl file.
 pub fn node(config: &Path, args: DirectorConfigArgs) -> u8 {
+    if args.pool.sysctl {
+        print!("{}", single_sysctl());
+        return EXIT_OK;
+    }
     let cfg = match NodeConfig::load(config) {
         Ok(c) => c,
         Err(e) => {
@@ -95,11 +99,10 @@ pub async fn pool(args: DirectorConfigArgs) -> u8 {
         return EXIT_USAGE;
     }
     if p.sysctl {
-        let Some(g) = &pair else {
-            eprintln!("error: --sysctl: give the group with two or more --director, and --for");
-            return EXIT_USAGE;
-        };
-        print!("{}", g.sysctl());
+        match &pair {
+            Some(g) => print!("{}", g.sysctl()),
+            None => print!("{}", single_sysctl()),
+        }
         return EXIT_OK;
     }
     // The director's own address is the BFD source of its sessions.

@@ -8,6 +8,9 @@
 //! Every director gets the same instance with a distinct priority (the first `--director`
 //! the highest) and `nopreempt`: once a backup has taken over, a returning director does
 //! not take the VIPs back, which would switch every running transfer a second time.
+//!
+//! [`single_sysctl`] is the `sysctl.d` file of a site with one director: the IPVS keys
+//! without the ones only a failover needs.
 
 use std::fmt::Write;
 use std::net::IpAddr;
@@ -181,13 +184,21 @@ impl Pair {
             self.me,
             list(&self.directors)
         );
-        o.push_str(SYSCTL);
+        o.push_str(SYSCTL_IPVS);
+        o.push_str(SYSCTL_PAIR);
         o
     }
 }
 
-/// What a DR director of a VRRP group needs, each with why.
-const SYSCTL: &str = "\
+/// The `sysctl.d` file of a lone director (`director-config --sysctl` without a group).
+pub fn single_sysctl() -> String {
+    let mut o = String::from("# /etc/sysctl.d/90-lvs-director.conf for a single director\n");
+    o.push_str(SYSCTL_IPVS);
+    o
+}
+
+/// What every DR director needs, each with why.
+const SYSCTL_IPVS: &str = "\
 # printed by `lvs-node director-config --sysctl`; the net.ipv4.vs keys exist once the ip_vs
 # module is loaded (put `ip_vs` in /etc/modules-load.d/ip_vs.conf).
 
@@ -200,7 +211,10 @@ net.ipv4.vs.expire_quiescent_template = 1
 # once, so their clients reconnect through the director to a live node instead of
 # retransmitting into a dead one until they time out.
 net.ipv4.vs.expire_nodest_conn = 1
+";
 
+/// What a director of a VRRP group needs on top of [`SYSCTL_IPVS`].
+const SYSCTL_PAIR: &str = "
 # After a failover the backup sees packets of connections it only knows from the sync
 # daemon, or not at all; sloppy TCP lets IPVS take a connection over mid-stream instead of
 # waiting for a SYN.
@@ -259,6 +273,27 @@ mod tests {
         assert_eq!(ka.matches("192.0.2.100/32 dev eth0").count(), 1);
         assert!(ka.contains("virtual_ipaddress_excluded {\n        2001:db8::100/128 dev eth0"));
         assert!(ka.contains("lvs_sync_daemon eth0 VI_LVS id 51"));
+    }
+
+    #[test]
+    fn every_director_gets_expire_quiescent_template_only_a_pair_the_failover_keys() {
+        let ds = [ip("192.0.2.2"), ip("192.0.2.3")];
+        let pair = Pair::new(&ds, Some(ds[0]), Some("eth0"), DEFAULT_VRID)
+            .unwrap()
+            .sysctl();
+        let one = single_sysctl();
+        for s in [&pair, &one] {
+            assert!(
+                s.contains("\nnet.ipv4.vs.expire_quiescent_template = 1\n"),
+                "{s}"
+            );
+            assert!(s.contains("\nnet.ipv4.vs.expire_nodest_conn = 1\n"), "{s}");
+        }
+        assert!(pair.contains("\nnet.ipv4.vs.sloppy_tcp = 1\n"), "{pair}");
+        assert!(
+            !one.contains("sloppy_tcp") && !one.contains("nonlocal_bind"),
+            "{one}"
+        );
     }
 
     #[test]

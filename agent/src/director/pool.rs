@@ -167,8 +167,12 @@ pub fn checker(
         let _ = writeln!(o, "{ind}    connect_ip {}", report.ip());
         let _ = writeln!(o, "{ind}    connect_port {}", report.port());
         let _ = writeln!(o, "{ind}    connect_timeout 1");
-        let _ = writeln!(o, "{ind}    retry 1");
-        let _ = writeln!(o, "{ind}    delay_before_retry 1");
+        // No retry: /health is already the agent's confirmed verdict (its checks' `fall`),
+        // so a retry would only add `delay_before_retry` to every real failure. A false
+        // failure (one lost or late answer) costs little: with `inhibit_on_failure` the
+        // node goes to weight 0 until keepalived has seen two passing checks in a row (two
+        // `delay_loop`s), and its running transfers continue.
+        let _ = writeln!(o, "{ind}    retry 0");
         if let Some(d) = delay_loop {
             let _ = writeln!(o, "{ind}    delay_loop {d}");
         }
@@ -545,6 +549,30 @@ mod tests {
         assert_eq!(k.matches("HTTP_GET {").count(), 2, "{k}");
         assert_eq!(k.matches("inhibit_on_failure").count(), 2, "{k}");
         assert_eq!(bfd_ms(0.5), "0.5");
+    }
+
+    /// One failed HTTP_GET takes the node to weight 0 (no retry schedule to wait out),
+    /// and `inhibit_on_failure` keeps its running transfers.
+    #[test]
+    fn http_get_fails_at_the_first_failed_check_and_inhibits() {
+        let opts = Options {
+            probe_path: "/usr/bin/lvs-node".into(),
+            delay_loop: std::time::Duration::from_secs(1),
+            ..Options::default()
+        };
+        let a = node("http://192.0.2.11:8080", "192.0.2.11", Some("2001:db8::11"));
+        let k = keepalived(std::slice::from_ref(&a), &opts).unwrap();
+        assert_eq!(
+            k.matches("            connect_timeout 1\n            retry 0\n")
+                .count(),
+            2,
+            "{k}"
+        );
+        assert!(
+            !k.contains("delay_before_retry") && !k.contains("retry 1"),
+            "{k}"
+        );
+        assert_eq!(k.matches("inhibit_on_failure").count(), 2, "{k}");
     }
 
     #[test]

@@ -19,6 +19,28 @@ pub const MAX_SAMPLES: usize = 720;
 /// The shortest time between two samples of one node.
 pub const STEP: Duration = Duration::from_secs(WINDOW.as_secs() / MAX_SAMPLES as u64);
 
+/// The lab's hook `LVS_NODE_HISTORY_STEP_MS=N`: a sample every N ms instead of every
+/// [`STEP`] (0: every poll round), so that a benchmark fills the [`MAX_SAMPLES`] of a full
+/// hour in minutes (tests/bench/scale.sh). The ring and the page are unchanged: only the
+/// time between samples shrinks. Only in builds with the `fault-injection` feature
+/// (tests/run.sh); release builds never read it.
+#[cfg(feature = "fault-injection")]
+fn injected_step() -> Option<Duration> {
+    static STEP_MS: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    STEP_MS
+        .get_or_init(|| {
+            std::env::var("LVS_NODE_HISTORY_STEP_MS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+        })
+        .map(Duration::from_millis)
+}
+
+#[cfg(not(feature = "fault-injection"))]
+fn injected_step() -> Option<Duration> {
+    None
+}
+
 /// One node at one poll.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Sample {
@@ -51,7 +73,9 @@ impl History {
             .retain(|url, _| view.peers.iter().any(|p| &p.url == url));
         // A poll round takes up to its timeout: allow a little slack so that a 5 s poller
         // is not thinned to one sample every 10 s.
-        let step = STEP.saturating_sub(Duration::from_millis(500));
+        let step = injected_step()
+            .unwrap_or(STEP)
+            .saturating_sub(Duration::from_millis(500));
         for p in &view.peers {
             let ring = self.nodes.entry(p.url.clone()).or_default();
             let due = ring

@@ -1,6 +1,8 @@
 //! `lvs-cert inspect`: what a certificate says, and a monitoring verdict (exit 1 when a
 //! name is missing, the key does not match, it expires within --days, or, with
-//! --issuer-ca or --system-trust, it does not chain to that trust).
+//! --issuer-ca or --system-trust, it does not chain to that trust). A certificate without
+//! clientAuth gets a warning, not a failure: XRootD and WebDAV cannot present it as the
+//! client in third-party copy (see `lvs_shared::tpc`).
 //!
 //! Trust is checked only when asked for: a file that merely parses and links can be planted
 //! by anyone who can write it, so a monitor that must tell a real certificate from such a
@@ -81,6 +83,9 @@ pub fn run(a: &InspectArgs) -> Result<u8> {
     if let Err(e) = verify::check_links(&chain) {
         problems.push(format!("{e:#}"));
     }
+    // Not a problem (the exit code stays): only a node that presents this certificate as a
+    // TPC client needs clientAuth, and inspect cannot know whether it does.
+    let client_auth = lvs_shared::tpc::client_auth_problem(leaf.eku.as_deref());
     let trusted = trust.as_ref().map(|t| {
         let r = verify::check_trust(&pem, &want, t);
         if let Err(e) = &r {
@@ -103,6 +108,12 @@ pub fn run(a: &InspectArgs) -> Result<u8> {
             "key_match": key_match,
             "trusted": trusted.as_ref().map(|t| t.0),
             "missing": missing,
+            "extended_key_usage": leaf.eku,
+            "client_auth": client_auth.is_none(),
+            "warnings": client_auth
+                .iter()
+                .map(|p| format!("{p}; fix: {}", lvs_shared::tpc::CLIENT_AUTH_FIX))
+                .collect::<Vec<_>>(),
             "problems": problems,
             "ok": problems.is_empty(),
         });
@@ -123,12 +134,29 @@ pub fn run(a: &InspectArgs) -> Result<u8> {
             }
         );
         println!("chain:      {} certificate(s)", chain.len());
+        println!(
+            "key usage:  {} (clientAuth {}, needed by a TPC client)",
+            match &leaf.eku {
+                None => "no extendedKeyUsage (every purpose)".to_string(),
+                Some(v) if v.is_empty() => "empty extendedKeyUsage".to_string(),
+                Some(v) => v.join(", "),
+            },
+            if client_auth.is_none() {
+                "allowed"
+            } else {
+                "MISSING"
+            }
+        );
         if let Some(m) = key_match {
             println!("key match:  {}", if m { "yes" } else { "NO" });
         }
         match &trusted {
             Some((ok, by)) => println!("trusted:    {} ({by})", if *ok { "yes" } else { "NO" }),
             None => println!("trusted:    not checked (--issuer-ca PEM or --system-trust)"),
+        }
+        if let Some(p) = &client_auth {
+            println!("WARNING:    {p}");
+            println!("  fix:      {}", lvs_shared::tpc::CLIENT_AUTH_FIX);
         }
         for p in &problems {
             println!("PROBLEM:    {p}");

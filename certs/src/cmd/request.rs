@@ -51,7 +51,8 @@ pub fn run(a: &RequestArgs) -> Result<()> {
     let res = (|| -> Result<()> {
         for (s, (kf, cf)) in specs.iter().zip(&files) {
             let key = csr::generate_key(a.key_type)?;
-            let (_, pem) = csr::make_csr(&s.names, &a.subject, &key)?;
+            let (_, pem) =
+                csr::make_csr(&s.names, &a.subject, &key, csr::Purposes::ServerAndClient)?;
             written.push(kf.clone());
             lvs_shared::atomic::write(kf, key.serialize_pem().as_bytes(), 0o600)
                 .with_context(|| format!("writing {}", kf.display()))?;
@@ -78,6 +79,10 @@ pub fn run(a: &RequestArgs) -> Result<()> {
     }
     println!();
     println!("Next: submit each .csr to your CA (e.g. InCommon via your institution's RA) and keep the .key private.");
+    println!("Each CSR asks for serverAuth and clientAuth: XRootD and WebDAV present the host certificate as the");
+    println!("client in third-party copy. Pick a profile that keeps clientAuth: InCommon's IGTF server certificate,");
+    println!("GEANT TCS's IGTF grid host certificate, or your national grid CA; public TLS profiles (Let's Encrypt");
+    println!("since February 2026) issue serverAuth only. Check with: lvs-cert inspect CERT (docs/certs.md).");
     if a.xrootd {
         println!("Install each node's signed certificate on that node: lvs-cert install --xrootd --from DIR --name NODE");
         println!("(it goes to /etc/grid-security/hostcert.pem and hostkey.pem)");

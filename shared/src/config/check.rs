@@ -16,13 +16,16 @@ pub struct RawCheck {
     pub timeout: Option<String>,
     pub rise: Option<i64>,
     pub fall: Option<i64>,
-    // gridftp, tcp, xrootd; https (a URL)
+    // gridftp, tcp, xrootd; https, webdav (a URL)
     pub target: Option<String>,
+    // xrootd
+    pub login: Option<bool>,
+    pub stat: Option<String>,
     // http
     pub url: Option<String>,
-    // http, https
+    // http, https, webdav
     pub expect_status: Option<i64>,
-    // https
+    // https, webdav
     pub ca_file: Option<String>,
     pub client_cert: Option<String>,
     pub client_key: Option<String>,
@@ -38,6 +41,7 @@ pub struct RawCheck {
     pub cert: Option<String>,
     pub min_days: Option<i64>,
     pub hostnames: Option<Vec<String>>,
+    pub tpc_client: Option<bool>,
 }
 
 /// Free-space threshold of a filesystem check.
@@ -89,9 +93,26 @@ pub enum CheckKind {
         cert: PathBuf,
         min_days: u32,
         hostnames: Vec<String>,
+        /// XRootD or its HTTP plugin presents this certificate as a client in third-party
+        /// copy: it must allow clientAuth (a warning otherwise).
+        tpc_client: bool,
     },
+    /// The XRootD protocol: handshake, login (unless `login = false`), ping, and a stat of
+    /// `stat`.
     Xrootd {
         target: String,
+        login: bool,
+        stat: Option<String>,
+    },
+    /// WebDAV: OPTIONS must answer with a `DAV` header, PROPFIND (Depth: 0) of the URL's
+    /// path must answer `expect_status`. The TLS keys are the `https` check's.
+    Webdav {
+        target: String,
+        expect_status: u16,
+        ca_file: Option<PathBuf>,
+        client_cert: Option<PathBuf>,
+        client_key: Option<PathBuf>,
+        sni: Option<String>,
     },
 }
 
@@ -106,6 +127,7 @@ impl CheckKind {
             CheckKind::Filesystem { .. } => "filesystem",
             CheckKind::Certificate { .. } => "certificate",
             CheckKind::Xrootd { .. } => "xrootd",
+            CheckKind::Webdav { .. } => "webdav",
         }
     }
 }
@@ -123,7 +145,7 @@ pub struct CheckSpec {
     pub kind: CheckKind,
 }
 
-const KINDS: &str = "gridftp, tcp, http, https, command, filesystem, certificate, xrootd";
+const KINDS: &str = "gridftp, tcp, http, https, webdav, command, filesystem, certificate, xrootd";
 
 pub(super) fn validate_check(
     file: &Path,
@@ -194,6 +216,8 @@ pub(super) fn validate_check(
     // error rather than silently ignored.
     let given: Vec<&str> = [
         ("target", rc.target.is_some()),
+        ("login", rc.login.is_some()),
+        ("stat", rc.stat.is_some()),
         ("url", rc.url.is_some()),
         ("expect_status", rc.expect_status.is_some()),
         ("ca_file", rc.ca_file.is_some()),
@@ -208,15 +232,17 @@ pub(super) fn validate_check(
         ("cert", rc.cert.is_some()),
         ("min_days", rc.min_days.is_some()),
         ("hostnames", rc.hostnames.is_some()),
+        ("tpc_client", rc.tpc_client.is_some()),
     ]
     .into_iter()
     .filter(|(_, g)| *g)
     .map(|(n, _)| n)
     .collect();
     let allowed: &[&str] = match kind.as_str() {
-        "gridftp" | "tcp" | "xrootd" => &["target"],
+        "gridftp" | "tcp" => &["target"],
+        "xrootd" => &["target", "login", "stat"],
         "http" => &["url", "expect_status"],
-        "https" => &[
+        "https" | "webdav" => &[
             "target",
             "expect_status",
             "ca_file",
@@ -226,7 +252,7 @@ pub(super) fn validate_check(
         ],
         "command" => &["command", "user"],
         "filesystem" => &["path", "min_free", "writable"],
-        "certificate" => &["cert", "min_days", "hostnames"],
+        "certificate" => &["cert", "min_days", "hostnames", "tpc_client"],
         other => {
             return Err(err(
                 "kind",
@@ -258,9 +284,37 @@ pub(super) fn validate_check(
         "gridftp" => CheckKind::Gridftp {
             target: target("127.0.0.1:2811")?,
         },
-        "xrootd" => CheckKind::Xrootd {
-            target: target("127.0.0.1:1094")?,
-        },
+        "xrootd" => {
+            let login = rc.login.unwrap_or(true);
+            let stat = match &rc.stat {
+                None => None,
+                Some(_) if !login => {
+                    return Err(err(
+                        "stat",
+                        "needs a login, and `login = false` is set".into(),
+                        "remove `login = false` (XRootD answers kXR_stat only after kXR_login), or remove `stat`",
+                    ))
+                }
+                Some(p) => {
+                    let ok = p.starts_with('/')
+                        && p.len() <= 1024
+                        && p.bytes().all(|b| (0x21..0x7f).contains(&b));
+                    if !ok {
+                        return Err(err(
+                            "stat",
+                            format!("`{p}` is not an absolute path of printable characters without spaces"),
+                            "name a file the server exports, e.g. stat = \"/data/lvs-node-probe\"",
+                        ));
+                    }
+                    Some(p.clone())
+                }
+            };
+            CheckKind::Xrootd {
+                target: target("127.0.0.1:1094")?,
+                login,
+                stat,
+            }
+        }
         "tcp" => {
             if rc.target.is_none() {
                 return Err(err(
@@ -302,6 +356,7 @@ pub(super) fn validate_check(
             CheckKind::Http { url, expect_status }
         }
         "https" => validate_https(&rc, &err)?,
+        "webdav" => validate_webdav(&rc, &err)?,
         "command" => {
             let command = rc.command.clone().unwrap_or_default();
             if command.is_empty() || !command[0].starts_with('/') {
@@ -396,6 +451,7 @@ pub(super) fn validate_check(
                 cert,
                 min_days,
                 hostnames,
+                tpc_client: rc.tpc_client.unwrap_or(false),
             }
         }
         _ => unreachable!("kind validated above"),
@@ -456,6 +512,87 @@ fn validate_https(
             ))
         }
     };
+    let (ca_file, client_cert, client_key, sni) = tls_keys(rc, err)?;
+    Ok(CheckKind::Https {
+        target,
+        expect_status,
+        ca_file,
+        client_cert,
+        client_key,
+        sni,
+    })
+}
+
+/// The `webdav` check's keys: `target` is an http:// or https:// URL whose path is the one
+/// PROPFIND asks for; the TLS keys as for `https`, and only with https.
+fn validate_webdav(
+    rc: &RawCheck,
+    err: &dyn Fn(&str, String, &str) -> ConfigError,
+) -> Result<CheckKind, ConfigError> {
+    let example =
+        "write e.g. \"https://127.0.0.1:8443/data/lvs-node-probe\" (the path PROPFIND asks for)";
+    let target = rc
+        .target
+        .clone()
+        .ok_or_else(|| err("target", "missing".into(), example))?;
+    if !target.starts_with("https://") && !target.starts_with("http://") {
+        return Err(err(
+            "target",
+            format!("`{target}` is not an http:// or https:// URL"),
+            example,
+        ));
+    }
+    crate::http::host_port(&target).map_err(|p| err("target", p, example))?;
+    if target.starts_with("http://") {
+        let tls = [
+            ("ca_file", rc.ca_file.is_some()),
+            ("client_cert", rc.client_cert.is_some()),
+            ("client_key", rc.client_key.is_some()),
+            ("sni", rc.sni.is_some()),
+        ];
+        if let Some((k, _)) = tls.iter().find(|(_, g)| *g) {
+            return Err(err(
+                k,
+                format!("`{k}` needs an https:// target"),
+                "use an https:// target, or remove it",
+            ));
+        }
+    }
+    let expect_status = match rc.expect_status {
+        None => 207,
+        Some(n) if (100..=599).contains(&n) => n as u16,
+        Some(n) => {
+            return Err(err(
+                "expect_status",
+                format!("{n} is not an HTTP status"),
+                "use e.g. 207 (Multi-Status, the default)",
+            ))
+        }
+    };
+    let (ca_file, client_cert, client_key, sni) = tls_keys(rc, err)?;
+    Ok(CheckKind::Webdav {
+        target,
+        expect_status,
+        ca_file,
+        client_cert,
+        client_key,
+        sni,
+    })
+}
+
+type TlsKeys = (
+    Option<PathBuf>,
+    Option<PathBuf>,
+    Option<PathBuf>,
+    Option<String>,
+);
+
+/// `ca_file`, `client_cert` + `client_key` (absolute, both or neither) and `sni` (a DNS
+/// name), as the `https` and `webdav` checks take them.
+fn tls_keys(
+    rc: &RawCheck,
+    err: &dyn Fn(&str, String, &str) -> ConfigError,
+) -> Result<TlsKeys, ConfigError> {
     let file = |key: &str, v: &Option<String>| -> Result<Option<PathBuf>, ConfigError> {
         match v {
             None => Ok(None),
@@ -501,14 +638,7 @@ fn validate_https(
             ));
         }
     }
-    Ok(CheckKind::Https {
-        target,
-        expect_status,
-        ca_file,
-        client_cert,
-        client_key,
-        sni: rc.sni.clone(),
-    })
+    Ok((ca_file, client_cert, client_key, rc.sni.clone()))
 }
 
 fn parse_min_free(s: &str) -> Result<MinFree, String> {

@@ -792,6 +792,76 @@ mod tests {
     }
 
     #[test]
+    fn xrootd_webdav_and_tpc_client_keys() {
+        use crate::config::check::CheckKind;
+        let c = parse(
+            "[[check]]\nkind = \"xrootd\"\nstat = \"/data/probe\"\n\
+             [[check]]\nkind = \"webdav\"\ntarget = \"https://127.0.0.1:8443/data/probe\"\nsni = \"gridftp.example.org\"\n\
+             [[check]]\nkind = \"certificate\"\ntpc_client = true\n",
+        )
+        .unwrap();
+        let k: Vec<&CheckKind> = c.daemon.checks.iter().map(|c| &c.kind).collect();
+        assert!(
+            matches!(k[0], CheckKind::Xrootd { login: true, stat: Some(p), .. } if p == "/data/probe"),
+            "{:?}",
+            k[0]
+        );
+        assert!(
+            matches!(
+                k[1],
+                CheckKind::Webdav {
+                    expect_status: 207,
+                    sni: Some(_),
+                    ..
+                }
+            ),
+            "{:?}",
+            k[1]
+        );
+        assert!(
+            matches!(
+                k[2],
+                CheckKind::Certificate {
+                    tpc_client: true,
+                    ..
+                }
+            ),
+            "{:?}",
+            k[2]
+        );
+        let key = |extra: &str| parse(&format!("[[check]]\n{extra}")).unwrap_err().key;
+        // stat needs the login; a path with a space or a relative one is refused.
+        assert_eq!(
+            key("kind = \"xrootd\"\nlogin = false\nstat = \"/data/p\"\n"),
+            "check[0].stat"
+        );
+        assert_eq!(
+            key("kind = \"xrootd\"\nstat = \"data/p\"\n"),
+            "check[0].stat"
+        );
+        assert_eq!(key("kind = \"xrootd\"\nstat = \"/a b\"\n"), "check[0].stat");
+        assert_eq!(key("kind = \"xrootd\"\nsni = \"x.org\"\n"), "check[0].sni");
+        assert_eq!(key("kind = \"webdav\"\n"), "check[0].target");
+        assert_eq!(
+            key("kind = \"webdav\"\ntarget = \"ftp://h/\"\n"),
+            "check[0].target"
+        );
+        // TLS keys need https.
+        assert_eq!(
+            key("kind = \"webdav\"\ntarget = \"http://h:1/p\"\nsni = \"x.org\"\n"),
+            "check[0].sni"
+        );
+        assert_eq!(
+            key("kind = \"webdav\"\ntarget = \"https://h:1/p\"\nexpect_status = 9\n"),
+            "check[0].expect_status"
+        );
+        assert_eq!(
+            key("kind = \"https\"\ntarget = \"https://h:1/\"\ntpc_client = true\n"),
+            "check[0].tpc_client"
+        );
+    }
+
+    #[test]
     fn https_check_keys() {
         let c = parse(
             "[[check]]\nkind = \"https\"\ntarget = \"https://127.0.0.1:8443/ping\"\nca_file = \"/etc/ca.pem\"\n\

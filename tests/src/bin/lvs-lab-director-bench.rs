@@ -1,8 +1,12 @@
 //! End-to-end failure detection on the real director (docs/benchmarks.md, "Real director"):
 //! the time from GridFTP killed (SIGKILL) or hung (SIGSTOP) on a node to that node leaving
 //! the IPVS table or getting weight 0 in the qemu guest's keepalived, for the seeds'
-//! TCP_CHECK settings (the baseline) against HTTP_GET on the agent's /health and MISC_CHECK
-//! through `lvs-node probe`; and to HAProxy (in a namespace) marking it down via agent-check.
+//! TCP_CHECK settings (the baseline) against the config `lvs-node director-config --pool
+//! URL` prints (HTTP_GET on the agent's /health), loaded into the guest unchanged and checked
+//! there byte for byte, and MISC_CHECK through `lvs-node probe`; and to HAProxy (in a
+//! namespace) marking it down via agent-check. One more row runs the printed config with
+//! the retry schedule it printed before (`retry 1`, `delay_before_retry 1`), edited in, to
+//! show what that schedule costs.
 //!
 //! In the guest, `lvs-lab-ipvs-watch` reads /proc/net/ip_vs every 10 ms and copies it to the
 //! 9p share when it changes; the host reads that copy every 10 ms, so a figure is the
@@ -10,7 +14,7 @@
 //! Run by tests/bench/director.sh (as root); `RUNS=N` repetitions per scenario.
 
 use lab::bench;
-use lab::dr::IpvsLab;
+use lab::dr::{IpvsLab, CLIENT_IP, DIRECTOR_IP};
 use lab::haproxy::{Haproxy, Server};
 use lab::{bins, gridftp, wait_for};
 use nix::sys::signal::Signal;
@@ -19,37 +23,62 @@ use std::time::{Duration, Instant};
 
 const AGENT_PORT: u16 = 8081;
 
-/// A checker under test: its real_server body (inside `real_server RIP 2811 { ... }`) and
-/// the virtual_server's delay_loop.
+/// The name of the row that carries the promise (median at most 1.5 s).
+const PRINTED: &str = "HTTP_GET /health as `director-config --pool URL` prints it, unchanged (delay_loop 1, connect_timeout 1, retry 0)";
+
+/// A checker under test: the whole keepalived config and the virtual_server's delay_loop
+/// (which sets the bound on one detection).
 struct Scenario {
     name: &'static str,
     delay_loop: u32,
-    checker: String,
+    conf: String,
 }
 
-fn scenarios(rip: &str, lvs_node: &Path) -> Vec<Scenario> {
+fn scenarios(rip: &str, lvs_node: &Path, printed: &str) -> Vec<Scenario> {
+    let conf = |delay_loop, checker: &str| bench::checker_conf(rip, delay_loop, checker, lvs_node);
     vec![
         Scenario {
             name: bench::TCP_CHECK_INFN_NAME,
             delay_loop: 6,
-            checker: bench::TCP_CHECK_INFN.into(),
+            conf: conf(6, bench::TCP_CHECK_INFN),
         },
         Scenario {
             name: "TCP_CHECK, OSG/Nebraska seed (delay_loop 10, connect_timeout 3)",
             delay_loop: 10,
-            checker: "TCP_CHECK {\n    connect_timeout 3\n    connect_port 2811\n}\n".into(),
+            conf: conf(
+                10,
+                "TCP_CHECK {\n    connect_timeout 3\n    connect_port 2811\n}\n",
+            ),
         },
         Scenario {
-            name: "HTTP_GET /health (delay_loop 1, connect_timeout 1, retry 0)",
+            name: PRINTED,
             delay_loop: 1,
-            checker: bench::http_get(rip),
+            conf: printed.to_string(),
+        },
+        Scenario {
+            name: "the same, edited to the schedule printed before (retry 1, delay_before_retry 1)",
+            delay_loop: 1,
+            conf: former_schedule(printed),
         },
         Scenario {
             name: "MISC_CHECK misc_dynamic via `lvs-node probe` (delay_loop 1)",
             delay_loop: 1,
-            checker: bench::misc_check(rip, lvs_node),
+            conf: conf(1, &bench::misc_check(rip, lvs_node)),
         },
     ]
+}
+
+/// The printed config with the retry schedule `director-config` printed before `retry 0`.
+fn former_schedule(printed: &str) -> String {
+    let out = printed.replace(
+        "    retry 0\n",
+        "    retry 1\n            delay_before_retry 1\n",
+    );
+    assert!(
+        out.contains("retry 1\n") && !out.contains("retry 0"),
+        "the printed config has no `retry 0` line to edit:\n{printed}"
+    );
+    out
 }
 
 fn node_toml(ip: &str, dir: &Path) -> String {
@@ -58,7 +87,9 @@ fn node_toml(ip: &str, dir: &Path) -> String {
         dir,
         "500ms",
         "300ms",
-        &format!("agent_check = \"{ip}:{AGENT_PORT}\"\n"),
+        &format!(
+            "agent_check = \"{ip}:{AGENT_PORT}\"\nallow = [\"{DIRECTOR_IP}\", \"{CLIENT_IP}\", \"{ip}\"]\n"
+        ),
         "",
     )
 }
@@ -133,14 +164,31 @@ fn main() {
         rip: rip.clone(),
     };
     let lvs_node = bins::lvs_node();
+    // The config exactly as an admin on the director's network gets it from the node.
+    let out = b.lab.client.ns.run(&format!(
+        "{} director-config --pool http://{rip}:{}",
+        lvs_node.display(),
+        bench::HTTP_PORT
+    ));
+    assert!(
+        out.status.success(),
+        "director-config --pool: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = String::from_utf8(out.stdout).unwrap();
     let mut rows = Vec::new();
-    for sc in scenarios(&rip, &lvs_node) {
-        let conf = bench::checker_conf(&rip, sc.delay_loop, &sc.checker, &lvs_node);
+    let mut printed_median = None;
+    for sc in scenarios(&rip, &lvs_node, &printed) {
+        let conf = &sc.conf;
         b.lab.director.stop_keepalived().unwrap();
         b.lab
             .director
-            .load_keepalived(&conf)
+            .load_keepalived(conf)
             .unwrap_or_else(|e| panic!("{e:#}"));
+        assert!(
+            b.lab.director.loaded_keepalived_conf() == *conf,
+            "the guest's keepalived.conf is not the config handed to it:\n{conf}"
+        );
         let back = |b: &Bench| b.in_rotation();
         let kill_bound = Duration::from_secs(sc.delay_loop as u64 * 3 + 10);
         let mut killed = Vec::new();
@@ -155,6 +203,9 @@ fn main() {
             }
         }
         let hung = b.one_run(Signal::SIGSTOP, Duration::from_secs(hung_bound), &back);
+        if sc.name == PRINTED && killed.len() == runs {
+            printed_median = bench::median(&killed);
+        }
         let line = format!(
             "| {} | killed: {} | hung: {} |",
             sc.name,
@@ -195,6 +246,16 @@ fn main() {
         bench::stats(&killed, runs, "s"),
         hung.map(|t| format!("{t:.2} s")).unwrap_or(format!("not detected in {hung_bound} s"))
     );
+    println!("{line}");
+    rows.push(line);
+    let line = match printed_median {
+        Some(m) => format!(
+            "printed config, killed GridFTP: median {m:.2} s against the 1.5 s target: {}",
+            if m <= 1.5 { "met" } else { "MISSED" }
+        ),
+        None => "printed config: no median, runs were not detected within the bound (see above)"
+            .to_string(),
+    };
     println!("{line}");
     rows.push(line);
     bench::print_summary(&rows);

@@ -52,6 +52,15 @@ fn hex_addr(s: &str) -> String {
     s.to_string()
 }
 
+/// A firewall mark in decimal: /proc/net/ip_vs writes it as 8 hex digits (`00000AFB`),
+/// `ipvsadm -Ln` in decimal (`2811`).
+fn fwmark(s: &str) -> String {
+    match u32::from_str_radix(s, 16) {
+        Ok(m) if s.len() == 8 => m.to_string(),
+        _ => s.to_string(),
+    }
+}
+
 /// Parses `ipvsadm -Ln` or /proc/net/ip_vs (hex addresses) into services.
 pub fn parse_table(text: &str) -> Vec<Service> {
     let mut out: Vec<Service> = Vec::new();
@@ -62,7 +71,15 @@ pub fn parse_table(text: &str) -> Vec<Service> {
         }
         match w[0] {
             "TCP" | "UDP" | "SCTP" | "FWM" if w.len() >= 3 => out.push(Service {
-                key: format!("{} {}", w[0], hex_addr(w[1])),
+                key: format!(
+                    "{} {}",
+                    w[0],
+                    if w[0] == "FWM" {
+                        fwmark(w[1])
+                    } else {
+                        hex_addr(w[1])
+                    }
+                ),
                 scheduler: w[2].to_string(),
                 reals: Vec::new(),
             }),
@@ -130,14 +147,48 @@ impl IpvsDirector {
         mac: &str,
         ipv6: Option<(&str, &str)>,
     ) -> Result<IpvsDirector> {
-        let mut opts = VmOpts::new("dir").on_bridge(netns, bridge);
+        IpvsDirector::boot_as("dir", workdir, netns, bridge, ip, vip, true, mac, ipv6)
+    }
+
+    /// A member of a VRRP pair: like [`IpvsDirector::boot`], but the VIP is left to
+    /// keepalived's `vrrp_instance` (only the master holds it). `tag` names the guest's tap
+    /// (`vt{tag}`), so each member of the pair needs its own.
+    pub fn boot_pair_member(
+        tag: &str,
+        netns: &str,
+        bridge: &str,
+        ip: Ipv4Addr,
+        vip: Ipv4Addr,
+        mac: &str,
+    ) -> Result<IpvsDirector> {
+        IpvsDirector::boot_as(tag, None, netns, bridge, ip, vip, false, mac, None)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn boot_as(
+        tag: &str,
+        workdir: Option<PathBuf>,
+        netns: &str,
+        bridge: &str,
+        ip: Ipv4Addr,
+        vip: Ipv4Addr,
+        hold_vip: bool,
+        mac: &str,
+        ipv6: Option<(&str, &str)>,
+    ) -> Result<IpvsDirector> {
+        let mut opts = VmOpts::new(tag).on_bridge(netns, bridge);
         opts.mac = mac.to_string();
         opts.workdir = workdir;
+        let vip_line = if hold_vip {
+            format!("ip addr add {vip}/32 dev eth0\n")
+        } else {
+            String::new()
+        };
         let setup = format!(
             "set -e\n\
              ip link set eth0 up\n\
              ip addr add {ip}/24 dev eth0\n\
-             ip addr add {vip}/32 dev eth0\n\
+             {vip_line}\
              {v6}\
              ipvsadm -Ln\n",
             v6 = match ipv6 {
@@ -218,6 +269,12 @@ impl IpvsDirector {
             bail!("stopping keepalived in the guest: {}", r.out);
         }
         Ok(())
+    }
+
+    /// The config file keepalived reads, as the guest reads it: for checks that what was
+    /// loaded is, byte for byte, what a command printed.
+    pub fn loaded_keepalived_conf(&self) -> String {
+        self.vm.ok(&format!("cat {GUEST_CONF}"))
     }
 
     /// keepalived's log (the guest writes it to /lab/keepalived.log).
@@ -356,6 +413,14 @@ mod tests {
         assert_eq!(s[0].key, "TCP 192.0.2.100:2811");
         assert_eq!(s[0].reals[0].addr, "192.0.2.11:2811");
         assert_eq!(s[0].reals[0].weight, 7);
+        let f = "FWM  00000AFB wlc persistent 300\n  -> C000020B:0000      Route   100    0          0\n";
+        let s = parse_table(f);
+        assert_eq!(s[0].key, "FWM 2811");
+        assert_eq!(s[0].reals[0].addr, "192.0.2.11:0");
+        let s = parse_table(
+            "FWM  2811 wlc persistent 300\n  -> 192.0.2.11:0   Route   100    0    0\n",
+        );
+        assert_eq!(s[0].key, "FWM 2811");
         let st = "TCP  192.0.2.100:2811     3    30    0   2000   0\n  -> 192.0.2.11:2811  2  20  0  1500  0\n";
         let r = parse_stats(st);
         assert_eq!(r.len(), 1);

@@ -1,5 +1,13 @@
 //! `certificate`: the host certificate is readable, valid now, not expiring within
 //! `min_days`, and its names cover every VIP hostname (clients connect by that name).
+//!
+//! With `tpc_client = true` the certificate is also the one XRootD or its HTTP plugin
+//! presents as a *client* in third-party copy, so its extendedKeyUsage must allow
+//! clientAuth. Public TLS CAs dropped clientAuth (Let's Encrypt since February 2026); the
+//! remote server then refuses the copy with an obscure "unsupported certificate purpose".
+//! That is a warning, not a failure: the node still serves every client, and failing the
+//! check would take the whole pool out at the first renewal, when every node gets the new
+//! certificate at once. The warning is in the check's detail and logged once per change.
 
 use super::{Check, CheckResult};
 use crate::health::Health;
@@ -18,10 +26,13 @@ pub struct Certificate {
     pub path: PathBuf,
     pub min_days: u32,
     pub hostnames: Vec<String>,
+    pub tpc_client: bool,
     pub health: Arc<Health>,
     /// A read is still blocked in the kernel (a hung mount): no second thread is started
     /// for it, so a dead mount costs one thread, not one per interval.
     pub reading: Arc<AtomicBool>,
+    /// The clientAuth warning was logged (logged again only after it went away).
+    pub warned: AtomicBool,
 }
 
 impl Certificate {
@@ -60,9 +71,28 @@ impl Check for Certificate {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0);
-        inspect(&data, now, self.min_days, &self.hostnames)
+        let ok = inspect(&data, now, self.min_days, &self.hostnames)?;
+        if !self.tpc_client {
+            return Ok(ok);
+        }
+        let info = parse(&data)?;
+        match info.tpc_client_problem() {
+            None => {
+                self.warned.store(false, Ordering::Relaxed);
+                Ok(format!("{ok}; clientAuth allowed (TPC client)"))
+            }
+            Some(p) => {
+                if !self.warned.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(check = %self.name, path = %self.path.display(), "{p}; {TPC_FIX}");
+                }
+                Ok(format!("{ok}; WARNING: {p}; fix: {TPC_FIX}"))
+            }
+        }
     }
 }
+
+/// The way out when a TPC client certificate lacks clientAuth; doctor and the check say it.
+pub use lvs_shared::tpc::CLIENT_AUTH_FIX as TPC_FIX;
 
 /// What the checks need from a certificate: validity (unix seconds) and the names clients
 /// match (DNS SANs, else the CN).
@@ -71,9 +101,18 @@ pub struct CertInfo {
     pub not_before: i64,
     pub not_after: i64,
     pub names: Vec<String>,
+    /// The extendedKeyUsage purposes (`serverAuth`, `clientAuth`, ...); None without the
+    /// extension, which allows every purpose.
+    pub eku: Option<Vec<String>>,
 }
 
 impl CertInfo {
+    /// Why a TLS server would refuse this certificate from a client, or None when
+    /// clientAuth is allowed (no extendedKeyUsage, clientAuth, or anyExtendedKeyUsage).
+    pub fn tpc_client_problem(&self) -> Option<String> {
+        lvs_shared::tpc::client_auth_problem(self.eku.as_deref())
+    }
+
     /// The hostnames among `hostnames` that no name of the certificate covers.
     pub fn uncovered<'a>(&self, hostnames: &'a [String]) -> Vec<&'a String> {
         hostnames
@@ -114,10 +153,33 @@ pub fn parse(data: &[u8]) -> Result<CertInfo, String> {
             }
         }
     }
+    let eku = match cert.extended_key_usage() {
+        Ok(Some(e)) => {
+            let e = e.value;
+            let mut v: Vec<String> = [
+                (e.any, "anyExtendedKeyUsage"),
+                (e.server_auth, "serverAuth"),
+                (e.client_auth, "clientAuth"),
+                (e.code_signing, "codeSigning"),
+                (e.email_protection, "emailProtection"),
+                (e.time_stamping, "timeStamping"),
+                (e.ocsp_signing, "OCSPSigning"),
+            ]
+            .into_iter()
+            .filter(|(on, _)| *on)
+            .map(|(_, n)| n.to_string())
+            .collect();
+            v.extend(e.other.iter().map(|o| o.to_id_string()));
+            Some(v)
+        }
+        Ok(None) => None,
+        Err(e) => return Err(format!("bad extendedKeyUsage: {e}")),
+    };
     Ok(CertInfo {
         not_before: v.not_before.timestamp(),
         not_after: v.not_after.timestamp(),
         names,
+        eku,
     })
 }
 
@@ -164,6 +226,57 @@ mod tests {
         assert!(covers("*.example.org", "gridftp.example.org"));
         assert!(!covers("*.example.org", "a.b.example.org"));
         assert!(!covers("*.example.org", "example.org"));
+    }
+
+    /// Self-signed by openssl with the extendedKeyUsage given (None: no extension).
+    fn openssl_cert(dir: &std::path::Path, name: &str, eku: Option<&str>) -> Vec<u8> {
+        let mut c = std::process::Command::new("openssl");
+        c.args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args(["-nodes", "-days", "30", "-subj", "/CN=node1.example.org"]);
+        if let Some(e) = eku {
+            c.args(["-addext", &format!("extendedKeyUsage={e}")]);
+        }
+        let out = c
+            .arg("-keyout")
+            .arg(dir.join(format!("{name}.key")))
+            .arg("-out")
+            .arg(dir.join(format!("{name}.pem")))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::read(dir.join(format!("{name}.pem"))).unwrap()
+    }
+
+    #[test]
+    fn tpc_client_needs_client_auth() {
+        let dir = std::env::temp_dir().join(format!("lvs-cert-eku-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let server_only = parse(&openssl_cert(&dir, "s", Some("serverAuth"))).unwrap();
+        assert_eq!(server_only.eku, Some(vec!["serverAuth".to_string()]));
+        let p = server_only
+            .tpc_client_problem()
+            .expect("serverAuth only must be refused");
+        assert!(
+            p.contains("no clientAuth") && p.contains("(serverAuth)"),
+            "{p}"
+        );
+        let both = parse(&openssl_cert(&dir, "b", Some("serverAuth,clientAuth"))).unwrap();
+        assert_eq!(both.tpc_client_problem(), None);
+        // No extension at all allows every purpose.
+        let none = parse(&openssl_cert(&dir, "n", None)).unwrap();
+        assert_eq!((none.eku.clone(), none.tpc_client_problem()), (None, None));
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! Grid storage often requires a client certificate: `client_cert`/`client_key`.
 //!
 //! The client is rebuilt when one of its files changes (a renewed host certificate used as
-//! the client certificate must be picked up) or when the target's address changes.
+//! the client certificate must be picked up) or when the target's address changes. That
+//! client ([`TlsClient`]) is the `webdav` check's too.
 
 use super::{resolve, Check, CheckResult};
 use lvs_shared::http::{self, reqwest, ClientOptions};
@@ -14,8 +15,14 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 pub struct Https {
-    pub target: String,
+    pub tls: TlsClient,
     pub expect_status: Option<u16>,
+}
+
+/// One target URL and the client to ask it with: trust (`ca_file`, else the system roots),
+/// a client certificate, `sni`; rebuilt when a file or the target's address changes.
+pub struct TlsClient {
+    pub target: String,
     pub ca_file: Option<PathBuf>,
     pub client_cert: Option<PathBuf>,
     pub client_key: Option<PathBuf>,
@@ -42,8 +49,23 @@ impl Https {
         timeout: Duration,
     ) -> Https {
         Https {
-            target,
+            tls: TlsClient::new(target, ca_file, client_cert, client_key, sni, timeout),
             expect_status,
+        }
+    }
+}
+
+impl TlsClient {
+    pub fn new(
+        target: String,
+        ca_file: Option<PathBuf>,
+        client_cert: Option<PathBuf>,
+        client_key: Option<PathBuf>,
+        sni: Option<String>,
+        timeout: Duration,
+    ) -> TlsClient {
+        TlsClient {
+            target,
             ca_file,
             client_cert,
             client_key,
@@ -62,7 +84,7 @@ impl Https {
 
     /// The URL to request: with `sni`, the host part is replaced by that name, which the
     /// client resolves to the target's address.
-    fn url(&self) -> Result<(String, Option<(String, u16)>), String> {
+    pub fn url(&self) -> Result<(String, Option<(String, u16)>), String> {
         let Some(sni) = &self.sni else {
             return Ok((self.target.clone(), None));
         };
@@ -73,7 +95,10 @@ impl Https {
         Ok((u.to_string(), Some((host, port))))
     }
 
-    async fn client(&self, connect_to: Option<(String, u16)>) -> Result<reqwest::Client, String> {
+    pub async fn client(
+        &self,
+        connect_to: Option<(String, u16)>,
+    ) -> Result<reqwest::Client, String> {
         let addr = match &connect_to {
             Some((h, p)) => Some(match h.parse::<std::net::IpAddr>() {
                 Ok(ip) => SocketAddr::new(ip, *p),
@@ -110,9 +135,9 @@ impl Https {
     }
 }
 
-impl Https {
+impl TlsClient {
     /// rustls does not always say which name it expected: add it.
-    fn name_the_name(&self, e: String) -> String {
+    pub fn name_the_name(&self, e: String) -> String {
         if !e.contains("the requested name") {
             return e;
         }
@@ -127,11 +152,11 @@ impl Https {
 
 impl Check for Https {
     async fn run(&self) -> CheckResult {
-        let (url, connect_to) = self.url()?;
-        let client = self.client(connect_to).await?;
+        let (url, connect_to) = self.tls.url()?;
+        let client = self.tls.client(connect_to).await?;
         let r = http::get(&client, &url, None, super::http::BODY_LIMIT)
             .await
-            .map_err(|e| self.name_the_name(e))?;
+            .map_err(|e| self.tls.name_the_name(e))?;
         let ok = match self.expect_status {
             Some(s) => r.status == s,
             None => (200..300).contains(&r.status),
@@ -165,7 +190,7 @@ mod tests {
             Some("gridftp.example.org".into()),
             Duration::from_secs(1),
         );
-        let (url, to) = h.url().unwrap();
+        let (url, to) = h.tls.url().unwrap();
         assert_eq!(url, "https://gridftp.example.org:8443/p?q=1");
         assert_eq!(to, Some(("127.0.0.1".into(), 8443)));
     }

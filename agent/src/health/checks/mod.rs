@@ -13,6 +13,7 @@ pub mod gridftp;
 pub mod http;
 pub mod https;
 pub mod tcp;
+pub mod webdav;
 pub mod xrootd;
 
 use crate::health::Health;
@@ -85,6 +86,7 @@ pub fn spawn(spec: CheckSpec, health: Arc<Health>) -> tokio::task::JoinHandle<()
             cert,
             min_days,
             hostnames,
+            tpc_client,
         } => {
             let name = spec.name.clone();
             start(
@@ -94,13 +96,52 @@ pub fn spawn(spec: CheckSpec, health: Arc<Health>) -> tokio::task::JoinHandle<()
                     path: cert,
                     min_days,
                     hostnames,
+                    tpc_client,
                     health: health.clone(),
                     reading: Default::default(),
+                    warned: Default::default(),
                 },
                 health,
             )
         }
-        CheckKind::Xrootd { target } => start(spec, xrootd::Xrootd { target }, health),
+        CheckKind::Xrootd {
+            target,
+            login,
+            stat,
+        } => {
+            let timeout = spec.timeout;
+            start(
+                spec,
+                xrootd::Xrootd {
+                    target,
+                    login,
+                    stat,
+                    timeout,
+                },
+                health,
+            )
+        }
+        CheckKind::Webdav {
+            target,
+            expect_status,
+            ca_file,
+            client_cert,
+            client_key,
+            sni,
+        } => {
+            let tls =
+                https::TlsClient::new(target, ca_file, client_cert, client_key, sni, spec.timeout);
+            let timeout = spec.timeout;
+            start(
+                spec,
+                webdav::Webdav {
+                    tls,
+                    expect_status,
+                    timeout,
+                },
+                health,
+            )
+        }
     }
 }
 

@@ -1,16 +1,24 @@
 //! `cert.names`, `cert.expiry`: the host certificate GridFTP presents must name the VIP
 //! hostname (clients connect by that name and check it), and must not be about to expire.
 //! Parsing and name matching are the daemon's certificate check (`checks::certificate`).
+//!
+//! `cert.client_auth`: a certificate XRootD or WebDAV presents as the client in third-party
+//! copy must allow clientAuth (`lvs_shared::tpc`). Judged for every `certificate` check with
+//! `tpc_client = true`; without one, for the host certificate when the node runs an
+//! `xrootd` or `webdav` check (XRootD and XrdHttp present the host certificate). A warning:
+//! the node serves every client, only its copies to other storage fail.
 
 use super::Finding;
 use crate::health::checks::certificate;
 use crate::site::gridftp_conf::GridftpSettings;
 use crate::site::gridftp_conf::{Paths, DEFAULT_CERTS};
+use lvs_shared::config::check::CheckKind;
 use lvs_shared::config::NodeConfig;
 use std::path::PathBuf;
 
 pub const NAMES: &str = "cert.names";
 pub const EXPIRY: &str = "cert.expiry";
+pub const CLIENT_AUTH: &str = "cert.client_auth";
 pub const WARN_DAYS: i64 = 14;
 
 /// The certificate GridFTP uses: --cert, else X509_USER_CERT, else the first default
@@ -32,6 +40,92 @@ fn choose(paths: &Paths, gf: &GridftpSettings) -> (Option<PathBuf>, String) {
 }
 
 pub fn findings(cfg: &NodeConfig, paths: &Paths, gf: &GridftpSettings) -> Vec<Finding> {
+    let mut out = names_and_expiry(cfg, paths, gf);
+    out.extend(client_auth(cfg, paths, gf));
+    out
+}
+
+/// `cert.client_auth` for each certificate the node presents as a TPC client.
+fn client_auth(cfg: &NodeConfig, paths: &Paths, gf: &GridftpSettings) -> Vec<Finding> {
+    let mut targets: Vec<(PathBuf, String)> = cfg
+        .daemon
+        .checks
+        .iter()
+        .filter_map(|c| match &c.kind {
+            CheckKind::Certificate {
+                cert,
+                tpc_client: true,
+                ..
+            } => Some((
+                cert.clone(),
+                format!("[[check]] {} (tpc_client = true)", c.name),
+            )),
+            _ => None,
+        })
+        .collect();
+    if targets.is_empty() {
+        let serves_tpc = cfg
+            .daemon
+            .checks
+            .iter()
+            .find(|c| matches!(c.kind, CheckKind::Xrootd { .. } | CheckKind::Webdav { .. }));
+        match (serves_tpc, choose(paths, gf)) {
+            (Some(c), (Some(p), how)) => targets.push((
+                p,
+                format!(
+                    "the host certificate ({how}), which XRootD and XrdHttp present; the node runs the {} check {}",
+                    c.kind.as_str(),
+                    c.name
+                ),
+            )),
+            _ => return Vec::new(),
+        }
+    }
+    targets
+        .into_iter()
+        .map(|(path, why)| {
+            let info = match std::fs::read(&path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))
+                .and_then(|d| certificate::parse(&d))
+            {
+                Ok(i) => i,
+                Err(e) => {
+                    return Finding::warn(
+                        CLIENT_AUTH,
+                        format!("cannot judge the TPC client certificate {}", path.display()),
+                        format!("{e} ({why})"),
+                        format!("install it; {}", certificate::TPC_FIX),
+                    )
+                }
+            };
+            match info.tpc_client_problem() {
+                None => Finding::ok(
+                    CLIENT_AUTH,
+                    "the TPC client certificate allows clientAuth",
+                    format!(
+                        "{} ({why}): {}",
+                        path.display(),
+                        info.eku
+                            .as_ref()
+                            .map(|v| v.join(", "))
+                            .unwrap_or_else(|| "no extendedKeyUsage (every purpose)".into())
+                    ),
+                ),
+                Some(p) => Finding::warn(
+                    CLIENT_AUTH,
+                    format!(
+                        "the TPC client certificate {} does not allow clientAuth",
+                        path.display()
+                    ),
+                    format!("{why}: {p}"),
+                    certificate::TPC_FIX,
+                ),
+            }
+        })
+        .collect()
+}
+
+fn names_and_expiry(cfg: &NodeConfig, paths: &Paths, gf: &GridftpSettings) -> Vec<Finding> {
     let hostnames: Vec<String> = cfg.vips.iter().filter_map(|v| v.hostname.clone()).collect();
     let (path, how) = choose(paths, gf);
     let issue = "request one whose names include the VIP hostname and this node's own name, \

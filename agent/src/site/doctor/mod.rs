@@ -3,7 +3,7 @@
 //!
 //! One file per check area; each returns [`Finding`]s with stable ids (`dataplane`,
 //! `rp_filter`, `arp_announce`, `arp_ignore`, `gridftp.control_interface`, `gridftp.data_interface`, `gridftp.port_range`,
-//! `gridftp.firewall`, `firewalld`, `hostname.loopback`, `cert.names`, `cert.expiry`, `report.http`,
+//! `gridftp.firewall`, `firewalld`, `hostname.loopback`, `cert.names`, `cert.expiry`, `cert.client_auth`, `report.http`,
 //! `report.agent_check`, `report`, `pool.tls`, `xrootd.token_audience`, `xrootd.macaroon_secret`). Exit 0 without error findings, 1 with at least one,
 //! 2 for a bad config or usage.
 

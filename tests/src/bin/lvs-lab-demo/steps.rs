@@ -142,7 +142,7 @@ pub(crate) fn setup<'a>(
         let cfgs: Vec<PathBuf> = nodes.iter().map(|n| n.cfg.clone()).collect();
         let conf = keepalived_for(&cfgs)?;
         r.info("keepalived on the real director: every node's `lvs-node director-config` stanza");
-        r.info("(HTTP_GET on /health, inhibit_on_failure; delay_loop 0.5 s, delay_before_retry 0.2 s):");
+        r.info("(HTTP_GET on /health, inhibit_on_failure; delay_loop 0.5 s, retry 0):");
         r.out(
             &conf
                 .lines()
@@ -322,7 +322,7 @@ pub(crate) fn step_kill(r: &mut Report, d: &mut Demo) {
         &format!(
             "dropped from rotation within {} ({})",
             if d.lab.is_real() {
-                "2 s (real director: keepalived HTTP_GET, delay_loop 0.5 s, one retry)"
+                "2 s (real director: keepalived HTTP_GET, delay_loop 0.5 s, no retry)"
             } else {
                 "a second"
             },
