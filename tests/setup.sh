@@ -25,6 +25,13 @@ apt-get install -y --no-install-recommends \
 # XRootD's HTTP/WebDAV plugin (XrdHttp, xrootd-server-plugins) and its security plugins
 # (sss, xrootd-plugins): the xrootd and webdav checks against the real server.
 apt-get install -y --no-install-recommends xrootd-server-plugins xrootd-plugins
+# The WLCG lab (wlcg_transfers.rs, wlcg_tokens.rs, wlcg_macaroons.rs): XRootD with XrdHttp,
+# HTTP third-party copy, scitokens and macaroons on the nodes; scitokens-cpp's tools mint
+# tokens; xrdcp, gfal-copy and davix are the clients. gfal-copy starts with
+# #!/usr/bin/python (python-is-python3) and needs gfal2-plugin-file for file:// ends.
+apt-get install -y --no-install-recommends \
+  xrootd-scitokens-plugins xrootd-client-plugins scitokens-cpp \
+  gfal2-util-scripts gfal2-plugin-http gfal2-plugin-xrootd gfal2-plugin-file python-is-python3
 # The pool page in a real browser (headless, inside a lab namespace).
 apt-get install -y --no-install-recommends chromium
 # The workspace needs a current stable Rust (Debian 12's rustc 1.63 is too old). CI machines

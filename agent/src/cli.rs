@@ -260,6 +260,10 @@ pub struct DoctorArgs {
     /// /etc/grid-security/gridftp/gridftp-hostcert.pem, then /etc/grid-security/hostcert.pem).
     #[arg(long, value_name = "PATH")]
     pub cert: Option<PathBuf>,
+    /// XRootD config file(s) to judge instead of /etc/xrootd/xrootd-*.cfg (repeatable):
+    /// the scitokens plugin they load must accept tokens for the VIP's name.
+    #[arg(long, value_name = "PATH")]
+    pub xrootd_conf: Vec<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]

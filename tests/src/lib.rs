@@ -13,6 +13,7 @@ pub mod pebble;
 pub mod units;
 pub mod vm;
 pub mod webdav;
+pub mod wlcg;
 pub mod xrootd;
 
 pub use dr::{DrLab, LabOpts};

@@ -23,11 +23,14 @@ pub async fn run(config: &Path, args: DoctorArgs) -> u8 {
             return EXIT_USAGE;
         }
     };
-    let paths = Paths::new(
+    let mut paths = Paths::new(
         &args.gridftp_conf,
         args.sysconfig.as_deref(),
         args.cert.as_deref(),
     );
+    if !args.xrootd_conf.is_empty() {
+        paths.xrootd_conf = args.xrootd_conf.clone();
+    }
     let findings = diagnose(&cfg, &paths).await;
     let summary = summarize(&findings);
     if args.json {

@@ -112,6 +112,7 @@ pub async fn status(config: &Path, args: PoolStatusArgs) -> u8 {
     let max_age = args.timeout + Duration::from_secs(1);
     let states: Vec<PeerState> = views.iter().map(|v| v.state(now, max_age)).collect();
     let verdict = judge(&states, min_serving);
+    let differ = macaroon_differs(&views);
     if args.json {
         let arr: Vec<serde_json::Value> = views
             .iter()
@@ -121,6 +122,7 @@ pub async fn status(config: &Path, args: PoolStatusArgs) -> u8 {
                     "state": v.state(now, max_age).as_str(),
                     "error": v.error,
                     "invalid": v.invalid,
+                    "macaroon_differs": differ.contains(&v.url),
                     "status": v.status.as_ref().map(|s| s.doc()),
                 })
             })
@@ -128,6 +130,11 @@ pub async fn status(config: &Path, args: PoolStatusArgs) -> u8 {
         println!("{}", serde_json::to_string_pretty(&arr).unwrap_or_default());
     } else {
         print_table(&views, now, max_age);
+        if !differ.is_empty() {
+            for l in macaroon_report(&views, &differ).lines() {
+                println!("{}", printable_line(l));
+            }
+        }
     }
     // The serving summary goes to stderr with --json, so the array stays the whole stdout.
     match (&verdict.warning, args.json) {
@@ -136,7 +143,7 @@ pub async fn status(config: &Path, args: PoolStatusArgs) -> u8 {
         (None, false) => println!("{}", verdict.summary),
         (None, true) => {}
     }
-    if verdict.fail {
+    if verdict.fail || !differ.is_empty() {
         EXIT_FAIL
     } else {
         EXIT_OK
@@ -189,6 +196,71 @@ pub fn judge(states: &[PeerState], min_serving: u32) -> Verdict {
         fail: bad || warning.is_some(),
         warning,
     }
+}
+
+/// What a node says of its macaroon secret: its fingerprint, `unreadable`, or `none`
+/// (no `[report] macaroon_secret`).
+fn macaroon_of(v: &PeerView) -> Option<String> {
+    let s = v.status.as_ref()?;
+    Some(match &s.macaroon {
+        None => "none".into(),
+        Some(m) => m.fingerprint.clone().unwrap_or_else(|| "unreadable".into()),
+    })
+}
+
+/// The nodes (by URL) whose macaroon secret differs from the one most nodes hold (the
+/// first seen on a tie), when at least one node reports a secret. A macaroon issued by
+/// one of them fails on the others: through the VIP a client's next request may reach
+/// any node.
+pub fn macaroon_differs(views: &[PeerView]) -> Vec<String> {
+    let seen: Vec<(&str, String)> = views
+        .iter()
+        .filter_map(|v| macaroon_of(v).map(|m| (v.url.as_str(), m)))
+        .collect();
+    if seen.iter().all(|(_, m)| m == "none") {
+        return Vec::new();
+    }
+    let mut best: Option<(&str, usize)> = None;
+    for (_, m) in &seen {
+        let n = seen.iter().filter(|(_, o)| o == m).count();
+        if best.is_none_or(|(_, b)| n > b) {
+            best = Some((m.as_str(), n));
+        }
+    }
+    let Some((common, _)) = best else {
+        return Vec::new();
+    };
+    let common = if common == "unreadable" || common == "none" {
+        ""
+    } else {
+        common
+    };
+    seen.iter()
+        .filter(|(_, m)| m != common)
+        .map(|(u, _)| u.to_string())
+        .collect()
+}
+
+/// The lines `pool status` prints under the table when the secrets differ.
+fn macaroon_report(views: &[PeerView], differ: &[String]) -> String {
+    let mut t = String::from(
+        "MACAROON SECRET DIFFERS: a macaroon issued by one node fails on the others\n",
+    );
+    for v in views {
+        if let Some(m) = macaroon_of(v) {
+            let mark = if differ.contains(&v.url) {
+                "  <- differs"
+            } else {
+                ""
+            };
+            t.push_str(&format!("  {}  {m}{mark}\n", v.url));
+        }
+    }
+    t.push_str(
+        "  fix: give every node the same secret file (macaroons.secretkey, [report] \
+         macaroon_secret), then restart xrootd on the nodes that differ",
+    );
+    t
 }
 
 /// One line per node: NODE STATE ADMIN WEIGHT SESSIONS CERT FAILING.
@@ -258,6 +330,52 @@ mod tests {
     use crate::health::{Admin, NodeState};
     use crate::wire::peer::PeerStatus;
     use crate::wire::status::{FailingCheck, StatusDoc};
+
+    fn with_secret(url: &str, fp: Option<&str>) -> PeerView {
+        let mut d = StatusDoc::sample(NodeState::Up, Admin::Ready, 100);
+        d.macaroon = fp.map(|f| crate::wire::status::MacaroonSecret {
+            path: "/etc/xrootd/macaroon-secret".into(),
+            fingerprint: Some(f.into()),
+            error: None,
+        });
+        PeerView {
+            url: url.into(),
+            is_self: false,
+            status: Some(PeerStatus::unchecked(d)),
+            error: None,
+            invalid: None,
+            fetched_at: SystemTime::now(),
+        }
+    }
+
+    #[test]
+    fn the_node_whose_macaroon_secret_differs_is_flagged() {
+        let same = [
+            with_secret("http://a", Some("00112233aabbccdd")),
+            with_secret("http://b", Some("00112233aabbccdd")),
+        ];
+        assert!(macaroon_differs(&same).is_empty());
+        let one_off = [
+            with_secret("http://a", Some("00112233aabbccdd")),
+            with_secret("http://b", Some("ffffffffffffffff")),
+            with_secret("http://c", Some("00112233aabbccdd")),
+        ];
+        assert_eq!(macaroon_differs(&one_off), ["http://b"]);
+        let text = macaroon_report(&one_off, &macaroon_differs(&one_off));
+        assert!(
+            text.contains("http://b  ffffffffffffffff  <- differs"),
+            "{text}"
+        );
+        // A node without the secret configured differs from nodes that have one.
+        let missing = [
+            with_secret("http://a", Some("00112233aabbccdd")),
+            with_secret("http://b", None),
+        ];
+        assert_eq!(macaroon_differs(&missing), ["http://b"]);
+        // No node with macaroons: nothing to compare.
+        let none = [with_secret("http://a", None), with_secret("http://b", None)];
+        assert!(macaroon_differs(&none).is_empty());
+    }
 
     #[test]
     fn none_serving_fails_and_fewer_than_the_minimum_warns() {

@@ -235,6 +235,15 @@ impl Daemon {
                 );
             }
         }
+        let secret = rep.macaroon_secret.clone();
+        if self.macaroon.as_ref().map(|t| &t.key) != secret.as_ref() {
+            self.macaroon = None;
+            self.health.set_macaroon(None);
+            self.macaroon = secret.map(|p| Task {
+                key: p.clone(),
+                handle: tokio::spawn(crate::health::macaroon::watch(p, self.health.clone())),
+            });
+        }
 
         let health = &self.health;
         let cfg_rx = self.cfg_tx.subscribe();

@@ -130,6 +130,8 @@ struct Daemon {
     cfg: Arc<NodeConfig>,
     health: Arc<Health>,
     checks: HashMap<String, Task<CheckSpec>>,
+    /// Reads `[report] macaroon_secret` for its fingerprint in `/status`.
+    macaroon: Option<Task<PathBuf>>,
     http: Option<Listening<ReportKey>>,
     /// `[report] https`: the same endpoint over TLS, on the pool plane.
     https: Option<Listening<apply::HttpsKey>>,
@@ -226,6 +228,7 @@ impl Daemon {
             cfg: cfg.clone(),
             health,
             checks: HashMap::new(),
+            macaroon: None,
             http: None,
             https: None,
             agent: None,

@@ -8,6 +8,7 @@
 //! so staleness shows without any new result.
 
 pub mod checks;
+pub mod macaroon;
 pub mod metrics;
 pub mod sockdiag;
 pub mod status;
@@ -59,6 +60,8 @@ pub struct Snapshot {
     pub reload_error: Option<String>,
     /// The watched certificates, as their checks last read them.
     pub certificates: Vec<CertFact>,
+    /// The macaroon secret's fingerprint as last read (`[report] macaroon_secret`).
+    pub macaroon: Option<MacaroonFact>,
     pub version: &'static str,
     /// Pre-rendered `/health` body and agent-check line (the hot paths copy bytes only).
     #[serde(skip)]
@@ -93,6 +96,15 @@ struct Inner {
     hold_grace_ms: u64,
     /// When the current shared failure began (unix milliseconds).
     shared_since_ms: Option<u64>,
+    macaroon: Option<MacaroonFact>,
+}
+
+/// The macaroon secret as last read: its path and fingerprint, or why it cannot be read.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MacaroonFact {
+    pub path: String,
+    pub fingerprint: Option<String>,
+    pub error: Option<String>,
 }
 
 /// One watched certificate as its `certificate` check last read it: `/status`, `/metrics`
@@ -133,6 +145,7 @@ impl Health {
             hold: false,
             hold_grace_ms: 0,
             shared_since_ms: None,
+            macaroon: None,
         };
         let snap = Arc::new(compute(&inner));
         let state_tx = tokio::sync::watch::channel(snap.state).0;
@@ -297,6 +310,17 @@ impl Health {
         );
     }
 
+    /// Records the macaroon secret's fingerprint (or why it cannot be read); None when
+    /// no secret is configured.
+    pub fn set_macaroon(&self, read: Option<(String, Result<String, String>)>) {
+        let fact = read.map(|(path, r)| MacaroonFact {
+            path,
+            fingerprint: r.as_ref().ok().cloned(),
+            error: r.err(),
+        });
+        self.update(|g| g.macaroon = fact);
+    }
+
     pub fn set_dataplane(&self, vips: Vec<VipView>, arp_suppressed: bool) {
         self.update(|g| {
             g.vips = vips;
@@ -427,6 +451,7 @@ fn compute_at(g: &Inner, now: u64) -> Snapshot {
         last_repair_ms: g.last_repair_ms,
         reload_error: g.reload_error.clone(),
         certificates: g.certificates.clone(),
+        macaroon: g.macaroon.clone(),
         version: env!("CARGO_PKG_VERSION"),
         health_line: health_line.into(),
         agent_line: agent_line.into(),

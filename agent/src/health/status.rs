@@ -4,7 +4,7 @@
 
 use super::Snapshot;
 use crate::wire::status::{
-    BfdInfo, CertExpiry, FailingCheck, NodeInfo, RedirectTarget, Service, StatusDoc,
+    BfdInfo, CertExpiry, FailingCheck, MacaroonSecret, NodeInfo, RedirectTarget, Service, StatusDoc,
 };
 use lvs_shared::config::NodeConfig;
 use std::net::IpAddr;
@@ -44,6 +44,11 @@ pub fn build(snap: &Snapshot, cfg: &NodeConfig) -> StatusDoc {
         certificates: certificates(snap, now),
         shared_failure: snap.shared_failure,
         held: snap.held,
+        macaroon: snap.macaroon.as_ref().map(|m| MacaroonSecret {
+            path: m.path.clone(),
+            fingerprint: m.fingerprint.clone(),
+            error: m.error.clone(),
+        }),
     }
 }
 

@@ -16,6 +16,8 @@ pub struct Paths {
     pub sysconfig: Option<PathBuf>,
     /// An explicit host certificate (else X509_USER_CERT, else the defaults).
     pub cert: Option<PathBuf>,
+    /// XRootD config files (the usual /etc/xrootd/xrootd-*.cfg unless named).
+    pub xrootd_conf: Vec<PathBuf>,
 }
 
 pub const GRIDFTP_CONF: &str = "/etc/gridftp.conf";
@@ -44,6 +46,7 @@ impl Paths {
             gridftp_conf,
             sysconfig,
             cert: cert.map(Path::to_path_buf),
+            xrootd_conf: crate::site::xrootd_conf::default_files(),
         }
     }
 

@@ -443,6 +443,24 @@ pub fn validate(
             text("certificate error", e, MAX_TEXT)?;
         }
     }
+    if let Some(m) = &doc.macaroon {
+        text("macaroon secret path", &m.path, MAX_TEXT)?;
+        if let Some(e) = &m.error {
+            text("macaroon secret error", e, MAX_TEXT)?;
+        }
+        if let Some(f) = &m.fingerprint {
+            if f.len() != 16
+                || !f
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            {
+                return Err(Invalid::new(format!(
+                    "macaroon fingerprint {} is not 16 lowercase hex digits",
+                    quote(f)
+                )));
+            }
+        }
+    }
 
     let n = &doc.node;
     let hostname = if n.hostname.is_empty() {
@@ -635,6 +653,28 @@ mod tests {
         let mut d = doc();
         d.reason = Some("x".repeat(MAX_TEXT + 1));
         assert!(peer(d).unwrap_err().as_str().contains("longer than"));
+    }
+
+    #[test]
+    fn a_macaroon_fingerprint_is_16_lowercase_hex_digits() {
+        let with = |f: &str| {
+            let mut d = doc();
+            d.macaroon = Some(crate::wire::status::MacaroonSecret {
+                path: "/etc/xrootd/macaroon-secret".into(),
+                fingerprint: Some(f.into()),
+                error: None,
+            });
+            peer(d)
+        };
+        assert!(with("0123456789abcdef").is_ok());
+        for bad in [
+            "0123456789ABCDEF",
+            "0123456789abcde",
+            "0123456789abcdef0",
+            "secret\u{1b}[2Jxxxxxx",
+        ] {
+            assert!(with(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -49,6 +49,17 @@ pub struct StatusDoc {
     /// fewer nodes serving than `[pool] depool_threshold` (`reason` says which check).
     #[serde(default)]
     pub held: bool,
+    /// XrdMacaroons' secret: its fingerprint, never the secret (`[report] macaroon_secret`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub macaroon: Option<MacaroonSecret>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MacaroonSecret {
+    pub path: String,
+    /// 16 hex digits; None when the file cannot be read (see `error`).
+    pub fingerprint: Option<String>,
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -147,6 +158,7 @@ impl StatusDoc {
             certificates: Vec::new(),
             shared_failure: false,
             held: false,
+            macaroon: None,
         }
     }
 

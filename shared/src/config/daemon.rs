@@ -50,6 +50,7 @@ pub struct RawReport {
     pub client_ca: Option<String>,
     #[serde(default)]
     pub allow_clients: Vec<String>,
+    pub macaroon_secret: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -128,6 +129,10 @@ pub struct Report {
     /// Names (a subject CN or a DNS name of the certificate) that count as directors and
     /// peers for `/status` and `/pool` with `client_ca`.
     pub allow_clients: Vec<String>,
+    /// XrdMacaroons' secret (`macaroons.secretkey`): `/status` carries a fingerprint of it
+    /// (never the secret) so the pool can tell nodes whose macaroons do not verify on each
+    /// other.
+    pub macaroon_secret: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -493,6 +498,17 @@ pub fn validate(file: &Path, raw: RawSections, vips: &[Vip]) -> Result<Settings,
         let p = super::tls::abs(file, "report.client_ca", &ca)?;
         super::tls::ca_path(file, "report.client_ca", &p)?;
         s.report.client_ca = Some(p);
+    }
+    if let Some(m) = &r.macaroon_secret {
+        let p = PathBuf::from(m);
+        if !p.is_absolute() {
+            return Err(err(
+                "report.macaroon_secret",
+                format!("`{}` is not an absolute path", m.escape_debug()),
+                "write the path of macaroons.secretkey in the XRootD config, e.g. /etc/xrootd/macaroon-secret",
+            ));
+        }
+        s.report.macaroon_secret = Some(p);
     }
     for (i, n) in r.allow_clients.iter().enumerate() {
         let key = format!("report.allow_clients[{i}]");
@@ -956,6 +972,15 @@ mod tests {
         assert_eq!(rk("tls_cert = \"/c.pem\""), "report.tls_key");
         assert_eq!(rk("client_ca = \"/ca.pem\""), "report.client_ca");
         assert_eq!(rk("allow_clients = [\"a\"]"), "report.allow_clients");
+        assert_eq!(
+            rk("macaroon_secret = \"macaroon-secret\""),
+            "report.macaroon_secret"
+        );
+        let m = parse("[report]\nmacaroon_secret = \"/etc/xrootd/macaroon-secret\"\n").unwrap();
+        assert_eq!(
+            m.daemon.report.macaroon_secret,
+            Some(std::path::PathBuf::from("/etc/xrootd/macaroon-secret"))
+        );
         assert_eq!(
             rk("http = \"192.0.2.11:8080\"\nhttps = \"192.0.2.11:8080\""),
             "report.https"

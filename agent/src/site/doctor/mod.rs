@@ -4,7 +4,7 @@
 //! One file per check area; each returns [`Finding`]s with stable ids (`dataplane`,
 //! `rp_filter`, `arp_announce`, `arp_ignore`, `gridftp.control_interface`, `gridftp.data_interface`, `gridftp.port_range`,
 //! `gridftp.firewall`, `firewalld`, `hostname.loopback`, `cert.names`, `cert.expiry`, `cert.client_auth`, `report.http`,
-//! `report.agent_check`, `report`, `pool.tls`). Exit 0 without error findings, 1 with at least one,
+//! `report.agent_check`, `report`, `pool.tls`, `xrootd.token_audience`, `xrootd.macaroon_secret`). Exit 0 without error findings, 1 with at least one,
 //! 2 for a bad config or usage.
 
 pub mod cert;
@@ -12,9 +12,11 @@ pub mod dataplane;
 pub mod firewall;
 pub mod gridftp;
 pub mod hostname;
+pub mod macaroons;
 pub mod pool;
 pub mod report;
 pub mod sysctl;
+pub mod tokens;
 
 use crate::site::gridftp_conf::{GridftpSettings, Paths};
 use crate::util::exit::{EXIT_FAIL, EXIT_OK};
@@ -141,6 +143,8 @@ pub async fn diagnose(cfg: &NodeConfig, paths: &Paths) -> Vec<Finding> {
     out.extend(cert::findings(cfg, paths, &gf));
     out.extend(report::findings(cfg).await);
     out.extend(pool::findings(cfg));
+    out.extend(tokens::findings(cfg, &paths.xrootd_conf));
+    out.extend(macaroons::findings(cfg, &paths.xrootd_conf));
     out
 }
 
