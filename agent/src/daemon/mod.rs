@@ -454,19 +454,42 @@ async fn first_convergence(
     }
 }
 
-/// Refreshes the load inputs of the weight: established VIP sessions (sock_diag) and the
-/// 1-minute load average.
+/// How often the sessions are counted when they do not weigh (`[weight]
+/// sessions_per_core = 0`): they are then only shown (`/status`, `/metrics`, the pool
+/// page's history, which keeps a sample every 5 s). A sock_diag dump walks the kernel's
+/// whole established-socket table, which costs the same on an idle node as on a busy one.
+const SESSIONS_SHOWN_EVERY: Duration = Duration::from_secs(5);
+
+/// Refreshes the load inputs of the weight: established VIP sessions (sock_diag) every
+/// second while they weigh, else every [`SESSIONS_SHOWN_EVERY`], and the 1-minute load
+/// average every second.
 async fn load_loop(health: Arc<Health>, cfg_rx: watch::Receiver<Arc<NodeConfig>>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut counted: Option<(tokio::time::Instant, u64)> = None;
     loop {
         tick.tick().await;
-        let eps = crate::health::sockdiag::vip_endpoints(&cfg_rx.borrow());
-        let sessions =
-            tokio::task::spawn_blocking(move || crate::health::sockdiag::count_established(&eps))
+        let (eps, weigh) = {
+            let cfg = cfg_rx.borrow();
+            (
+                crate::health::sockdiag::vip_endpoints(&cfg),
+                cfg.daemon.weight.sessions_per_core > 0.0,
+            )
+        };
+        let now = tokio::time::Instant::now();
+        let sessions = match counted {
+            Some((at, n)) if !weigh && now.duration_since(at) < SESSIONS_SHOWN_EVERY => n,
+            _ => {
+                let n = tokio::task::spawn_blocking(move || {
+                    crate::health::sockdiag::count_established(&eps)
+                })
                 .await
                 .ok()
                 .and_then(|r| r.ok())
                 .unwrap_or(0);
+                counted = Some((now, n));
+                n
+            }
+        };
         let load1 = std::fs::read_to_string("/proc/loadavg")
             .ok()
             .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())

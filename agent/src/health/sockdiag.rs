@@ -15,9 +15,18 @@ use std::net::{IpAddr, SocketAddr as InetAddr};
 
 /// Established sessions whose local end is one of `locals` (VIP:port). Blocking: call from
 /// a blocking thread or a CLI.
+///
+/// A dump walks the kernel's whole established-socket hash table (shared by every network
+/// namespace, and sized by the host's memory), whatever it holds: a family no VIP:port
+/// belongs to is not dumped, and no `locals` means no dump at all. An IPv4 VIP can still be
+/// reached through a dual-stack socket, which reports it IPv4-mapped in the IPv6 dump, so
+/// IPv4 endpoints dump both families.
 pub fn count_established(locals: &[InetAddr]) -> io::Result<u64> {
     let mut n = 0;
-    for family in [AF_INET, AF_INET6] {
+    let v4 = locals.iter().any(|a| a.is_ipv4());
+    let v6 = locals.iter().any(|a| a.is_ipv6());
+    let families = [(AF_INET, v4), (AF_INET6, v4 || v6)];
+    for family in families.iter().filter(|f| f.1).map(|f| f.0) {
         dump(family, |local| {
             if locals.contains(&local) {
                 n += 1;
@@ -110,5 +119,6 @@ mod tests {
         let _a1 = l.accept().unwrap();
         let _a2 = l.accept().unwrap();
         assert_eq!(count_established(&[addr]).unwrap(), 2);
+        assert_eq!(count_established(&[]).unwrap(), 0);
     }
 }
