@@ -369,3 +369,23 @@ fn arp_answers(client: &Host, ip: &str) -> Vec<String> {
     macs.dedup();
     macs
 }
+
+/// The source MACs (lower case, sorted, once each) of every neighbour advertisement for
+/// `vip6` that `client` saw on its eth0 while it solicited the VIP three times, its
+/// neighbour cache flushed before each. The capture is written to `cap`.
+pub fn na_sources(client: &Netns, cap: &std::path::Path, vip6: &str) -> Vec<String> {
+    client.ok(&format!(
+        "(timeout 5 tcpdump -i eth0 -e -n -l 'icmp6 and ip6[40] == 136' > {cap} 2>/dev/null &) ; sleep 1; \
+         for i in 1 2 3; do ip -6 neigh flush dev eth0; ping -6 -c 1 -W 1 {vip6} >/dev/null 2>&1 || true; done; sleep 4.5",
+        cap = cap.display()
+    ));
+    let text = std::fs::read_to_string(cap).unwrap_or_default();
+    let mut macs: Vec<String> = text
+        .lines()
+        .filter(|l| l.contains(&format!("tgt is {vip6}")))
+        .filter_map(|l| l.split_whitespace().nth(1).map(|m| m.to_lowercase()))
+        .collect();
+    macs.sort();
+    macs.dedup();
+    macs
+}

@@ -20,58 +20,13 @@ use std::time::Duration;
 const XRD_PORT: u16 = 1094;
 const DIRECTOR_IP6: &str = "2001:db8::2";
 
-/// A real xrootd on every address of `h`, serving `/lab/who.txt` = `name` from its own
-/// root under `dir`. Returns its PID.
+/// A real xrootd on every address of `h`, serving `/lab/who.txt` = `name`.
 fn start_xrootd(h: &Host, dir: &Path, name: &str) -> u32 {
-    let root = dir.join("xrd-root");
-    let logs = dir.join("xrd-log");
-    std::fs::create_dir_all(root.join("lab")).unwrap();
-    std::fs::create_dir_all(&logs).unwrap();
-    std::fs::write(root.join("lab/who.txt"), format!("{name}\n")).unwrap();
-    // Debian's xrootd refuses to run as root; its log directory must be nobody's.
-    h.ok(&format!(
-        "chown -R nobody {} {}",
-        logs.display(),
-        root.display()
-    ));
-    let conf = dir.join("xrootd.cfg");
-    std::fs::write(
-        &conf,
-        format!(
-            "all.export /lab\noss.localroot {}\nxrd.port {XRD_PORT}\n",
-            root.display()
-        ),
-    )
-    .unwrap();
-    // Its own host name, resolvable in the namespace (xrootd looks itself up).
-    h.ns.write_etc(
-        "hosts",
-        &format!(
-            "127.0.0.1 localhost\n{} {name}.lab\n{} {name}.lab\n",
-            h.ip, h.ip6
-        ),
+    let hosts = format!(
+        "127.0.0.1 localhost\n{} {name}.lab\n{} {name}.lab\n",
+        h.ip, h.ip6
     );
-    let pid = h.ns.spawn_logged(
-        &format!(
-            "unshare -u sh -c 'hostname {name}.lab && exec xrootd -R nobody -c {} -l {}/xrootd.log -n lab'",
-            conf.display(),
-            logs.display()
-        ),
-        &dir.join("xrootd.out"),
-    );
-    wait_for(Duration::from_secs(15), || {
-        h.ns.run(&format!("xrdfs root://127.0.0.1:{XRD_PORT} ls /lab"))
-            .status
-            .success()
-            .then_some(())
-    })
-    .unwrap_or_else(|| {
-        panic!(
-            "xrootd did not come up on {name}: {}",
-            std::fs::read_to_string(dir.join("xrootd.out")).unwrap_or_default()
-        )
-    });
-    pid
+    daemon_util::start_xrootd(h, dir, name, &hosts, &format!("127.0.0.1:{XRD_PORT}"))
 }
 
 fn node_config(h: &Host, dir: &Path, client: &Host) -> std::path::PathBuf {

@@ -7,24 +7,10 @@ use lab::dr::VIP6;
 use lab::node::{lvs_node_ok, write_config, Workdir};
 use lab::{DrLab, LabOpts};
 
-/// The source MACs of every neighbour advertisement for VIP6 the client saw while it
-/// solicited the VIP three times (cache flushed before each).
+/// The source MACs of every neighbour advertisement for VIP6 the client saw.
 fn na_sources(lab: &DrLab, work: &Workdir, tag: &str) -> Vec<String> {
     let cap = work.path().join(format!("na-{tag}.txt"));
-    lab.client.ok(&format!(
-        "(timeout 5 tcpdump -i eth0 -e -n -l 'icmp6 and ip6[40] == 136' > {cap} 2>/dev/null &) ; sleep 1; \
-         for i in 1 2 3; do ip -6 neigh flush dev eth0; ping -6 -c 1 -W 1 {VIP6} >/dev/null 2>&1 || true; done; sleep 4.5",
-        cap = cap.display()
-    ));
-    let text = std::fs::read_to_string(&cap).unwrap_or_default();
-    let mut macs: Vec<String> = text
-        .lines()
-        .filter(|l| l.contains(&format!("tgt is {VIP6}")))
-        .filter_map(|l| l.split_whitespace().nth(1).map(|m| m.to_lowercase()))
-        .collect();
-    macs.sort();
-    macs.dedup();
-    macs
+    lab::dr::na_sources(&lab.client.ns, &cap, VIP6)
 }
 
 #[test]

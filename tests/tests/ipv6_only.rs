@@ -28,51 +28,11 @@ fn strip_ipv4(h: &Host) {
     assert!(left.trim().is_empty(), "IPv4 left on {}: {left}", h.ip6);
 }
 
-/// A real xrootd on the node's IPv6 addresses, serving `/lab/who.txt` = `name`.
+/// A real xrootd on the node's IPv6 addresses, serving `/lab/who.txt` = `name`; its own
+/// host name resolves to its IPv6 address only.
 fn start_xrootd(h: &Host, dir: &Path, name: &str) -> u32 {
-    let root = dir.join("xrd-root");
-    let logs = dir.join("xrd-log");
-    std::fs::create_dir_all(root.join("lab")).unwrap();
-    std::fs::create_dir_all(&logs).unwrap();
-    std::fs::write(root.join("lab/who.txt"), format!("{name}\n")).unwrap();
-    // Debian's xrootd refuses to run as root; its log directory must be nobody's.
-    h.ok(&format!(
-        "chown -R nobody {} {}",
-        logs.display(),
-        root.display()
-    ));
-    let conf = dir.join("xrootd.cfg");
-    std::fs::write(
-        &conf,
-        format!(
-            "all.export /lab\noss.localroot {}\nxrd.port {XRD_PORT}\n",
-            root.display()
-        ),
-    )
-    .unwrap();
-    // Its own host name resolves to its IPv6 address only.
-    h.ns.write_etc("hosts", &format!("::1 localhost\n{} {name}.lab\n", h.ip6));
-    let pid = h.ns.spawn_logged(
-        &format!(
-            "unshare -u sh -c 'hostname {name}.lab && exec xrootd -R nobody -c {} -l {}/xrootd.log -n lab'",
-            conf.display(),
-            logs.display()
-        ),
-        &dir.join("xrootd.out"),
-    );
-    wait_for(Duration::from_secs(15), || {
-        h.ns.run(&format!("xrdfs root://[::1]:{XRD_PORT} ls /lab"))
-            .status
-            .success()
-            .then_some(())
-    })
-    .unwrap_or_else(|| {
-        panic!(
-            "xrootd did not come up on {name}: {}",
-            std::fs::read_to_string(dir.join("xrootd.out")).unwrap_or_default()
-        )
-    });
-    pid
+    let hosts = format!("::1 localhost\n{} {name}.lab\n", h.ip6);
+    daemon_util::start_xrootd(h, dir, name, &hosts, &format!("[::1]:{XRD_PORT}"))
 }
 
 fn node_config(h: &Host, peer: &Host, dir: &Path, client: &Host) -> PathBuf {
@@ -116,26 +76,6 @@ fn who(lab: &IpvsLab) -> String {
         lab.director.ipvsadm_ln()
     );
     String::from_utf8_lossy(&o.stdout).trim().to_string()
-}
-
-/// The source MACs of every neighbour advertisement for VIP6 the client saw while it
-/// solicited the VIP three times (cache flushed before each).
-fn na_sources(lab: &IpvsLab, dir: &Path) -> Vec<String> {
-    let cap = dir.join("na.txt");
-    lab.client.ns.ok(&format!(
-        "(timeout 5 tcpdump -i eth0 -e -n -l 'icmp6 and ip6[40] == 136' > {cap} 2>/dev/null &) ; sleep 1; \
-         for i in 1 2 3; do ip -6 neigh flush dev eth0; ping -6 -c 1 -W 1 {VIP6} >/dev/null 2>&1 || true; done; sleep 4.5",
-        cap = cap.display()
-    ));
-    let text = std::fs::read_to_string(&cap).unwrap_or_default();
-    let mut macs: Vec<String> = text
-        .lines()
-        .filter(|l| l.contains(&format!("tgt is {VIP6}")))
-        .filter_map(|l| l.split_whitespace().nth(1).map(|m| m.to_lowercase()))
-        .collect();
-    macs.sort();
-    macs.dedup();
-    macs
 }
 
 /// A BFD session state from the node's /metrics over IPv6 (3 up, 0 admin_down).
@@ -262,7 +202,7 @@ fn an_ipv6_only_pool_runs_vip_ndp_report_bfd_pool_and_director_config() {
         "IPVS spread over both nodes:\n{}",
         lab.director.ipvsadm_stats()
     );
-    let macs = na_sources(&lab, &dir.join("."));
+    let macs = lab::dr::na_sources(&lab.client.ns, &dir.join("na.txt"), VIP6);
     assert_eq!(
         macs,
         vec![DIRECTOR_MAC.to_lowercase()],

@@ -375,3 +375,52 @@ pub fn metric(from: &Netns, ip: impl std::fmt::Display, prefix: &str) -> Option<
         .find(|l| l.starts_with(prefix))
         .and_then(|l| l.rsplit(' ').next()?.parse().ok())
 }
+
+/// A real xrootd (Debian's) on every address of `h`, serving `/lab/who.txt` = `name` from
+/// its own root under `dir`, with `hosts` as the namespace's /etc/hosts (xrootd looks
+/// itself up by its host name, `name.lab`). Waits until `xrdfs root://probe ls /lab`
+/// answers; returns its PID.
+pub fn start_xrootd(h: &Host, dir: &Path, name: &str, hosts: &str, probe: &str) -> u32 {
+    let root = dir.join("xrd-root");
+    let logs = dir.join("xrd-log");
+    std::fs::create_dir_all(root.join("lab")).unwrap();
+    std::fs::create_dir_all(&logs).unwrap();
+    std::fs::write(root.join("lab/who.txt"), format!("{name}\n")).unwrap();
+    // Debian's xrootd refuses to run as root; its log directory must be nobody's.
+    h.ok(&format!(
+        "chown -R nobody {} {}",
+        logs.display(),
+        root.display()
+    ));
+    let conf = dir.join("xrootd.cfg");
+    std::fs::write(
+        &conf,
+        format!(
+            "all.export /lab\noss.localroot {}\nxrd.port 1094\n",
+            root.display()
+        ),
+    )
+    .unwrap();
+    h.ns.write_etc("hosts", hosts);
+    let pid = h.ns.spawn_logged(
+        &format!(
+            "unshare -u sh -c 'hostname {name}.lab && exec xrootd -R nobody -c {} -l {}/xrootd.log -n lab'",
+            conf.display(),
+            logs.display()
+        ),
+        &dir.join("xrootd.out"),
+    );
+    wait_for(Duration::from_secs(15), || {
+        h.ns.run(&format!("xrdfs root://{probe} ls /lab"))
+            .status
+            .success()
+            .then_some(())
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "xrootd did not come up on {name}: {}",
+            std::fs::read_to_string(dir.join("xrootd.out")).unwrap_or_default()
+        )
+    });
+    pid
+}
