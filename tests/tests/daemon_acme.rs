@@ -141,11 +141,13 @@ fn responder_never_follows_symlinked_directories() {
             &work.path().join(format!("resp{i}.log")),
         );
     }
+    // A responder that is not listening yet gives "000" (curl's exit 7), and the wait goes on.
     let get = |port: usize, name: &str| {
-        lab.client.ok(&format!(
+        let o = lab.client.ns.run(&format!(
             "curl -s --path-as-is -m 2 -w ' %{{http_code}}' http://{}:{port}/.well-known/acme-challenge/{name}",
             rs.ip
-        ))
+        ));
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
     };
     wait_for(Duration::from_secs(10), || {
         (get(8003, "tok_1") == "tok_1.thumb 200").then_some(())
