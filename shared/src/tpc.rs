@@ -40,6 +40,27 @@ pub fn client_auth_problem(eku: Option<&[String]>) -> Option<String> {
     ))
 }
 
+/// The names of the purposes an extendedKeyUsage extension allows, as openssl prints them
+/// (other OIDs in dotted form): what `client_auth_problem` judges and what `lvs-cert
+/// inspect` shows.
+pub fn eku_names(e: &x509_parser::extensions::ExtendedKeyUsage) -> Vec<String> {
+    let mut v: Vec<String> = [
+        (e.any, "anyExtendedKeyUsage"),
+        (e.server_auth, "serverAuth"),
+        (e.client_auth, "clientAuth"),
+        (e.code_signing, "codeSigning"),
+        (e.email_protection, "emailProtection"),
+        (e.time_stamping, "timeStamping"),
+        (e.ocsp_signing, "OCSPSigning"),
+    ]
+    .into_iter()
+    .filter(|(on, _)| *on)
+    .map(|(_, n)| n.to_string())
+    .collect();
+    v.extend(e.other.iter().map(|o| o.to_id_string()));
+    v
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -154,24 +154,7 @@ pub fn parse(data: &[u8]) -> Result<CertInfo, String> {
         }
     }
     let eku = match cert.extended_key_usage() {
-        Ok(Some(e)) => {
-            let e = e.value;
-            let mut v: Vec<String> = [
-                (e.any, "anyExtendedKeyUsage"),
-                (e.server_auth, "serverAuth"),
-                (e.client_auth, "clientAuth"),
-                (e.code_signing, "codeSigning"),
-                (e.email_protection, "emailProtection"),
-                (e.time_stamping, "timeStamping"),
-                (e.ocsp_signing, "OCSPSigning"),
-            ]
-            .into_iter()
-            .filter(|(on, _)| *on)
-            .map(|(_, n)| n.to_string())
-            .collect();
-            v.extend(e.other.iter().map(|o| o.to_id_string()));
-            Some(v)
-        }
+        Ok(Some(e)) => Some(lvs_shared::tpc::eku_names(e.value)),
         Ok(None) => None,
         Err(e) => return Err(format!("bad extendedKeyUsage: {e}")),
     };
