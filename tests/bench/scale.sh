@@ -327,6 +327,14 @@ $(tail -10 "$d/ka1.log")"
   # Per thread name: mean % of a core per node over the window.
   threads=$(awk -v hz="$HZ" -v s="$secs" -v n="$N" 'NR == FNR {a[$1] = $3; next}
     ($1 in a) {t[$2] += $3 - a[$1]} END {for (k in t) printf "%s %.2f %%, ", k, t[k] * 100 / hz / s / n}' "$d/threads0" "$d/threads1")
+  # Threads that started or ended within the window (the runtime's blocking pool, which
+  # runs the session count and lets its thread go after 10 s idle): the process's ticks
+  # less those of the threads alive at both ends.
+  threads+=$(awk -v hz="$HZ" -v s="$secs" -v n="$N" 'FILENAME ~ /threads0$/ {a[$1] = $3; next}
+    FILENAME ~ /threads1$/ {if ($1 in a) live += $3 - a[$1]; next}
+    FILENAME ~ /t0$/ {p0 += $2; next} {p1 += $2}
+    END {o = (p1 - p0 - live) * 100 / hz / s / n; if (o < 0) o = 0; printf "short-lived %.2f %%, ", o}' \
+    "$d/threads0" "$d/threads1" "$d/t0" "$d/t1")
   ka_cpu=$(awk -v hz="$HZ" -v s="$secs" -v t=$((ka1 - ka0)) 'BEGIN {printf "%.1f", t * 100 / hz / s / 2}')
   # BFD detection expiries at the directors within the window.
   ka_exp=$(( $(cat "$d/ka1.log" "$d/ka2.log" | grep -c 'Control Detection Time Expired' || [ $? = 1 ]) - kx0 ))

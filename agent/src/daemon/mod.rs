@@ -456,9 +456,11 @@ async fn first_convergence(
 
 /// How often the sessions are counted when they do not weigh (`[weight]
 /// sessions_per_core = 0`): they are then only shown (`/status`, `/metrics`, the pool
-/// page's history, which keeps a sample every 5 s). A sock_diag dump walks the kernel's
-/// whole established-socket table, which costs the same on an idle node as on a busy one.
-const SESSIONS_SHOWN_EVERY: Duration = Duration::from_secs(5);
+/// page's history). A sock_diag dump walks the kernel's whole established-socket hash
+/// table (262,144 buckets on a 24 GiB host, two walks with IPv4 and IPv6 VIPs), which
+/// costs the same on an idle node as on a busy one: about 0.1 % of a core at one dump
+/// every 5 s in the 50-node benchmark (docs/benchmarks.md, "Site scale").
+const SESSIONS_SHOWN_EVERY: Duration = Duration::from_secs(10);
 
 /// Refreshes the load inputs of the weight: established VIP sessions (sock_diag) every
 /// second while they weigh, else every [`SESSIONS_SHOWN_EVERY`], and the 1-minute load

@@ -204,6 +204,19 @@ impl Default for Pool {
     }
 }
 
+/// The most polls a node makes per second by default, and so about the most `/status`
+/// requests it answers from its peers: the full mesh grows with the square of the pool,
+/// so its per-node cost is kept flat by polling a large pool less often.
+pub const POOL_POLLS_PER_SECOND: u32 = 10;
+
+/// `[pool] interval` when the config gives none: 2 s, or one poll of each of `peers` at
+/// [`POOL_POLLS_PER_SECOND`] when that is longer (5 s for 50 nodes, 25.6 s for 256).
+/// Consul's anti-entropy sync scales with the cluster's size for the same reason.
+pub fn default_pool_interval(peers: usize) -> Duration {
+    let per_peer = Duration::from_secs(1) / POOL_POLLS_PER_SECOND;
+    Duration::from_secs(2).max(per_peer * peers as u32)
+}
+
 /// Checks one peer URL: `http://IP:PORT`, `http://NAME:PORT` or `https://NAME:PORT` (a
 /// report `https` endpoint, whose certificate must name NAME), nothing after the port.
 /// Returns the normalised base URL (no trailing slash).
@@ -555,7 +568,11 @@ pub fn validate(file: &Path, raw: RawSections, vips: &[Vip]) -> Result<Settings,
             "list at most 256 nodes",
         ));
     }
-    s.pool.interval = dur("pool.interval", &p.interval, s.pool.interval)?;
+    s.pool.interval = dur(
+        "pool.interval",
+        &p.interval,
+        default_pool_interval(s.pool.peers.len()),
+    )?;
     if s.pool.interval < Duration::from_millis(200) || s.pool.interval > Duration::from_secs(300) {
         return Err(err(
             "pool.interval",
@@ -753,6 +770,31 @@ mod tests {
         assert_eq!(e.key, "check[0].interval");
         let e = parse("[daemon]\nbogus = 1\n").unwrap_err();
         assert!(e.key.starts_with("line"), "{e}");
+    }
+
+    /// Without `interval`, a large pool is polled less often: at most ten polls a second
+    /// per node, never faster than every 2 s; the timeout, `max_age` and an explicit
+    /// interval follow as before.
+    #[test]
+    fn pool_interval_scales_with_the_pool() {
+        use std::time::Duration;
+        let peers = |n: usize| {
+            let list: Vec<String> = (1..=n)
+                .map(|i| format!("\"http://10.0.{}.{}:8080\"", i / 200, i % 200 + 1))
+                .collect();
+            format!("[pool]\npeers = [{}]\n", list.join(", "))
+        };
+        let p = |n: usize, extra: &str| parse(&format!("{}{extra}", peers(n))).unwrap().daemon.pool;
+        assert_eq!(p(3, "").interval, Duration::from_secs(2));
+        assert_eq!(p(20, "").interval, Duration::from_secs(2));
+        assert_eq!(p(50, "").interval, Duration::from_secs(5));
+        assert_eq!(p(50, "").max_age, Duration::from_secs(15));
+        assert_eq!(p(50, "").timeout, Duration::from_secs(1));
+        assert_eq!(p(256, "").interval, Duration::from_millis(25_600));
+        assert_eq!(
+            p(50, "interval = \"2s\"\n").interval,
+            Duration::from_secs(2)
+        );
     }
 
     #[test]

@@ -395,13 +395,19 @@ async fn run(
             _ = tokio::time::sleep_until(wake) => {
                 retry_rx(source, &mut rx, &mut rx_retry, Instant::now());
                 let now = Instant::now().into_std();
+                let due = |p: &Peer| p.session.next_tx().is_some_and(|at| at <= now);
+                // One wakeup serves every session: with one packet due, the others go
+                // too when their spacing allows (`may_send_early`). Once two sessions
+                // went out together they stay together, and the thread wakes once per
+                // interval for all of them instead of once per session.
+                let any_due = peers.iter().any(due);
                 for p in &mut peers {
                     retry_tx(source, p, Instant::from_std(now));
                     if let Some(t) = p.session.expire(now) {
                         note(p.addr, t, p.session.diag);
                         send(p).await;
                     }
-                    if p.session.next_tx().is_some_and(|at| at <= now) {
+                    if due(p) || (any_due && p.session.may_send_early(now)) {
                         send(p).await;
                     }
                 }
