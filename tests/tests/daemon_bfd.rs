@@ -490,7 +490,42 @@ fn capture_bfd(ns: &lab::Netns, dir: &TestDir, tag: &str, during: impl FnOnce())
     packets
 }
 
+/// (time in seconds, destination address) of every BFD packet `src` sends within `window`,
+/// captured in `ns`.
+fn sent_times(
+    ns: &lab::Netns,
+    dir: &TestDir,
+    src: impl std::fmt::Display,
+    window: Duration,
+) -> Vec<(f64, String)> {
+    let file = dir.join("sent-times.cap");
+    let pid = ns.spawn_logged(
+        &format!("tcpdump -i eth0 -n -l -tt 'udp dst port 3784 and src host {src}'"),
+        &file,
+    );
+    let listening = wait_for(Duration::from_secs(10), || {
+        std::fs::read_to_string(&file)
+            .unwrap_or_default()
+            .contains("listening on")
+            .then_some(())
+    });
+    assert!(listening.is_some(), "tcpdump did not start in {}", ns.name);
+    std::thread::sleep(window);
+    ns.kill(pid);
+    let text = std::fs::read_to_string(&file).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| {
+            // 1733580000.123456 IP 192.0.2.11.50000 > 192.0.2.2.3784: BFDv1, ...
+            let mut w = l.split_whitespace();
+            let t: f64 = w.next()?.parse().ok()?;
+            let dst = w.nth(3)?.strip_suffix(".3784:")?.to_string();
+            Some((t, dst))
+        })
+        .collect()
+}
+
 /// Two directors, then SIGHUP changes to `[bfd]`, seen on the wire and by keepalived:
+/// - the periodic packets to both directors leave in one wakeup;
 /// - a longer min_tx goes out with Poll, keepalived answers with Final, and the session
 ///   stays Up (RFC 5880 6.8.3);
 /// - a director removed from the list gets a Down with diagnostic 7 (AdminDown) and leaves
@@ -546,6 +581,32 @@ fn two_directors_and_reloads_poll_admin_down_and_rebind() {
     );
     // Past keepalived's own Poll Sequence after Up.
     std::thread::sleep(Duration::from_secs(2));
+
+    // 0. One wakeup for both sessions: the node's periodic packets to the two directors
+    //    leave together (the second one early, within RFC 5880 6.8.7's 75 % floor).
+    let sent = sent_times(&rs.ns, &dir, rs.ip, Duration::from_secs(3));
+    let to = |d: &str| -> Vec<f64> {
+        sent.iter()
+            .filter(|(_, dst)| dst == d)
+            .map(|(t, _)| *t)
+            .collect()
+    };
+    let (a, b) = (to(&DIRECTOR_IP.to_string()), to(&d2.ip.to_string()));
+    let paired = b
+        .iter()
+        .filter(|t| a.iter().any(|u| (*t - u).abs() < 0.002))
+        .count();
+    eprintln!(
+        "periodic packets in 3 s: {} to director 1, {} to director 2, {paired} of the latter within 2 ms of one to director 1",
+        a.len(),
+        b.len()
+    );
+    assert!(
+        a.len() >= 20 && b.len() >= 20 && paired * 10 >= b.len() * 9,
+        "the sessions do not share wakeups: {} and {} packets, {paired} paired\n{sent:?}",
+        a.len(),
+        b.len()
+    );
 
     // 1. min_tx 100 ms -> 200 ms: Poll with the new interval, Final from keepalived.
     let from_node = format!("{}.", rs.ip);
