@@ -2,7 +2,8 @@
 # Benchmark: a site's pool at 2, 12 and 50 nodes, side by side (docs/benchmarks.md, section
 # "Site scale"). Every node is an `lvs-node run` (release build) in a namespace of its own,
 # on one bridge, with 4 VIPs (2 IPv4, 2 IPv6) managed by the agent, `[pool]` listing every
-# node (default interval 2 s), and BFD (default 50 ms x 3) to two directors. The directors
+# node (default interval: 2 s up to 20 nodes, 100 ms per node beyond, so 5 s at 50), and
+# BFD (default 50 ms x 3) to two directors. The directors
 # are BFD peers only: keepalived processes with nothing but one `bfd_instance` per node, in
 # two namespaces (keepalived's IPVS part cannot run in this kernel, and BFD needs none).
 # Measured at each size, one size after the other with the same lab:
@@ -251,7 +252,7 @@ start_node() { # $1 = node number, $2 = binary, then env assignments; echoes the
 }
 
 echo "== site scale ($(date -u '+%F %H:%M UTC'), $(nproc) cores, $("$BIN" --version), load average $(cut -d' ' -f1-3 /proc/loadavg))"
-echo "   sizes: $SIZES; each node: 4 VIPs (${VIPS4[*]} ${VIPS6[*]}), [pool] of every node (interval 2s, timeout 1s),"
+echo "   sizes: $SIZES; each node: 4 VIPs (${VIPS4[*]} ${VIPS6[*]}), [pool] of every node (default interval: 2s, 5s at 50 nodes; timeout 1s),"
 echo "   BFD 50ms x 3 to $D1 and $D2 (keepalived bfd_instance only); WINDOW=${WINDOW}s at rest, SETTLE=${SETTLE}s, TIMES=$TIMES, FILL=$FILL"
 echo "   neighbour table: $(for k in "${SYSCTLS[@]}"; do printf '%s=%s ' "${k#net.}" "$(sysctl -n "$k")"; done)(restored on exit)"
 : > "$WORK/rows"

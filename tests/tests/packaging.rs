@@ -498,4 +498,12 @@ fn example_config_loads() {
     let c = lvs_shared::config::NodeConfig::parse(&path, &v6)
         .unwrap_or_else(|e| panic!("example with the IPv6 VIP uncommented: {e}\n{v6}"));
     assert_eq!(c.vips.len(), 2, "{v6}");
+    // So must the commented `[pool]` and `[bfd]` at the end.
+    let (head, tail) = text.split_at(text.find("# [pool]").expect("a commented [pool]"));
+    let tail: Vec<&str> = tail.lines().map(|l| l.trim_start_matches("# ")).collect();
+    let pool = format!("{head}{}\n", tail.join("\n"));
+    let c = lvs_shared::config::NodeConfig::parse(&path, &pool)
+        .unwrap_or_else(|e| panic!("example with [pool] and [bfd] uncommented: {e}\n{pool}"));
+    assert_eq!(c.daemon.pool.peers.len(), 2, "{pool}");
+    assert_eq!(c.bfd.map(|b| b.directors.len()), Some(2), "{pool}");
 }

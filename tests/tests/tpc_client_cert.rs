@@ -294,6 +294,27 @@ fn certificate_check_and_doctor_warn_without_client_auth() {
     );
     let f = doctor_finding(&lab, &cfg2, &format!("--cert {}", igtf.display()));
     assert_eq!(f["severity"], "ok", "{f}");
+    // XRootD's own config names the certificate it presents (`xrd.tls`): doctor judges
+    // that one, not the host certificate GridFTP would use.
+    let xrd = dir.join("rs0").join("xrootd-tpc.cfg");
+    std::fs::write(
+        &xrd,
+        format!("xrd.port 1094\nxrd.tls {} /etc/unused.key\n", le.display()),
+    )
+    .unwrap();
+    let f = doctor_finding(
+        &lab,
+        &cfg2,
+        &format!("--cert {} --xrootd-conf {}", igtf.display(), xrd.display()),
+    );
+    assert_eq!(f["severity"], "warn", "{f}");
+    assert!(
+        f["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("named at {}:2", xrd.display())),
+        "{f}"
+    );
 
     rs.ns.signal(agent, nix::sys::signal::Signal::SIGTERM);
     assert_eq!(rs.ns.wait(agent, Duration::from_secs(5)), Some(0));

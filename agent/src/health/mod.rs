@@ -269,9 +269,11 @@ impl Health {
     pub fn reset_check(&self, name: &str) {
         self.update(|g| {
             if let Some(c) = g.checks.iter_mut().find(|c| c.name == name) {
-                // The results go; the `shared` mark from the config stays.
+                // The results go; what the config set (the `shared` mark, the staleness
+                // bound from the check's interval and timeout) stays.
                 let mut fresh = CheckStatus::new(&c.name, &c.kind, c.rise, c.fall);
                 fresh.shared = c.shared;
+                fresh.stale_after_ms = c.stale_after_ms;
                 *c = fresh;
             }
         });
@@ -639,6 +641,19 @@ mod tests {
             &s.health_line[..],
             b"state=up admin=ready weight=100 base=100\n"
         );
+    }
+
+    /// The daemon resets a (re)configured check after setting its staleness bound: the
+    /// bound from its interval and timeout stays, not the 60 s default.
+    #[test]
+    fn a_reset_keeps_the_configured_staleness_bound() {
+        let h = Health::new(w(), AdminState::default());
+        let bound = stale_bound(Duration::from_secs(1), Duration::from_millis(500));
+        h.set_checks_stale(&[("g".into(), "gridftp".into(), 1, 1, bound)]);
+        h.reset_check("g");
+        let s = h.snapshot();
+        let c = s.checks.iter().find(|c| c.name == "g").unwrap();
+        assert_eq!(c.stale_after_ms, bound.as_millis() as u64);
     }
 
     #[test]

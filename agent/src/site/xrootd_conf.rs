@@ -102,6 +102,19 @@ fn continued(target: &Path) -> Result<Vec<PathBuf>, String> {
     Ok(v)
 }
 
+/// The certificate XRootD presents, as a server and as the client of a third-party copy:
+/// the last `xrd.tls CERT [KEY]`, else XrdHttp's older `http.cert CERT`, with the line
+/// that names it.
+pub fn tls_cert(dirs: &[Directive]) -> Option<(PathBuf, String)> {
+    let last = |name: &str| {
+        dirs.iter()
+            .rev()
+            .filter(|d| d.name == name)
+            .find_map(|d| Some((PathBuf::from(d.args.first()?), d.source.clone())))
+    };
+    last("xrd.tls").or_else(|| last("http.cert"))
+}
+
 /// The scitokens plugin an `ofs.authlib` line loads, with its config file (the `config=`
 /// argument, else the default) and where the line is.
 #[derive(Debug, Clone, PartialEq)]
@@ -194,6 +207,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_last_xrd_tls_names_the_certificate() {
+        let d = |name: &str, args: &[&str], line: u32| Directive {
+            name: name.into(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+            source: format!("x.cfg:{line}"),
+        };
+        let http = d("http.cert", &["/etc/old.pem"], 1);
+        assert_eq!(
+            tls_cert(std::slice::from_ref(&http)),
+            Some((PathBuf::from("/etc/old.pem"), "x.cfg:1".into()))
+        );
+        let dirs = [
+            http,
+            d("xrd.tls", &["/etc/a.pem", "/etc/a.key"], 2),
+            d("xrd.tls", &[], 3),
+            d("xrd.tls", &["/etc/b.pem"], 4),
+        ];
+        assert_eq!(
+            tls_cert(&dirs),
+            Some((PathBuf::from("/etc/b.pem"), "x.cfg:4".into()))
+        );
+    }
+
+    #[test]
     fn follows_continue_and_finds_the_scitokens_config() {
         let d = std::env::temp_dir().join(format!("xrdconf-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
@@ -218,6 +255,7 @@ mod tests {
         .unwrap();
         let dirs = load(&d.join("main.cfg")).unwrap();
         assert_eq!(dirs.len(), 4, "{dirs:?}");
+        assert_eq!(tls_cert(&dirs), None);
         let st = scitokens(&dirs).unwrap();
         assert_eq!(st.config, PathBuf::from("/etc/st.cfg"));
         assert!(st.source.ends_with("50-tokens.cfg:2"), "{}", st.source);

@@ -4,8 +4,9 @@
 //!
 //! `cert.client_auth`: a certificate XRootD or WebDAV presents as the client in third-party
 //! copy must allow clientAuth (`lvs_shared::tpc`). Judged for every `certificate` check with
-//! `tpc_client = true`; without one, for the host certificate when the node runs an
-//! `xrootd` or `webdav` check (XRootD and XrdHttp present the host certificate). A warning:
+//! `tpc_client = true`; without one, when the node runs an `xrootd` or `webdav` check, for
+//! the certificate XRootD's config names (`xrd.tls`, or XrdHttp's `http.cert`), else the
+//! host certificate (XRootD and XrdHttp present the host certificate). A warning:
 //! the node serves every client, only its copies to other storage fail.
 
 use super::Finding;
@@ -69,7 +70,15 @@ fn client_auth(cfg: &NodeConfig, paths: &Paths, gf: &GridftpSettings) -> Vec<Fin
             .checks
             .iter()
             .find(|c| matches!(c.kind, CheckKind::Xrootd { .. } | CheckKind::Webdav { .. }));
-        match (serves_tpc, choose(paths, gf)) {
+        // XRootD's own `xrd.tls` (or XrdHttp's `http.cert`) names the certificate it
+        // presents; without one it is the host certificate GridFTP would use.
+        let named = paths
+            .xrootd_conf
+            .iter()
+            .filter_map(|f| crate::site::xrootd_conf::load(f).ok())
+            .find_map(|dirs| crate::site::xrootd_conf::tls_cert(&dirs))
+            .map(|(p, at)| (Some(p), format!("named at {at}")));
+        match (serves_tpc, named.unwrap_or_else(|| choose(paths, gf))) {
             (Some(c), (Some(p), how)) => targets.push((
                 p,
                 format!(
