@@ -2,7 +2,7 @@
 # Benchmark: a site's pool at 2, 12 and 50 nodes, side by side (docs/benchmarks.md, section
 # "Site scale"). Every node is an `lvs-node run` (release build) in a namespace of its own,
 # on one bridge, with 4 VIPs (2 IPv4, 2 IPv6) managed by the agent, `[pool]` listing every
-# node (default interval: 2 s up to 20 nodes, 100 ms per node beyond, so 5 s at 50), and
+# node (default interval: 2 s, or 100 ms per node when longer, so 5 s at 50), and
 # BFD (default 50 ms x 3) to two directors. The directors
 # are BFD peers only: keepalived processes with nothing but one `bfd_instance` per node, in
 # two namespaces (keepalived's IPVS part cannot run in this kernel, and BFD needs none).
