@@ -227,3 +227,36 @@ pub async fn route(
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(extra: &str) -> NodeConfig {
+        NodeConfig::parse(
+            std::path::Path::new("/etc/lvs-node/node.toml"),
+            &format!(
+                "interface = \"eth0\"\nreal_ip = \"192.0.2.11\"\n[[vip]]\naddress = \"192.0.2.100\"\nports = [2811]\n\
+                 [report]\nhttp = \"192.0.2.11:8080\"\n{extra}"
+            ),
+        )
+        .unwrap()
+    }
+
+    /// A peer's connection is kept from one poll to the next: the idle limit stretches to
+    /// the pool's interval plus its timeout, never below the directors' 3 s.
+    #[test]
+    fn idle_limit_follows_the_pool_interval() {
+        assert_eq!(limits(&cfg("")).idle, LIMITS.idle);
+        let peers: Vec<String> = (1..=50)
+            .map(|i| format!("\"http://10.0.0.{i}:8080\""))
+            .collect();
+        let big = cfg(&format!("[pool]\npeers = [{}]\n", peers.join(", ")));
+        assert_eq!(limits(&big).idle, Duration::from_secs(6));
+        assert_eq!(limits(&big).header, LIMITS.header);
+        let small = cfg(
+            "[pool]\npeers = [\"http://10.0.0.1:8080\"]\ninterval = \"1s\"\ntimeout = \"500ms\"\n",
+        );
+        assert_eq!(limits(&small).idle, LIMITS.idle);
+    }
+}
