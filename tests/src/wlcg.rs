@@ -421,7 +421,7 @@ pub fn node_toml(i: usize, dir: &Path, pki: &Pki) -> String {
          [[vip]]\naddress = \"{VIP}\"\nports = [{ROOT_PORT}, {DAVS_PORT}, {UPLOAD_PORT}]\nhostname = \"{VIP_HOST}\"\n\
          [daemon]\nmanage_dataplane = true\ncontrol_socket = \"{d}/control.sock\"\n\
          [[check]]\nname = \"xrootd\"\nkind = \"xrootd\"\ntarget = \"{ip}:{ROOT_PORT}\"\ninterval = \"1s\"\ntimeout = \"900ms\"\n\
-         [[check]]\nname = \"webdav\"\nkind = \"https\"\ntarget = \"https://{ip}:{DAVS_PORT}/\"\nsni = \"{VIP_HOST}\"\n\
+         [[check]]\nname = \"webdav\"\nkind = \"webdav\"\ntarget = \"https://{ip}:{DAVS_PORT}/\"\nsni = \"{VIP_HOST}\"\n\
          ca_file = \"{ca}\"\nexpect_status = 403\ninterval = \"1s\"\ntimeout = \"900ms\"\n\
          [report]\nhttp = \"{ip}:{AGENT_PORT}\"\nallow = [{allow}]\nmacaroon_secret = \"{secret}\"\n\
          [[redirect]]\nlisten = \"{VIP}:{UPLOAD_PORT}\"\ntls_cert = \"{c}\"\ntls_key = \"{k}\"\n\
@@ -537,7 +537,8 @@ impl WlcgLab {
         wl
     }
 
-    /// Waits (60 s) until IPVS has every node with a weight on every port.
+    /// Waits (60 s) until IPVS has every node with a weight on every port and every node's
+    /// `/health` says up.
     fn wait_in_rotation(&self) {
         let want: Vec<String> = self
             .lab
@@ -555,7 +556,20 @@ impl WlcgLab {
                 .filter(|r| r.weight > 0)
                 .map(|r| r.addr)
                 .collect();
-            want.iter().all(|a| reals.contains(a)).then_some(())
+            // keepalived starts every real at its weight before the first check: the
+            // agents' own checks (xrootd, webdav) must pass too.
+            let healthy = (0..self.lab.reals.len()).all(|i| {
+                self.lab
+                    .client
+                    .ns
+                    .run(&format!(
+                        "curl -s -o /dev/null -w '%{{http_code}}' -m 2 http://{}:{AGENT_PORT}/health",
+                        real_ip(i)
+                    ))
+                    .stdout
+                    == b"200"
+            });
+            (healthy && want.iter().all(|a| reals.contains(a))).then_some(())
         });
         assert!(
             ok.is_some(),
