@@ -461,16 +461,23 @@ fn a_source_address_added_after_start_is_bound() {
 
 /// `tcpdump -v` of BFD in `ns` for the duration of `during`, one string per packet with
 /// its whitespace collapsed to single spaces.
-fn capture_bfd(ns: &lab::Netns, dir: &TestDir, tag: &str, during: impl FnOnce()) -> Vec<String> {
-    let file = dir.join(&format!("{tag}.cap"));
-    let pid = ns.spawn_logged("tcpdump -i eth0 -n -v -l -t 'udp port 3784'", &file);
+/// Starts `tcpdump -i eth0 -n -l ARGS` in `ns`, writing to `file`, and returns its PID once
+/// it listens.
+fn tcpdump(ns: &lab::Netns, args: &str, file: &std::path::Path) -> u32 {
+    let pid = ns.spawn_logged(&format!("tcpdump -i eth0 -n -l {args}"), file);
     let listening = wait_for(Duration::from_secs(10), || {
-        std::fs::read_to_string(&file)
+        std::fs::read_to_string(file)
             .unwrap_or_default()
             .contains("listening on")
             .then_some(())
     });
     assert!(listening.is_some(), "tcpdump did not start in {}", ns.name);
+    pid
+}
+
+fn capture_bfd(ns: &lab::Netns, dir: &TestDir, tag: &str, during: impl FnOnce()) -> Vec<String> {
+    let file = dir.join(&format!("{tag}.cap"));
+    let pid = tcpdump(ns, "-v -t 'udp port 3784'", &file);
     during();
     ns.kill(pid);
     let text = std::fs::read_to_string(&file).unwrap_or_default();
@@ -499,17 +506,11 @@ fn sent_times(
     window: Duration,
 ) -> Vec<(f64, String)> {
     let file = dir.join("sent-times.cap");
-    let pid = ns.spawn_logged(
-        &format!("tcpdump -i eth0 -n -l -tt 'udp dst port 3784 and src host {src}'"),
+    let pid = tcpdump(
+        ns,
+        &format!("-tt 'udp dst port 3784 and src host {src}'"),
         &file,
     );
-    let listening = wait_for(Duration::from_secs(10), || {
-        std::fs::read_to_string(&file)
-            .unwrap_or_default()
-            .contains("listening on")
-            .then_some(())
-    });
-    assert!(listening.is_some(), "tcpdump did not start in {}", ns.name);
     std::thread::sleep(window);
     ns.kill(pid);
     let text = std::fs::read_to_string(&file).unwrap_or_default();

@@ -21,7 +21,7 @@
 mod daemon_util;
 
 use daemon_util::*;
-use lab::dr::{IpvsLab, DIRECTOR_IP, VIP};
+use lab::dr::{IpvsLab, VIP};
 use lab::vm::director::{keepalived_conf, tail, with_probe_path, Real};
 use lab::{bins, gridftp, wait_for};
 use std::path::{Path, PathBuf};
@@ -41,23 +41,15 @@ fn in_shared_mnt(holder: u32, cmd: &str) -> std::process::Output {
 
 fn node_config(lab: &IpvsLab, i: usize, dir: &Path, shared: &Path) -> PathBuf {
     let rs = &lab.reals[i];
-    let peers: Vec<String> = lab
-        .reals
-        .iter()
-        .map(|r| format!("\"http://{}:{HTTP_PORT}\"", r.ip))
-        .collect();
-    let allow: Vec<String> = std::iter::once(DIRECTOR_IP.to_string())
-        .chain(lab.reals.iter().map(|r| r.ip.to_string()))
-        .map(|a| format!("\"{a}\""))
-        .collect();
+    let (peers, allow) = pool_lists(&lab.reals);
     let extra = format!(
         "[[check]]\nname = \"nfs\"\nkind = \"filesystem\"\npath = \"{s}\"\nmin_free = \"1%\"\n\
          interval = \"500ms\"\ntimeout = \"400ms\"\nrise = 1\nfall = 1\nshared = true\n\
          [pool]\npeers = [{p}]\ninterval = \"1s\"\ndepool_threshold = 0.5\nmin_serving = 3\n",
         s = shared.display(),
-        p = peers.join(", "),
+        p = peers,
     );
-    let report_extra = format!("allow = [{}]", allow.join(", "));
+    let report_extra = format!("allow = [{}]", allow);
     // A loaded machine (the guest runs under TCG) must not fail the GridFTP check by a slow
     // banner: the depool threshold, not GridFTP, is under test.
     let text = node_toml(

@@ -11,21 +11,13 @@
 mod daemon_util;
 
 use daemon_util::*;
-use lab::dr::{DrLab, Host, LabOpts, DIRECTOR_IP, VIP};
+use lab::dr::{DrLab, Host, LabOpts, VIP};
 use lab::haproxy::{Haproxy, Server};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 fn node(lab: &DrLab, rs: &Host, dir: &Path, flag: &Path) -> std::path::PathBuf {
-    let peers: Vec<String> = lab
-        .reals
-        .iter()
-        .map(|r| format!("\"http://{}:{HTTP_PORT}\"", r.ip))
-        .collect();
-    let allow: Vec<String> = std::iter::once(DIRECTOR_IP.to_string())
-        .chain(lab.reals.iter().map(|r| r.ip.to_string()))
-        .map(|a| format!("\"{a}\""))
-        .collect();
+    let (peers, allow) = pool_lists(&lab.reals);
     std::fs::create_dir_all(dir).unwrap();
     let cfg = dir.join("node.toml");
     std::fs::write(
@@ -41,8 +33,8 @@ fn node(lab: &DrLab, rs: &Host, dir: &Path, flag: &Path) -> std::path::PathBuf {
             ip = rs.ip,
             d = dir.display(),
             f = flag.display(),
-            allow = allow.join(", "),
-            p = peers.join(", "),
+            allow = allow,
+            p = peers,
         ),
     )
     .unwrap();

@@ -19,7 +19,7 @@
 mod daemon_util;
 
 use daemon_util::*;
-use lab::dr::{Host, DIRECTOR_IP, VIP};
+use lab::dr::{Host, VIP};
 use lab::{bins, wait_for, DrLab, LabOpts};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -97,15 +97,7 @@ impl Fake {
 /// A node with `[pool] peers` = every real server, readable by all of them and the
 /// director; `extra` adds tables (a `[[redirect]]`).
 fn node_config(lab: &DrLab, rs: &Host, dir: &Path, ports: &str, extra: &str) -> PathBuf {
-    let peers: Vec<String> = lab
-        .reals
-        .iter()
-        .map(|r| format!("\"http://{}:{HTTP_PORT}\"", r.ip))
-        .collect();
-    let allow: Vec<String> = std::iter::once(DIRECTOR_IP.to_string())
-        .chain(lab.reals.iter().map(|r| r.ip.to_string()))
-        .map(|a| format!("\"{a}\""))
-        .collect();
+    let (peers, allow) = pool_lists(&lab.reals);
     std::fs::create_dir_all(dir).unwrap();
     let cfg = dir.join("node.toml");
     std::fs::write(
@@ -118,8 +110,8 @@ fn node_config(lab: &DrLab, rs: &Host, dir: &Path, ports: &str, extra: &str) -> 
              [pool]\npeers = [{p}]\ninterval = \"500ms\"\ntimeout = \"400ms\"\n{extra}\n",
             ip = rs.ip,
             d = dir.display(),
-            allow = allow.join(", "),
-            p = peers.join(", "),
+            allow = allow,
+            p = peers,
         ),
     )
     .unwrap();

@@ -188,6 +188,21 @@ pub fn self_signed_cert(dir: &TestDir, days: u32) -> PathBuf {
     cert
 }
 
+/// `[pool] peers` and `[report] allow` of a lab pool, as the insides of TOML arrays: every
+/// real server's report endpoint (`http://IP:HTTP_PORT`), and the director with every real
+/// server.
+pub fn pool_lists(reals: &[Host]) -> (String, String) {
+    let peers: Vec<String> = reals
+        .iter()
+        .map(|r| format!("\"http://{}:{HTTP_PORT}\"", r.ip))
+        .collect();
+    let allow: Vec<String> = std::iter::once(DIRECTOR_IP.to_string())
+        .chain(reals.iter().map(|r| r.ip.to_string()))
+        .map(|a| format!("\"{a}\""))
+        .collect();
+    (peers.join(", "), allow.join(", "))
+}
+
 /// A node of a lab pool: every real server in `[pool] peers` and in `[report] allow` (with
 /// the director), a `certificate` check on `cert`, and a command check `check` that fails
 /// printing `output` while `dir/down` exists. `pool` is the `[pool]` timing lines.
@@ -199,15 +214,7 @@ pub fn pool_node(
     (check, output): (&str, &str),
     pool: &str,
 ) -> PathBuf {
-    let peers: Vec<String> = lab
-        .reals
-        .iter()
-        .map(|r| format!("\"http://{}:{HTTP_PORT}\"", r.ip))
-        .collect();
-    let allow: Vec<String> = std::iter::once(DIRECTOR_IP.to_string())
-        .chain(lab.reals.iter().map(|r| r.ip.to_string()))
-        .map(|a| format!("\"{a}\""))
-        .collect();
+    let (peers, allow) = pool_lists(&lab.reals);
     std::fs::create_dir_all(dir).unwrap();
     let cfg = dir.join("node.toml");
     std::fs::write(
@@ -223,9 +230,9 @@ pub fn pool_node(
              [pool]\npeers = [{p}]\n{pool}\n",
             ip = rs.ip,
             d = dir.display(),
-            allow = allow.join(", "),
+            allow = allow,
             c = cert.display(),
-            p = peers.join(", "),
+            p = peers,
         ),
     )
     .unwrap();
